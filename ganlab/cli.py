@@ -1,0 +1,146 @@
+"""The ``ganlab`` command (also ``python -m ganlab``); every chapter extends it.
+
+    ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume]
+    ganlab sample CHAPTER [--weights W] [--out PNG] [condition options]
+    ganlab evaluate CHAPTER [--weights W] [--n N] --json
+    ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
+    ganlab exercises build|check
+    ganlab bench CHAPTER [--profile P] --json
+    ganlab info
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ganlab import CHAPTERS, __version__
+from ganlab.errors import GanLabError
+from ganlab.profiles import PROFILES
+
+
+def _chapter_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("chapter", choices=CHAPTERS, metavar="CHAPTER", help=", ".join(CHAPTERS))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganlab", description="GAN Lab: the course's command.")
+    parser.add_argument("--version", action="version", version=f"ganlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a chapter's model")
+    _chapter_arg(p)
+    p.add_argument("--profile", choices=PROFILES, help="default: $GANLAB_PROFILE or by hardware")
+    p.add_argument("--steps", type=int, help="override the profile's number of steps")
+    p.add_argument("--out", help="folder for checkpoint.safetensors (default runs/CHAPTER)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--seed", type=int, help="training seed (default 0)")
+    p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
+
+    p = sub.add_parser("sample", help="draw samples into a PNG grid")
+    _chapter_arg(p)
+    p.add_argument("--weights", help="exported weights or checkpoint (default: shipped)")
+    p.add_argument("--out", help="PNG file to write")
+    p.add_argument("--condition-help", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(_needs_conditions=True)
+
+    p = sub.add_parser("evaluate", help="the chapter's metrics as JSON")
+    _chapter_arg(p)
+    p.add_argument("--weights", help="exported weights or checkpoint (default: shipped)")
+    p.add_argument("--n", type=int, default=5000, help="generated samples (default 5000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+    p = sub.add_parser("grade", help="grade submitted notebooks")
+    p.add_argument("path", help="a notebook or a folder of notebooks")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--csv", help="write a CSV, one row per notebook")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    p.add_argument("--profile", choices=PROFILES, default="smoke", help="default smoke")
+
+    p = sub.add_parser("exercises", help="build exercises/ from solutions/, or check them")
+    p.add_argument("action", choices=("build", "check"))
+    p.add_argument("--solutions", default="solutions")
+    p.add_argument("--exercises", default="exercises")
+
+    p = sub.add_parser("bench", help="training images/s on this device")
+    _chapter_arg(p)
+    p.add_argument("--profile", choices=PROFILES)
+    p.add_argument("--steps", type=int, help="timed steps (after warm-up)")
+    p.add_argument("--json", action="store_true")
+
+    sub.add_parser("info", help="profile, device and versions")
+    return parser
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "_needs_conditions", False):
+        from ganlab.chapters import get_chapter
+
+        cond = argparse.ArgumentParser(prog=f"ganlab sample {args.chapter}")
+        get_chapter(args.chapter).add_condition_arguments(cond)
+        args = argparse.Namespace(**vars(args), **vars(cond.parse_args(rest)))
+    elif rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    args.argv = list(argv)
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "info":
+        from ganlab.profiles import get_profile
+
+        print(get_profile().describe())
+        return 0
+    if args.command == "exercises":
+        from ganlab.grading.build import build_exercises, check_exercises
+
+        if args.action == "build":
+            for path in build_exercises(args.solutions, args.exercises):
+                print(f"wrote {path}")
+            return 0
+        problems = check_exercises(args.solutions, args.exercises)
+        for problem in problems:
+            print(problem)
+        print("exercises are up to date" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    if args.command == "grade":
+        from ganlab.grading.grade import format_table, grade_path
+
+        results = grade_path(args.path, csv=args.csv, timeout=args.timeout, profile=args.profile)
+        print(json.dumps(results, indent=2) if args.json else format_table(results))
+        return 0
+
+    from ganlab.chapters import get_chapter
+
+    chapter = get_chapter(args.chapter)
+    if args.command == "train":
+        chapter.train(args)
+    elif args.command == "sample":
+        chapter.sample(args)
+    elif args.command == "evaluate":
+        result = chapter.evaluate(args)
+        print(json.dumps(result, indent=2, sort_keys=True))
+    elif args.command == "bench":
+        result = chapter.bench(args)
+        print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args)
+    except GanLabError as exc:
+        print(f"ganlab: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"ganlab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Worlds (procedural data with exact ground truth) and loaders for the papers' real datasets."""

@@ -1,0 +1,21 @@
+"""Errors that name what was expected, so that a student knows what to fix."""
+
+
+class GanLabError(Exception):
+    """Base class of every error ganlab raises on purpose."""
+
+
+class DataNotFoundError(GanLabError, FileNotFoundError):
+    """A dataset is not where the loader expected it."""
+
+
+class CheckpointError(GanLabError, ValueError):
+    """A checkpoint file is missing, truncated, or belongs to another model or config."""
+
+
+class NonFiniteLossError(GanLabError, FloatingPointError):
+    """Training produced NaN or inf; the last good checkpoint was kept."""
+
+
+class ChapterNotReadyError(GanLabError, NotImplementedError):
+    """The chapter exists in the course plan but is not written yet."""

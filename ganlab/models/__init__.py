@@ -1,0 +1,1 @@
+"""One file per paper; each reads like its paper (equations, shapes, deviations)."""

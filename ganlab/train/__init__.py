@@ -1,0 +1,1 @@
+"""The one training loop of the course, with EMA, checkpoints, resume, AMP and DDP."""

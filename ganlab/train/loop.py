@@ -1,0 +1,308 @@
+"""The one training loop of the course.
+
+A chapter describes *what* to train in a :class:`Recipe` (its modules, optimisers, data and
+one training step); :class:`Trainer` does the rest the same way for every chapter:
+
+* a tqdm progress bar with live losses (read back from the device every ``log_every`` steps
+  only: no host sync inside a step);
+* seeded determinism: step ``t`` draws all its randomness from a seed made of
+  ``(seed, rank, t)``, so a run resumed from a checkpoint continues bit for bit;
+* an EMA copy of the generator;
+* checkpoints in safetensors with JSON metadata, written atomically, and exact resume;
+* a guard that stops on NaN/inf with a clear message and keeps the last good checkpoint;
+* device auto-selection, bf16 autocast on CUDA, optional ``torch.compile``, fused Adam;
+* DDP under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ganlab.errors import CheckpointError, NonFiniteLossError
+from ganlab.train import checkpoint as ckpt
+from ganlab.train.distributed import DistInfo, device_for, init_distributed
+from ganlab.train.ema import EMA
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """How long and how to train; the *what* is the recipe's."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    ema_decay: float | None = 0.999
+    amp: bool = True  # bf16 autocast, on CUDA only
+    compile: bool = False
+    out: str | None = None  # folder for checkpoint.safetensors
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+
+
+def adam(params, lr: float, betas: tuple[float, float], device: torch.device, **kw):
+    """Adam, fused into one kernel per step on CUDA."""
+    fused = device.type == "cuda"
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused, **kw)
+
+
+class Recipe:
+    """What one chapter trains. Subclasses set ``chapter`` and override the methods."""
+
+    chapter: str = ""
+    ema_modules: tuple[str, ...] = ("G",)
+
+    def config(self) -> dict:
+        """A JSON-able description; a checkpoint resumes only into the same config."""
+        raise NotImplementedError
+
+    def build(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self, modules: dict[str, nn.Module], device) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def data(self, device: torch.device) -> Any:
+        """The training data, already on ``device`` (worlds are small enough)."""
+        raise NotImplementedError
+
+    def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One training step; returns detached scalar loss tensors (never ``.item()``)."""
+        raise NotImplementedError
+
+
+@dataclass
+class StepContext:
+    """Everything a recipe's step may use."""
+
+    step: int
+    batch_size: int
+    device: torch.device
+    modules: dict[str, nn.Module]  # wrapped for training (DDP / compiled)
+    raw: dict[str, nn.Module]  # the plain modules
+    opts: dict[str, Any]
+    data: Any
+    amp: bool
+
+    def autocast(self):
+        """bf16 autocast on CUDA when enabled; compute penalties and losses outside it."""
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def indices(self, n: int) -> torch.Tensor:
+        """A random minibatch of indices into a dataset of ``n`` items, on the device."""
+        return torch.randint(0, n, (self.batch_size,), device=self.device)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    checkpoint: str | None = None
+
+    @property
+    def images_per_second(self) -> float:
+        return 0.0 if not self.seconds else self.images / self.seconds
+
+    images: int = 0
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A distinct, reproducible seed for every (run seed, process, step)."""
+    return (seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1)
+
+
+class Trainer:
+    """Trains a recipe; ``fit()`` returns a :class:`TrainResult` with the loss history."""
+
+    def __init__(self, recipe: Recipe, cfg: TrainConfig, device: torch.device | str | None = None):
+        from ganlab.profiles import pick_device
+
+        self.recipe, self.cfg = recipe, cfg
+        base = pick_device(str(device) if device is not None else None)
+        self.dist: DistInfo = init_distributed(base)
+        self.device = device_for(self.dist, base)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every process
+        self.raw = {k: m.to(self.device) for k, m in recipe.build().items()}
+        self.opts = recipe.optimizers(self.raw, self.device)
+        self.ema = {k: EMA(self.raw[k], cfg.ema_decay) for k in recipe.ema_modules if cfg.ema_decay}
+        self.step = 0
+        self.history: list[dict] = []
+        self.modules = self._wrap(self.raw)
+
+    # ---------------------------------------------------------------- set-up
+    def _wrap(self, raw: dict[str, nn.Module]) -> dict[str, nn.Module]:
+        wrapped = {}
+        for name, module in raw.items():
+            m = module
+            trainable = any(p.requires_grad for p in module.parameters())
+            if self.dist.enabled and trainable:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                m = DistributedDataParallel(m, device_ids=ids)
+            if self.cfg.compile:
+                m = torch.compile(m)
+            wrapped[name] = m
+        return wrapped
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return Path(self.cfg.out) / CHECKPOINT_NAME if self.cfg.out else None
+
+    def _expect(self) -> dict:
+        return {"chapter": self.recipe.chapter, "config": self.recipe.config()}
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_tensors(self) -> tuple[dict, dict]:
+        tensors, opt_meta = {}, {}
+        for name, module in self.raw.items():
+            tensors.update(ckpt.module_tensors(module, name))
+        for name, ema in self.ema.items():
+            tensors.update(ckpt.module_tensors(ema.module, f"ema.{name}"))
+        for name, opt in self.opts.items():
+            t, described = ckpt.optimizer_tensors(opt, f"opt.{name}")
+            tensors.update(t)
+            opt_meta[name] = described
+        return tensors, opt_meta
+
+    def save_checkpoint(self, path: Path | None = None) -> Path | None:
+        path = path or self.checkpoint_path
+        if path is None or not self.dist.is_main:
+            return None
+        self._assert_finite_weights()
+        tensors, opt_meta = self.state_tensors()
+        meta = {
+            **self._expect(),
+            "kind": "checkpoint",
+            "step": self.step,
+            "train": asdict(self.cfg),
+            "optimizers": opt_meta,
+            "history": self.history,
+            "torch": torch.__version__,
+        }
+        return ckpt.save_state(path, tensors, meta)
+
+    def load_checkpoint(self, path: Path) -> None:
+        tensors, meta = ckpt.load_state(path, expect=self._expect())
+        if meta.get("kind") != "checkpoint":
+            raise CheckpointError(f"{path} holds {meta.get('kind')!r} weights, not a checkpoint")
+        for name, module in self.raw.items():
+            ckpt.load_module(module, tensors, name)
+        for name, ema in self.ema.items():
+            ckpt.load_module(ema.module, tensors, f"ema.{name}")
+        for name, opt in self.opts.items():
+            ckpt.load_optimizer(opt, tensors, meta["optimizers"][name], f"opt.{name}")
+        self.step = int(meta["step"])
+        self.history = list(meta.get("history", []))
+
+    def _assert_finite_weights(self) -> None:
+        params = [p for m in self.raw.values() for p in m.parameters()]
+        if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
+            raise NonFiniteLossError(
+                f"weights became NaN/inf by step {self.step}; the last good checkpoint was "
+                f"kept at {self.checkpoint_path}"
+            )
+
+    # ---------------------------------------------------------------- training
+    def fit(self, callback=None) -> TrainResult:
+        """Train until ``cfg.steps``; ``callback(trainer)`` runs after every step."""
+        cfg = self.cfg
+        path = self.checkpoint_path
+        if cfg.resume and path is not None:
+            if path.exists():
+                self.load_checkpoint(path)
+                self._say(f"resumed from {path} at step {self.step}")
+            else:
+                self._say(f"no checkpoint at {path}; starting from step 0")
+        data = self.recipe.data(self.device)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            desc=f"train {self.recipe.chapter}",
+            disable=not (cfg.progress and self.dist.is_main),
+            dynamic_ncols=True,
+        )
+        sums: dict[str, torch.Tensor] = {}
+        count, start, first = 0, time.perf_counter(), self.step
+        for module in self.raw.values():
+            module.train()
+        while self.step < cfg.steps:
+            torch.manual_seed(step_seed(cfg.seed, self.dist.rank, self.step))
+            ctx = StepContext(
+                self.step,
+                cfg.batch_size,
+                self.device,
+                self.modules,
+                self.raw,
+                self.opts,
+                data,
+                cfg.amp,
+            )
+            losses = self.recipe.step(ctx)
+            for ema in self.ema.values():
+                ema.update()
+            for k, v in losses.items():  # accumulate on the device: no host sync
+                sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
+            count += 1
+            self.step += 1
+            bar.update(1)
+            at_ckpt = path is not None and self.step % cfg.checkpoint_every == 0
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps or at_ckpt:
+                self._log(sums, count, bar)
+                sums, count = {}, 0
+            if at_ckpt or (path is not None and self.step == cfg.steps):
+                self.save_checkpoint()
+            if callback is not None:
+                callback(self)
+        bar.close()
+        seconds = time.perf_counter() - start
+        images = (self.step - first) * cfg.batch_size * self.dist.world_size
+        return TrainResult(self.step, seconds, self.history, str(path) if path else None, images)
+
+    def _log(self, sums: dict[str, torch.Tensor], count: int, bar) -> None:
+        if not sums:
+            return
+        keys = sorted(sums)
+        values = (torch.stack([sums[k] for k in keys]) / count).tolist()  # one sync per log
+        record = {"step": self.step, **{k: v for k, v in zip(keys, values)}}
+        bad = [k for k, v in record.items() if k != "step" and not math.isfinite(v)]
+        if bad:
+            kept = self.checkpoint_path if self.checkpoint_path else "none (no --out given)"
+            raise NonFiniteLossError(
+                f"{', '.join(bad)} became NaN/inf between steps {self.step - count} and "
+                f"{self.step}; training stopped. Last good checkpoint kept: {kept}. "
+                "Try a lower learning rate or check the data range."
+            )
+        self.history.append(record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "step"})
+
+    def _say(self, text: str) -> None:
+        if self.dist.is_main:
+            print(text)
+
+    # ---------------------------------------------------------------- outputs
+    def generator(self, name: str = "G") -> nn.Module:
+        """The EMA generator if kept, else the raw one, in eval mode."""
+        module = self.ema[name].module if name in self.ema else self.raw[name]
+        return module.eval()

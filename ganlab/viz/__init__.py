@@ -1,0 +1,1 @@
+"""Figures: sample grids, loss curves and ipywidgets explorers."""

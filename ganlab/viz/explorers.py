@@ -1,0 +1,41 @@
+"""ipywidgets explorers: sliders that redraw a model's samples.
+
+Each explorer draws its first view at once, so a notebook executed headlessly stores a real
+figure in the widget's state (the website shows it) and the static figure beside it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def digit_explorer(G, n: int = 8):
+    """Pick a digit and a seed; see ``n`` samples of G(z | digit)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from ganlab.viz.grids import show_grid
+
+    digit = widgets.IntSlider(value=3, min=0, max=9, description="digit")
+    seed = widgets.IntSlider(value=0, min=0, max=99, description="seed")
+    out = widgets.Output()
+    device = next(G.parameters()).device
+
+    def draw(*_):
+        gen = torch.Generator().manual_seed(seed.value)
+        z = G.sample_z(n, generator=gen).to(device)
+        y = torch.full((n,), digit.value, dtype=torch.long, device=device)
+        with torch.no_grad():
+            images = G(z, y).float().cpu()
+        out.clear_output(wait=True)
+        with out:
+            fig, ax = plt.subplots(figsize=(0.9 * n, 1.2))
+            show_grid(images, nrow=n, ax=ax, title=f"G(z | y={digit.value}), seed {seed.value}")
+            display(fig)
+            plt.close(fig)
+
+    digit.observe(draw, names="value")
+    seed.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([digit, seed]), out])
