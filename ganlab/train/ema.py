@@ -1,6 +1,8 @@
 r"""Exponential moving average of a generator's weights (Karras et al. 2018 onwards).
 
-After every step, :math:`\theta_{EMA} \leftarrow \beta\,\theta_{EMA} + (1-\beta)\,\theta`.
+After every step, :math:`\theta_{EMA} \leftarrow \beta_t\,\theta_{EMA} + (1-\beta_t)\,\theta`
+with :math:`\beta_t = \min(\beta, (1 + t) / (10 + t))`: the warm-up keeps a short run's average
+from remembering the random initial weights (0.999^1000 would still give them 37%).
 Samples from the averaged generator are smoother than from the raw one, because the raw
 weights keep oscillating in the adversarial game. Buffers (BatchNorm statistics) are copied.
 """
@@ -20,13 +22,19 @@ class EMA:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must lie in [0, 1), got {decay}")
         self.decay = decay
+        self.updates = 0
         self.source = source
         self.module = copy.deepcopy(source).eval().requires_grad_(False)
+
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
     def update(self) -> None:
         ema_p = list(self.module.parameters())
         src_p = [p.detach() for p in self.source.parameters()]
-        torch._foreach_lerp_(ema_p, src_p, 1.0 - self.decay)  # one fused kernel, no host sync
+        weight = 1.0 - self.current_decay()
+        torch._foreach_lerp_(ema_p, src_p, weight)  # one fused kernel, no host sync
+        self.updates += 1
         for b_ema, b in zip(self.module.buffers(), self.source.buffers()):
             b_ema.copy_(b)

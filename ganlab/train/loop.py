@@ -213,6 +213,8 @@ class Trainer:
             ckpt.load_optimizer(opt, tensors, meta["optimizers"][name], f"opt.{name}")
         self.step = int(meta["step"])
         self.history = list(meta.get("history", []))
+        for ema in self.ema.values():
+            ema.updates = self.step  # one EMA update per step: the warm-up continues exactly
 
     def _assert_finite_weights(self) -> None:
         params = [p for m in self.raw.values() for p in m.parameters()]

@@ -1,0 +1,123 @@
+"""The exercise registry and ``check``, the function every check cell calls.
+
+Each chapter's check module (``ganlab/grading/checks/<chapter>.py``) registers its exercises
+with :func:`register`. A check is a plain function that receives the student's objects (in the
+order of ``Exercise.names``) and raises :class:`CheckFailed` with a message for the student
+when something is wrong. It compares numbers, shapes, gradients and statistics, never code.
+
+A check cell in a notebook is always exactly::
+
+    from ganlab.grading import check
+    check("cgan", "1", globals())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class CheckFailed(AssertionError):
+    """A student's answer does not do what the exercise asks; the message says why."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded exercise of a chapter's assignment.
+
+    ``names`` are the globals the student defines (e.g. ``("condition_on_label",)``);
+    ``check(*objects)`` receives them in that order and raises :class:`CheckFailed` on a
+    wrong answer.
+    """
+
+    chapter: str
+    id: str
+    title: str
+    points: int
+    names: tuple[str, ...]
+    check: Callable[..., None]
+
+    @property
+    def key(self) -> str:
+        """``"chapter/id"``, the value of a check cell's ``ganlab.check`` metadata."""
+        return f"{self.chapter}/{self.id}"
+
+    def passed_line(self) -> str:
+        """What :func:`check` prints on success; the grader looks for exactly this line."""
+        return f"Exercise {self.id} ({self.title}): passed, {self.points}/{self.points} points"
+
+
+EXERCISES: dict[str, list[Exercise]] = {}
+"""Chapter name -> its exercises, in the order they appear in the assignment."""
+
+
+def register(exercise: Exercise) -> Exercise:
+    """Add an exercise to :data:`EXERCISES` (re-registering the same id replaces it)."""
+    exercises = EXERCISES.setdefault(exercise.chapter, [])
+    for i, old in enumerate(exercises):
+        if old.id == exercise.id:
+            exercises[i] = exercise
+            return exercise
+    exercises.append(exercise)
+    return exercise
+
+
+def load_checks() -> None:
+    """Import every chapter's check module, which fills :data:`EXERCISES`."""
+    import ganlab.grading.checks  # noqa: F401
+
+
+def get_exercises(chapter: str) -> list[Exercise]:
+    """The registered exercises of ``chapter``; ``KeyError`` naming the known chapters."""
+    load_checks()
+    if chapter not in EXERCISES:
+        known = ", ".join(sorted(EXERCISES)) or "none"
+        raise KeyError(f"no exercises registered for chapter {chapter!r} (known: {known})")
+    return EXERCISES[chapter]
+
+
+def get_exercise(chapter: str, exercise_id: str) -> Exercise:
+    """One registered exercise; ``KeyError`` naming the chapter's exercise ids."""
+    exercises = get_exercises(chapter)
+    for exercise in exercises:
+        if exercise.id == str(exercise_id):
+            return exercise
+    ids = ", ".join(e.id for e in exercises)
+    raise KeyError(f"chapter {chapter!r} has no exercise {exercise_id!r} (it has {ids})")
+
+
+def check_source(chapter: str, exercise_id: str) -> str:
+    """The exact source of a check cell; the grader rewrites every check cell to this."""
+    return f'from ganlab.grading import check\ncheck("{chapter}", "{exercise_id}", globals())'
+
+
+def check(chapter: str, exercise_id: str, namespace: Mapping[str, Any]) -> None:
+    """Check one exercise against the objects the student defined in ``namespace``.
+
+    Prints ``Exercise N (title): passed, p/p points`` on success. Raises
+    :class:`CheckFailed` saying what was expected and what was observed; lets a
+    ``NotImplementedError`` from the student's code (an unanswered exercise) through
+    unchanged; any other error from the student's code propagates with a note naming the
+    exercise.
+    """
+    exercise = get_exercise(chapter, exercise_id)
+    label = f"Exercise {exercise.id} ({exercise.title})"
+    objects = []
+    for name in exercise.names:
+        if name not in namespace:
+            raise CheckFailed(
+                f"{label}: `{name}` is not defined. Define it in the answer cell above and run "
+                "that cell before this check."
+            )
+        objects.append(namespace[name])
+    try:
+        exercise.check(*objects)
+    except CheckFailed as failure:
+        raise CheckFailed(f"{label}: {failure}") from None
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        error.add_note(f"(raised by your code while checking {label})")
+        raise
+    print(exercise.passed_line())
