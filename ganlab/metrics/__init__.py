@@ -1,0 +1,54 @@
+"""Metrics of generated images: one validated implementation of each, used by every chapter.
+
+=============================  ====================================  ======================
+function                       what it measures                      module
+=============================  ====================================  ======================
+``frechet_distance``           Gaussian W2 between feature sets      ``frechet``
+``kernel_inception_distance``  unbiased MMD^2, cubic kernel (KID)    ``frechet``
+``parzen_log_likelihood``      Parzen-window log p(test) (CGAN)      ``parzen``
+``select_parzen_sigma``        sigma by grid search on validation    ``parzen``
+``conditional_accuracy``       judge(G(z|y)) == y                    ``classification``
+``inception_score``            exp E KL(p(y|x) || p(y)), judge's p   ``classification``
+``mean_pairwise_distance``     diversity: mean L2 over pairs         ``diversity``
+=============================  ====================================  ======================
+
+Inputs are torch tensors or numpy arrays; everything is computed in float64 and returned as
+Python floats (or ``(mean, spread)`` tuples). Each docstring states the sample sizes behind
+the number; :class:`MetricResult` carries them into reports (``describe()``, ``as_dict()``
+with keys ``value`` and ``n``). Wrong shapes, dtypes or scales raise ``ValueError`` (or
+:class:`DtypeError`, which is both a ``TypeError`` and a ``ValueError``) naming what was
+expected. The feature network is an argument of the caller: a course judge's
+``.features(x)`` by default, Inception-v3 pool3 features when they are available locally.
+"""
+
+from ganlab.metrics.classification import conditional_accuracy, inception_score, softmax
+from ganlab.metrics.diversity import mean_pairwise_distance
+from ganlab.metrics.frechet import (
+    feature_moments,
+    frechet_distance,
+    frechet_distance_from_moments,
+    kernel_inception_distance,
+)
+from ganlab.metrics.parzen import (
+    parzen_log_densities,
+    parzen_log_likelihood,
+    select_parzen_sigma,
+)
+from ganlab.metrics.result import MetricResult
+from ganlab.metrics.validate import DtypeError
+
+__all__ = [
+    "DtypeError",
+    "MetricResult",
+    "conditional_accuracy",
+    "feature_moments",
+    "frechet_distance",
+    "frechet_distance_from_moments",
+    "inception_score",
+    "kernel_inception_distance",
+    "mean_pairwise_distance",
+    "parzen_log_densities",
+    "parzen_log_likelihood",
+    "select_parzen_sigma",
+    "softmax",
+]
