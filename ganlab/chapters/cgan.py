@@ -21,7 +21,7 @@ SHIPPED = "cgan_conv"  # ganlab/weights/cgan_conv.safetensors
 # Scale of each run profile. smoke: seconds on 2 cores; cpu: minutes; gpu: the full run.
 PROFILES = {
     "smoke": dict(arch="conv", width=8, z_dim=16, steps=30, batch_size=32, log_every=10),
-    "cpu": dict(arch="conv", width=32, z_dim=64, steps=4000, batch_size=64, log_every=50),
+    "cpu": dict(arch="conv", width=32, z_dim=64, steps=6000, batch_size=64, log_every=50),
     "gpu": dict(arch="conv", width=64, z_dim=64, steps=10000, batch_size=128, log_every=100),
 }
 
@@ -69,14 +69,15 @@ class CGANRecipe(Recipe):
         idx = ctx.indices(len(x_all))
         x, y = x_all[idx], y_all[idx]  # (B,1,28,28), (B,)
 
-        # --- discriminator: real (x, y) -> 1, fake (G(z, y'), y') -> 0, one forward for both
+        # --- discriminator: real (x, y) -> 1, fake (G(z, y'), y') -> 0. Real and fake go
+        # through D in separate batches, so that D's BatchNorm never mixes their statistics.
         z = ctx.raw["G"].sample_z(n, device=dev)
         y_fake = torch.randint(0, NUM_CLASSES, (n,), device=dev)
         with torch.no_grad(), ctx.autocast():
             fake = G(z, y_fake)
         with ctx.autocast():
-            logits = D(torch.cat([x, fake.to(x.dtype)]), torch.cat([y, y_fake]))
-        real_logits, fake_logits = logits.float().chunk(2)
+            real_logits = D(x, y).float()
+            fake_logits = D(fake.to(x.dtype), y_fake).float()
         loss_d = discriminator_loss(real_logits, fake_logits)
         ctx.opts["D"].zero_grad(set_to_none=True)
         loss_d.backward()

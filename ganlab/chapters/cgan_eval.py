@@ -10,6 +10,8 @@ Reported with their sample sizes and a real-vs-real baseline, so that a number c
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ganlab.data.digits import NUM_CLASSES, load_digits, to_unit
@@ -27,8 +29,21 @@ def judge_outputs(judge, images: torch.Tensor, batch: int = 500):
     return torch.cat(feats), torch.cat(logits)
 
 
-def evaluate_images(fake: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> dict:
-    """Every chapter-1 metric for generated digits ``fake`` meant to show ``labels``."""
+KID_SUBSETS = 20  # subsets of min(n, 1000) samples; the spread across them is reported
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return to_unit(x).flatten(1).double()  # images in [0, 1], 784-d, for Parzen windows
+
+
+@functools.lru_cache(maxsize=4)
+def real_reference(n_ref: int, seed: int = 0) -> dict:
+    """The real side of every metric, computed once per (reference size, seed).
+
+    ``n_ref`` real training digits play the generator's part in the real-vs-real baselines;
+    1,000 other training digits choose the Parzen bandwidth; the 1,000 test digits are what
+    everything is compared against.
+    """
     from ganlab.judges.digits import load_digit_judge
     from ganlab.metrics import (
         conditional_accuracy,
@@ -41,64 +56,82 @@ def evaluate_images(fake: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> 
     judge = load_digit_judge()
     x_test, y_test = load_digits("test")
     x_train, _ = load_digits("train")
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(x_train), generator=gen)
-    n = len(fake)
-    n_ref = min(n, len(x_train) - 1000)
+    perm = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))
     x_ref, x_val = x_train[perm[:n_ref]], x_train[perm[-1000:]]
-
-    f_fake, logits_fake = judge_outputs(judge, fake)
     f_test, logits_test = judge_outputs(judge, x_test)
     f_ref, _ = judge_outputs(judge, x_ref)
+    kid, kid_std = kernel_inception_distance(f_ref, f_test, subsets=KID_SUBSETS, seed=seed)
+    sigma = select_parzen_sigma(_flat(x_ref), _flat(x_val), PARZEN_SIGMAS)
+    ll, ll_se = parzen_log_likelihood(_flat(x_ref), _flat(x_test), sigma)
+    return {
+        "judge": judge,
+        "f_test": f_test,
+        "x_test_flat": _flat(x_test),
+        "x_val_flat": _flat(x_val),
+        "n_test": len(x_test),
+        "n_val": len(x_val),
+        "n_ref": n_ref,
+        "acc": conditional_accuracy(logits_test, y_test),
+        "fd": frechet_distance(f_ref, f_test),
+        "kid": kid,
+        "kid_std": kid_std,
+        "ll": ll,
+        "ll_se": ll_se,
+    }
 
-    acc = conditional_accuracy(logits_fake, labels)
-    acc_real = conditional_accuracy(logits_test, y_test)
-    fd = frechet_distance(f_fake, f_test)
-    fd_real = frechet_distance(f_ref, f_test)
-    kid, kid_std = kernel_inception_distance(f_fake, f_test, seed=seed)
-    kid_real, kid_real_std = kernel_inception_distance(f_ref, f_test, seed=seed)
 
-    flat = lambda x: to_unit(x).flatten(1).double()  # noqa: E731 - images in [0, 1], 784-d
-    sigma = select_parzen_sigma(flat(fake), flat(x_val), PARZEN_SIGMAS)
-    ll, ll_se = parzen_log_likelihood(flat(fake), flat(x_test), sigma)
-    sigma_real = select_parzen_sigma(flat(x_ref), flat(x_val), PARZEN_SIGMAS)
-    ll_real, ll_real_se = parzen_log_likelihood(flat(x_ref), flat(x_test), sigma_real)
+def evaluate_images(fake: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> dict:
+    """Every chapter-1 metric for generated digits ``fake`` meant to show ``labels``."""
+    from ganlab.metrics import (
+        conditional_accuracy,
+        frechet_distance,
+        kernel_inception_distance,
+        parzen_log_likelihood,
+        select_parzen_sigma,
+    )
 
+    n = len(fake)
+    ref = real_reference(min(n, 3000), seed)
+    f_fake, logits_fake = judge_outputs(ref["judge"], fake)
+    kid, kid_std = kernel_inception_distance(f_fake, ref["f_test"], subsets=KID_SUBSETS, seed=seed)
+    sigma = select_parzen_sigma(_flat(fake), ref["x_val_flat"], PARZEN_SIGMAS)
+    ll, ll_se = parzen_log_likelihood(_flat(fake), ref["x_test_flat"], sigma)
     return {
         "conditional_accuracy": {
-            "value": acc,
+            "value": conditional_accuracy(logits_fake, labels),
             "n": n,
-            "real_test_accuracy": acc_real,
-            "n_real": len(x_test),
+            "real_test_accuracy": ref["acc"],
+            "n_real": ref["n_test"],
             "chance": 1 / NUM_CLASSES,
         },
         "frechet_distance": {
-            "value": fd,
+            "value": frechet_distance(f_fake, ref["f_test"]),
             "n_generated": n,
-            "n_real": len(x_test),
-            "real_vs_real": fd_real,
-            "n_real_reference": n_ref,
-            "features": "digit judge",
+            "n_real": ref["n_test"],
+            "real_vs_real": ref["fd"],
+            "n_real_reference": ref["n_ref"],
+            "features": "digit judge (128-d penultimate layer)",
         },
         "kid": {
             "value": kid,
             "std": kid_std,
+            "subsets": KID_SUBSETS,
             "n_generated": n,
-            "n_real": len(x_test),
-            "real_vs_real": kid_real,
-            "real_vs_real_std": kid_real_std,
+            "n_real": ref["n_test"],
+            "real_vs_real": ref["kid"],
+            "real_vs_real_std": ref["kid_std"],
         },
         "parzen_log_likelihood": {
             "value": ll,
             "stderr": ll_se,
             "sigma": sigma,
             "n_generated": n,
-            "n_test": len(x_test),
-            "n_validation": len(x_val),
-            "real_baseline": ll_real,
-            "real_baseline_stderr": ll_real_se,
-            "real_baseline_n": n_ref,
-            "paper_cgan": "132 +- 1.8 (10k samples, full MNIST)",
+            "n_test": ref["n_test"],
+            "n_validation": ref["n_val"],
+            "real_baseline": ref["ll"],
+            "real_baseline_stderr": ref["ll_se"],
+            "real_baseline_n": ref["n_ref"],
+            "paper_cgan": "132 +- 1.8 (10k samples, full MNIST test set)",
         },
     }
 

@@ -207,10 +207,12 @@ class ConvGenerator(nn.Module):
 
 class ConvDiscriminator(nn.Module):
     """A DCGAN-style D(x | y): the label enters as 10 constant maps beside the image
-    and again beside the flattened features (so both the early and late layers see it).
+    and again beside the flattened features, followed by a joint hidden layer (as the
+    paper's joint maxout layer), so that label and image features interact.
 
     [x (N,1,28,28), y maps (N,10,28,28)] -> Conv 4x4 s2 -> (N, w, 14, 14) -> LReLU 0.2
-    -> Conv 4x4 s2 -> (N, 2w, 7, 7) -> LReLU 0.2 -> flatten, concat y -> Linear -> logit.
+    -> Conv 4x4 s2 -> (N, 2w, 7, 7) -> BN -> LReLU 0.2 -> flatten, concat y
+    -> Linear (N, 4w) -> LReLU 0.2 -> Linear -> logit.
     """
 
     def __init__(self, num_classes: int = NUM_CLASSES, width: int = 64, dropout: float = 0.3):
@@ -220,12 +222,16 @@ class ConvDiscriminator(nn.Module):
             nn.Conv2d(1 + num_classes, width, 4, 2, 1),  # 28 -> 14
             nn.LeakyReLU(0.2),
             nn.Dropout(dropout),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),  # 14 -> 7
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),  # 14 -> 7
+            nn.BatchNorm2d(2 * width),
             nn.LeakyReLU(0.2),
             nn.Dropout(dropout),
             nn.Flatten(),
         )
-        self.out = nn.Linear(2 * width * 7 * 7 + num_classes, 1)
+        self.joint = nn.Sequential(
+            nn.Linear(2 * width * 7 * 7 + num_classes, 4 * width), nn.LeakyReLU(0.2)
+        )
+        self.out = nn.Linear(4 * width, 1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_images(x)
@@ -234,7 +240,8 @@ class ConvDiscriminator(nn.Module):
         code = one_hot(y, self.num_classes, x.dtype, not self.training)  # (N, 10)
         maps = code[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (N, 10, 28, 28)
         h = self.features(torch.cat([x, maps], dim=1))  # (N, 2w*7*7)
-        return self.out(torch.cat([h, code], dim=1)).squeeze(1)  # (N,) logits
+        h = self.joint(torch.cat([h, code], dim=1))  # (N, 4w)
+        return self.out(h).squeeze(1)  # (N,) logits
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
