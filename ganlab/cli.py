@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="timed steps (after warm-up)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("ship", help="(maintainers) measure a run and ship its weights")
+    _chapter_arg(p)
+    p.add_argument("run", help="a finished run's --out folder")
+    p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
+
     sub.add_parser("info", help="profile, device and versions")
     return parser
 
@@ -124,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "evaluate":
         result = chapter.evaluate(args)
         print(json.dumps(result, indent=2, sort_keys=True))
+    elif args.command == "ship":
+        chapter.ship(args)
     elif args.command == "bench":
         result = chapter.bench(args)
         print(json.dumps(result, indent=2, sort_keys=True))

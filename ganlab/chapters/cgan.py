@@ -21,7 +21,7 @@ SHIPPED = "cgan_conv"  # ganlab/weights/cgan_conv.safetensors
 # Scale of each run profile. smoke: seconds on 2 cores; cpu: minutes; gpu: the full run.
 PROFILES = {
     "smoke": dict(arch="conv", width=8, z_dim=16, steps=30, batch_size=32, log_every=10),
-    "cpu": dict(arch="conv", width=32, z_dim=64, steps=6000, batch_size=64, log_every=50),
+    "cpu": dict(arch="conv", width=32, z_dim=64, steps=10000, batch_size=64, log_every=50),
     "gpu": dict(arch="conv", width=64, z_dim=64, steps=10000, batch_size=128, log_every=100),
 }
 
@@ -209,10 +209,11 @@ def train(args) -> dict:
     out = Path(cfg.out)
     weights = out / "generator.safetensors"
     manifest = {
+        "chapter": CHAPTER,
         "profile": profile.name,
         "command": " ".join(["ganlab", *args.argv]) if hasattr(args, "argv") else "ganlab train",
         "steps": result.step,
-        "seconds": round(result.seconds, 1),
+        "seconds": round(trainer.seconds, 1),  # all runs of this checkpoint, resumes included
         "device": str(trainer.device),
     }
     if trainer.dist.is_main:
@@ -286,6 +287,23 @@ def bench(args) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+
+
+def ship(args) -> dict:
+    """Measure a finished run's generator and ship it in the package with its manifest.
+
+    ``ganlab ship cgan runs/cgan_cpu`` (course maintainers): the metrics at save time are
+    measured here, by the same code as ``ganlab evaluate``; a test re-measures them.
+    """
+    from ganlab.chapters.cgan_eval import evaluate_generator
+    from ganlab.weights import ship as ship_weights
+
+    source = Path(args.run) / "generator.safetensors"
+    G, meta = load_generator(source)
+    result = evaluate_generator(G, n=args.n, seed=0, weights=str(source))
+    path = ship_weights(source, SHIPPED, {"metrics": result["metrics"], "n_eval": args.n})
+    print(f"shipped {path}")
+    return result
 
 
 def dumps(result: dict) -> str:

@@ -147,6 +147,7 @@ class Trainer:
         self.opts = recipe.optimizers(self.raw, self.device)
         self.ema = {k: EMA(self.raw[k], cfg.ema_decay) for k in recipe.ema_modules if cfg.ema_decay}
         self.step = 0
+        self.seconds = 0.0  # training time over every run of this checkpoint, resumes included
         self.history: list[dict] = []
         self.modules = self._wrap(self.raw)
 
@@ -194,6 +195,7 @@ class Trainer:
             **self._expect(),
             "kind": "checkpoint",
             "step": self.step,
+            "seconds": round(self.seconds, 2),
             "train": asdict(self.cfg),
             "optimizers": opt_meta,
             "history": self.history,
@@ -212,6 +214,7 @@ class Trainer:
         for name, opt in self.opts.items():
             ckpt.load_optimizer(opt, tensors, meta["optimizers"][name], f"opt.{name}")
         self.step = int(meta["step"])
+        self.seconds = float(meta.get("seconds", 0.0))
         self.history = list(meta.get("history", []))
         for ema in self.ema.values():
             ema.updates = self.step  # one EMA update per step: the warm-up continues exactly
@@ -247,6 +250,7 @@ class Trainer:
         )
         sums: dict[str, torch.Tensor] = {}
         count, start, first = 0, time.perf_counter(), self.step
+        seconds_before = self.seconds
         for module in self.raw.values():
             module.train()
         while self.step < cfg.steps:
@@ -274,11 +278,13 @@ class Trainer:
                 self._log(sums, count, bar)
                 sums, count = {}, 0
             if at_ckpt or (path is not None and self.step == cfg.steps):
+                self.seconds = seconds_before + time.perf_counter() - start
                 self.save_checkpoint()
             if callback is not None:
                 callback(self)
         bar.close()
         seconds = time.perf_counter() - start
+        self.seconds = seconds_before + seconds
         images = (self.step - first) * cfg.batch_size * self.dist.world_size
         return TrainResult(self.step, seconds, self.history, str(path) if path else None, images)
 
