@@ -1,12 +1,12 @@
 """The ``ganlab`` command (also ``python -m ganlab``); every chapter extends it.
 
-    ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume]
-    ganlab sample CHAPTER [--weights W] [--out PNG] [condition options]
-    ganlab evaluate CHAPTER [--weights W] [--n N] --json
-    ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
-    ganlab exercises build|check
-    ganlab bench CHAPTER [--profile P] --json
-    ganlab info
+ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume]
+ganlab sample CHAPTER [--weights W] [--out PNG] [condition options]
+ganlab evaluate CHAPTER [--weights W] [--n N] --json
+ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
+ganlab exercises build|check
+ganlab bench CHAPTER [--profile P] --json
+ganlab info
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     _chapter_arg(p)
     p.add_argument("--weights", help="exported weights or checkpoint (default: shipped)")
     p.add_argument("--out", help="PNG file to write")
-    p.add_argument("--condition-help", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(_needs_conditions=True)
 
     p = sub.add_parser("evaluate", help="the chapter's metrics as JSON")

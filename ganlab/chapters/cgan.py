@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ganlab.data.digits import NUM_CLASSES, load_digits
-from ganlab.models.cgan import build_cgan, discriminator_loss, generator_loss, one_hot
+from ganlab.models.cgan import build_cgan, discriminator_loss, generator_loss
 from ganlab.profiles import get_profile
 from ganlab.train import checkpoint as ckpt
 from ganlab.train.loop import Recipe, StepContext, TrainConfig, Trainer, adam
@@ -306,8 +305,4 @@ def ship(args) -> dict:
     return result
 
 
-def dumps(result: dict) -> str:
-    return json.dumps(result, indent=2, sort_keys=True)
-
-
-__all__ = ["CGANRecipe", "PROFILES", "one_hot", "class_grid", "generate", "load_generator"]
+__all__ = ["CGANRecipe", "PROFILES", "class_grid", "generate", "load_generator"]

@@ -46,7 +46,7 @@ G loss                 minimax log(1 - D(G(z)))                      non-saturat
 Traps avoided (FIDELITY.md): a popular reimplementation is really an LSGAN (MSE loss), embeds
 the label with ``nn.Embedding`` instead of a one-hot code, and writes ``BatchNorm1d(n, 0.8)``
 which silently sets ``eps=0.8``. Here: BCE, one-hot, and no BatchNorm in the paper model.
-Paper result (Parzen-window log-likelihood on MNIST, reported, not re-verified): CGAN 132 +- 1.8,
+Paper result (Parzen-window log-likelihood on MNIST, recalled, not re-verified): CGAN 132 +- 1.8,
 unconditional GAN 225 +- 2.
 """
 
