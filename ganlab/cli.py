@@ -6,6 +6,7 @@ ganlab evaluate CHAPTER [--weights W] [--n N] --json
 ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
 ganlab exercises build|check
 ganlab bench CHAPTER [--profile P] --json
+ganlab world birds [--split S] [--n N] [--size PX] [--out PNG] [--retrieve CAPTION]
 ganlab info
 """
 
@@ -74,8 +75,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a finished run's --out folder")
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
 
+    p = sub.add_parser("world", help="show a world: birds with their captions, or retrieval")
+    p.add_argument("world", choices=("birds",))
+    p.add_argument("--split", default="train", help="train, test or zeroshot (default train)")
+    p.add_argument("--n", type=int, default=8, help="birds to show (default 8)")
+    p.add_argument("--size", type=int, default=128, help="pixels (16-256, default 128)")
+    p.add_argument("--out", default="birds.png", help="PNG file to write (default birds.png)")
+    p.add_argument("--retrieve", metavar="CAPTION", help="show the birds nearest to a caption")
+    p.add_argument("--encoder", choices=("joint", "damsm"), default="damsm")
+
     sub.add_parser("info", help="profile, device and versions")
     return parser
+
+
+def show_world(args: argparse.Namespace) -> str:
+    """``ganlab world birds``: a captioned grid, or the birds nearest to a caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ganlab.data.birds import load_birds
+    from ganlab.viz.birds import caption_grid, retrieval_figure
+
+    if args.retrieve is not None:
+        from ganlab.text.train import load_encoders
+
+        text_enc, image_enc = load_encoders(args.encoder)
+        data = load_birds(1000, args.split, 64, progress=False)
+        fig = retrieval_figure(args.retrieve, text_enc, image_enc, data.float_images(), k=args.n,
+                               captions=[c[0] for c in data.captions])  # fmt: skip
+    else:
+        data = load_birds(args.n, args.split, args.size, progress=False)
+        fig = caption_grid(data.images, [c[0] for c in data.captions], ncol=min(4, args.n))
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+    return args.out
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -98,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
         from ganlab.profiles import get_profile
 
         print(get_profile().describe())
+        return 0
+    if args.command == "world":
+        show_world(args)
         return 0
     if args.command == "exercises":
         from ganlab.grading.build import build_exercises, check_exercises

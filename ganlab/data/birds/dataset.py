@@ -1,0 +1,222 @@
+"""The birds world as data: ``BirdsWorld`` draws bird *i* of a split; ``load_birds`` caches.
+
+Bird *i* of a split is a pure function of ``(seed, split, i)``: its species, its individual
+attributes (size, pose, orientation, background), its placement and colour jitter, and its
+captions all come from its own random stream, so any bird can be drawn alone, in any order,
+at any resolution, on any machine, and always looks the same.
+
+Splits (as the text-to-image papers split CUB by species):
+
+* ``"train"``: birds of the 150 training species;
+* ``"test"``: other birds of the same 150 species (held-out images);
+* ``"zeroshot"``: birds of the 50 held-out species, whose attribute combinations never
+  appear in ``"train"``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ganlab.data.birds.attributes import (
+    ATTRIBUTES,
+    GROUPS,
+    INDIVIDUAL_GROUPS,
+    WORLD_SEED,
+    encode,
+    species_attributes,
+    species_split,
+)
+from ganlab.data.birds.captions import make_captions
+from ganlab.data.birds.render import Placement, draw_placement, render_bird
+
+SPLITS = {"train": 0, "test": 1, "zeroshot": 2}
+CAPTIONS_PER_IMAGE = 10  # as CUB (Reed et al. collected ten per image)
+CACHE_VERSION = 1  # bump when the renderer or the captions change
+
+
+@dataclass(frozen=True)
+class Bird:
+    """Everything the world knows about one bird."""
+
+    split: str
+    index: int
+    species: int
+    attributes: dict[str, str]
+    captions: tuple[str, ...]
+    mentions: tuple[dict[str, str], ...]  # per caption: the attributes it names
+    placement: Placement
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown birds split {split!r}: expected one of {list(SPLITS)}")
+    return split
+
+
+class BirdsWorld:
+    """Draws birds of one split; ``world.bird(i)``, ``world.image(i, size)``."""
+
+    def __init__(
+        self, split: str = "train", seed: int = 0, captions_per_image: int = CAPTIONS_PER_IMAGE
+    ):
+        self.split = _check_split(split)
+        self.seed = int(seed)
+        self.captions_per_image = int(captions_per_image)
+        if self.captions_per_image < 1:
+            raise ValueError(f"captions_per_image must be >= 1, got {captions_per_image}")
+        pool = species_split()["zeroshot" if split == "zeroshot" else "train"]
+        self.species = pool
+
+    def _rng(self, i: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng([WORLD_SEED, self.seed, SPLITS[self.split], int(i), stream])
+
+    def bird(self, i: int) -> Bird:
+        if int(i) < 0:
+            raise ValueError(f"bird index must be >= 0, got {i}")
+        rng = self._rng(i, 0)
+        species = int(self.species[rng.integers(len(self.species))])
+        attrs = species_attributes(species)
+        for group in INDIVIDUAL_GROUPS:
+            values = ATTRIBUTES[group]
+            attrs[group] = values[int(rng.integers(len(values)))]
+        placement = draw_placement(rng)
+        captions, mentions = make_captions(attrs, self._rng(i, 1), self.captions_per_image)
+        return Bird(self.split, int(i), species, attrs, tuple(captions), tuple(mentions), placement)
+
+    def image(self, i: int, size: int = 64) -> np.ndarray:
+        """Bird ``i`` as a (size, size, 3) uint8 array."""
+        bird = self.bird(i)
+        return render_bird(bird.attributes, bird.placement, size)
+
+
+def render(attributes: dict[str, str], size: int = 64, seed: int = 0) -> np.ndarray:
+    """Draw a bird with the given attributes (all 14 groups), placed by ``seed``."""
+    encode(attributes)  # validates every group and value
+    return render_bird(
+        attributes, draw_placement(np.random.default_rng([WORLD_SEED, 99, seed])), size
+    )
+
+
+@dataclass
+class BirdsData(torch.utils.data.Dataset):
+    """``n`` birds of a split at one size, held in memory.
+
+    ``images`` (N, 3, H, W) uint8; ``attributes`` (N, 14) int64 codes in ``GROUPS`` order;
+    ``species`` (N,); ``captions`` N lists of strings; ``mentions`` (N, K, 14) int64 codes of
+    the values each caption names, -1 where it names nothing of that group.
+    """
+
+    split: str
+    size: int
+    seed: int
+    images: torch.Tensor
+    attributes: torch.Tensor
+    species: torch.Tensor
+    captions: list[list[str]]
+    mentions: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "image": to_float(self.images[i]),
+            "attributes": self.attributes[i],
+            "species": self.species[i],
+            "captions": self.captions[i],
+        }
+
+    def float_images(self, index=slice(None)) -> torch.Tensor:
+        """Images as float32 in [-1, 1]."""
+        return to_float(self.images[index])
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [-1, 1]."""
+    return images.float().div(127.5).sub(1.0)
+
+
+def _cache_path(split: str, n: int, size: int, seed: int, k: int) -> Path:
+    root = Path(os.environ.get("GANLAB_CACHE", Path.home() / ".cache" / "ganlab")) / "birds"
+    return root / f"v{CACHE_VERSION}_{split}_n{n}_s{size}_seed{seed}_k{k}.npz"
+
+
+def _generate(world: BirdsWorld, n: int, size: int, progress: bool) -> dict[str, np.ndarray]:
+    k = world.captions_per_image
+    images = np.empty((n, size, size, 3), np.uint8)
+    attributes = np.empty((n, len(GROUPS)), np.int64)
+    species = np.empty(n, np.int64)
+    mentions = np.full((n, k, len(GROUPS)), -1, np.int64)
+    captions = []
+    for i in tqdm(
+        range(n), desc=f"drawing {n} birds ({world.split}, {size} px)", disable=not progress
+    ):
+        bird = world.bird(i)
+        images[i] = render_bird(bird.attributes, bird.placement, size)
+        attributes[i] = encode(bird.attributes)
+        species[i] = bird.species
+        captions.append(bird.captions)
+        for j, named in enumerate(bird.mentions):
+            for group, value in named.items():
+                mentions[i, j, GROUPS.index(group)] = ATTRIBUTES[group].index(value)
+    return {
+        "images": images,
+        "attributes": attributes,
+        "species": species,
+        "mentions": mentions,
+        "captions": np.asarray(captions, dtype=str),
+    }
+
+
+def load_birds(
+    n: int,
+    split: str = "train",
+    size: int = 64,
+    seed: int = 0,
+    captions_per_image: int = CAPTIONS_PER_IMAGE,
+    cache: bool = True,
+    progress: bool = True,
+) -> BirdsData:
+    """The first ``n`` birds of ``split`` at ``size`` px (cached on disk as .npz when asked).
+
+    Drawing is about 2 ms per 64 px bird on one core, so 10,000 birds take about 20 s the
+    first time and well under a second from the cache (``$GANLAB_CACHE``, default
+    ``~/.cache/ganlab/birds``).
+    """
+    _check_split(split)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(size, int) or not 16 <= size <= 256:
+        raise ValueError(f"size must be an int between 16 and 256 px, got {size!r}")
+    world = BirdsWorld(split, seed, captions_per_image)
+    path = _cache_path(split, n, size, seed, captions_per_image)
+    arrays = None
+    if cache and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {key: f[key] for key in f.files}
+        except (OSError, ValueError):
+            arrays = None  # a damaged cache file is redrawn, never trusted
+    if arrays is None:
+        arrays = _generate(world, n, size, progress)
+        if cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)  # atomic: a crash never leaves half a cache file
+    return BirdsData(
+        split=split,
+        size=size,
+        seed=seed,
+        images=torch.from_numpy(np.ascontiguousarray(arrays["images"].transpose(0, 3, 1, 2))),
+        attributes=torch.from_numpy(arrays["attributes"]),
+        species=torch.from_numpy(arrays["species"]),
+        captions=[list(map(str, row)) for row in arrays["captions"]],
+        mentions=torch.from_numpy(arrays["mentions"]),
+    )
