@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
+    p.add_argument("--variant", help="a chapter's model variant (gan-int-cls: gan, gan-cls, ...)")
 
     p = sub.add_parser("sample", help="draw samples into a PNG grid")
     _chapter_arg(p)

@@ -15,6 +15,7 @@ from ganlab.errors import ChapterNotReadyError
 
 MODULES = {
     "cgan": "ganlab.chapters.cgan",
+    "gan-int-cls": "ganlab.chapters.gan_int_cls",
 }
 
 TITLES = {

@@ -1,0 +1,328 @@
+"""Chapter 2, GAN-INT-CLS on the birds world: recipe, sampling, evaluation and benchmark.
+
+The text feature of an image is the mean of the joint-embedding encoder's embeddings of 4 of
+its 10 captions (Reed et al.), computed on the fly by the frozen encoder. The four models of
+the paper are one recipe with two switches (``variant``): GAN, GAN-CLS, GAN-INT, GAN-INT-CLS;
+``text=False`` trains the same architecture with the text zeroed (the no-text baseline).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ganlab.data.birds import load_birds
+from ganlab.models import gan_int_cls as M
+from ganlab.profiles import get_profile
+from ganlab.text.train import load_encoders, tokenize_all
+from ganlab.train import checkpoint as ckpt
+from ganlab.train.loop import Recipe, StepContext, TrainConfig, Trainer, adam
+
+CHAPTER = "gan-int-cls"
+SHIPPED = "gan_int_cls"  # ganlab/weights/gan_int_cls.safetensors
+CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
+INT_WEIGHT = 0.5  # interpolated texts on the whole batch, weighted as the official code
+
+PROFILES = {
+    "smoke": dict(image_size=16, ngf=8, ndf=8, steps=20, batch_size=16, n_birds=128, log_every=10),
+    "cpu": dict(
+        image_size=32, ngf=16, ndf=16, steps=3000, batch_size=64, n_birds=10000, log_every=50
+    ),
+    "gpu": dict(
+        image_size=64, ngf=128, ndf=64, steps=20000, batch_size=64, n_birds=20000, log_every=100
+    ),
+}
+
+
+@dataclass
+class GANINTCLSRecipe(Recipe):
+    """Reed et al.'s text-to-image GAN; Adam 2e-4, betas (0.5, 0.999), batch 64 (the paper's)."""
+
+    variant: str = "gan-int-cls"
+    text: bool = True
+    image_size: int = 64
+    ngf: int = 32
+    ndf: int = 32
+    z_dim: int = 100
+    proj_dim: int = 128
+    n_birds: int = 10000
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    encoder_path: str | None = None
+    chapter: str = field(default=CHAPTER, init=False)
+
+    def __post_init__(self):
+        self.switches = M.variant(self.variant)
+        if not self.text and self.switches.cls:
+            raise ValueError(
+                "text=False (the no-text baseline) needs variant 'gan': CLS needs text"
+            )
+
+    def config(self) -> dict:
+        keys = ("variant", "text", "image_size", "ngf", "ndf", "z_dim", "proj_dim", "lr")
+        return {k: getattr(self, k) for k in keys} | {"betas": list(self.betas)}
+
+    def build(self):
+        text_dim = 1024
+        G = M.Generator(text_dim, self.proj_dim, self.z_dim, self.ngf, self.image_size)
+        D = M.Discriminator(text_dim, self.proj_dim, self.ndf, self.image_size)
+        G.apply(M.init_weights), D.apply(M.init_weights)
+        return {"G": G, "D": D}
+
+    def optimizers(self, modules, device):
+        return {k: adam(modules[k].parameters(), self.lr, self.betas, device) for k in ("G", "D")}
+
+    def data(self, device):
+        birds = load_birds(self.n_birds, "train", self.image_size)
+        text_enc, _ = load_encoders("joint", self.encoder_path, device=device)
+        ids, lengths = tokenize_all(text_enc.vocab, birds.captions)
+        return {
+            "images": birds.images.to(device),  # uint8 (N, 3, H, W)
+            "species": birds.species.to(device),
+            "ids": ids.to(device),  # (N, 10, L)
+            "lengths": lengths.to(device),  # (N, 10)
+            "encoder": text_enc.model,
+        }
+
+    def text_features(self, data, idx: torch.Tensor) -> torch.Tensor:
+        """(B,) image indices -> (B, 1024): mean embedding of 4 random captions of each."""
+        b, k = idx.shape[0], data["ids"].shape[1]
+        pick = torch.randint(0, k, (b, CAPTIONS_PER_FEATURE), device=idx.device)
+        ids = data["ids"][idx[:, None], pick].flatten(0, 1)  # (4B, L)
+        lengths = data["lengths"][idx[:, None], pick].flatten()  # (4B,)
+        with torch.no_grad():
+            emb = data["encoder"](ids, lengths)  # (4B, 1024)
+        t = emb.view(b, CAPTIONS_PER_FEATURE, -1).mean(1)
+        return t if self.text else torch.zeros_like(t)
+
+    def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        G, D, data = ctx.modules["G"], ctx.modules["D"], ctx.data
+        n, dev = ctx.batch_size, ctx.device
+        idx = ctx.indices(len(data["images"]))
+        x = data["images"][idx].float().div(127.5).sub(1)  # (B, 3, H, W) in [-1, 1]
+        t = self.text_features(data, idx)  # (B, 1024), the right text
+        z = torch.randn(n, self.z_dim, device=dev)
+
+        # --- D: s_r = D(x, h), s_w = D(x_wrong, h), s_f = D(G(z, h), h)
+        with torch.no_grad(), ctx.autocast():
+            fake = G(z, t)
+        with ctx.autocast():
+            s_r = D(x, t).float()
+            s_f = D(fake.to(x.dtype), t).float()
+            s_w = None
+            if self.switches.cls:
+                wrong = M.mismatched_indices(data["species"][idx])  # another species' image
+                s_w = D(x[wrong], t).float()
+        loss_d = M.discriminator_loss(s_r, s_w, s_f, cls=self.switches.cls)
+        ctx.opts["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        ctx.opts["D"].step()
+
+        # --- G: fool D on the right text, and (INT) on interpolated text that D never sees
+        z = torch.randn(n, self.z_dim, device=dev)
+        with ctx.autocast():
+            g_f = D(G(z, t), t).float()
+            g_int = None
+            if self.switches.int:
+                t_int = M.interpolate_embeddings(t, t.roll(1, 0), beta=0.5)
+                z2 = torch.randn(n, self.z_dim, device=dev)
+                g_int = D(G(z2, t_int), t_int).float()
+        # Official balance: one BCE over B right + B/2 interpolated texts, i.e. the
+        # interpolations weigh half as much per batch mean as the right texts.
+        loss_g = M.generator_loss(g_f, g_int, int_weight=INT_WEIGHT)
+        ctx.opts["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        ctx.opts["G"].step()
+        return {
+            "loss_D": loss_d.detach(),
+            "loss_G": loss_g.detach(),
+            "D(x,h)": torch.sigmoid(s_r).mean().detach(),
+            "D(G(z,h),h)": torch.sigmoid(s_f).mean().detach(),
+        }
+
+
+def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, TrainConfig]:
+    s = dict(PROFILES[profile])
+    s.update({k: v for k, v in overrides.items() if v is not None})
+    recipe = GANINTCLSRecipe(
+        variant=s.get("variant", "gan-int-cls"),
+        text=s.get("text", True),
+        image_size=s["image_size"],
+        ngf=s["ngf"],
+        ndf=s["ndf"],
+        n_birds=s["n_birds"],
+    )
+    cfg = TrainConfig(
+        steps=s["steps"],
+        batch_size=s["batch_size"],
+        log_every=s["log_every"],
+        checkpoint_every=s.get("checkpoint_every", max(s["steps"] // 4, 1)),
+        seed=s.get("seed", 0),
+        out=s.get("out"),
+        resume=s.get("resume", False),
+        compile=s.get("compile", profile == "gpu"),
+        progress=s.get("progress", True),
+    )
+    return recipe, cfg
+
+
+# ------------------------------------------------------------------ weights
+def export_generator(trainer: Trainer, path, manifest: dict) -> Path:
+    meta = {
+        "chapter": CHAPTER,
+        "kind": "weights",
+        "model": "gan_int_cls.Generator",
+        "config": trainer.recipe.config(),
+        "manifest": manifest,
+    }
+    return ckpt.save_state(path, ckpt.module_tensors(trainer.generator("G"), "G"), meta)
+
+
+def load_generator(path=None, device="cpu") -> tuple[torch.nn.Module, dict]:
+    """A generator from exported weights or a checkpoint (its EMA copy); None: shipped."""
+    if path is None:
+        from ganlab.weights import shipped
+
+        path = shipped(SHIPPED)
+    meta = ckpt.read_meta(path)
+    if meta.get("chapter") != CHAPTER:
+        raise ckpt.CheckpointError(f"{path} holds chapter {meta.get('chapter')!r}, not {CHAPTER!r}")
+    cfg = meta["config"]
+    recipe = GANINTCLSRecipe(**{k: v for k, v in cfg.items() if k not in ("lr", "betas")})
+    G = recipe.build()["G"]
+    tensors, meta = ckpt.load_state(path)
+    prefix = (
+        "ema.G"
+        if meta.get("kind") == "checkpoint" and any(k.startswith("ema.G.") for k in tensors)
+        else "G"
+    )
+    ckpt.load_module(G, tensors, prefix)
+    return G.to(device).eval(), meta
+
+
+@torch.no_grad()
+def generate(
+    G, captions: list[str], seed: int = 0, text_encoder=None, text: bool = True
+) -> torch.Tensor:
+    """One image per caption, reproducibly from ``seed``; (N, 3, H, W) in [-1, 1]."""
+    if text_encoder is None:
+        text_encoder, _ = load_encoders("joint")
+    device = next(G.parameters()).device
+    t = text_encoder(captions).sentence.to(device)
+    if not text:
+        t = torch.zeros_like(t)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(captions), G.z_dim, generator=gen).to(device)
+    return G(z, t).float().cpu()
+
+
+def add_condition_arguments(parser) -> None:
+    parser.add_argument("--caption", action="append", help="caption(s) to draw (repeatable)")
+    parser.add_argument("--n", type=int, default=8, help="samples per caption (default 8)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def train(args) -> dict:
+    profile = get_profile(args.profile)
+    print(profile.describe())
+    recipe, cfg = recipe_and_config(
+        profile.name,
+        steps=args.steps,
+        out=args.out or "runs/gan-int-cls",
+        resume=args.resume,
+        seed=getattr(args, "seed", None),
+        variant=getattr(args, "variant", None),
+    )
+    trainer = Trainer(recipe, cfg, device=profile.device)
+    result = trainer.fit()
+    weights = Path(cfg.out) / "generator.safetensors"
+    manifest = {
+        "chapter": CHAPTER,
+        "profile": profile.name,
+        "variant": recipe.variant,
+        "command": " ".join(["ganlab", *getattr(args, "argv", ["train", CHAPTER])]),
+        "steps": result.step,
+        "seconds": round(trainer.seconds, 1),
+        "device": str(trainer.device),
+    }
+    if trainer.dist.is_main:
+        export_generator(trainer, weights, manifest)
+        print(f"checkpoint: {result.checkpoint}\ngenerator: {weights}")
+    return {"checkpoint": result.checkpoint, "generator": str(weights), **manifest}
+
+
+def sample(args) -> str:
+    from ganlab.viz.grids import save_grid
+
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
+    G, _ = load_generator(args.weights)
+    captions = args.caption or [
+        "a small bird with a red crown, blue wings and a white belly",
+        "this bird has a yellow breast, black wings and a short pointed beak",
+    ]
+    text_encoder, _ = load_encoders("joint")
+    images = torch.cat([generate(G, [c] * args.n, args.seed, text_encoder) for c in captions])
+    out = args.out or "gan_int_cls_samples.png"
+    save_grid(images, out, nrow=args.n)
+    print(f"wrote {len(images)} samples ({len(captions)} captions x {args.n}) to {out}")
+    return out
+
+
+def evaluate_generator(
+    G, n: int = 1000, split: str = "test", seed: int = 0, text: bool = True
+) -> dict:
+    from ganlab.chapters.birds_eval import evaluate_text_to_image
+
+    text_encoder, _ = load_encoders("joint")
+    fn = lambda caps, s: generate(G, caps, s, text_encoder, text)  # noqa: E731
+    return evaluate_text_to_image(fn, n=n, split=split, seed=seed)
+
+
+def evaluate(args) -> dict:
+    G, meta = load_generator(args.weights)
+    n = min(args.n, 2000)
+    return {
+        "chapter": CHAPTER,
+        "weights": str(args.weights or f"shipped:{SHIPPED}"),
+        "variant": meta.get("config", {}).get("variant"),
+        "test": evaluate_generator(G, n, "test", args.seed),
+        "zeroshot": evaluate_generator(G, n, "zeroshot", args.seed),
+    }
+
+
+def bench(args) -> dict:
+    profile = get_profile(args.profile)
+    recipe, cfg = recipe_and_config(profile.name, progress=False)
+    steps = args.steps or (5 if profile.name == "smoke" else 30)
+    warmup = 2 if profile.name == "smoke" else 5
+    cfg.steps = warmup
+    trainer = Trainer(recipe, cfg, device=profile.device)
+    trainer.fit()
+    dev = trainer.device
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    trainer.cfg.steps = warmup + steps
+    start = time.perf_counter()
+    trainer.fit()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {
+        "chapter": CHAPTER,
+        "profile": profile.name,
+        "device": str(dev),
+        "model": "gan_int_cls.Generator",
+        "config": recipe.config(),
+        "batch_size": cfg.batch_size,
+        "steps": steps,
+        "seconds": round(seconds, 4),
+        "images_per_second": round(cfg.batch_size * steps / seconds, 1),
+        "amp_bf16": bool(cfg.amp and dev.type == "cuda"),
+        "compile": cfg.compile,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,350 @@
+"""Checks for Chapter 2's assignment (GAN-INT-CLS, Reed et al. 2016).
+
+Every check computes its own golden on inputs it makes up (``F.softplus`` for the losses,
+plain arithmetic and broadcasting for the rest), then compares values, shapes, dtypes and
+gradients, and checks that the inputs were left untouched. Messages say what was expected, what
+was observed and, where a common mistake is recognisable, which one it looks like.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ganlab.grading.registry import CheckFailed, Exercise, register
+
+CHAPTER = "gan-int-cls"
+
+
+def _shape(t) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
+
+
+def _require_tensor(value, what: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, atol=1e-5, rtol=1e-5) -> bool:
+    return a.shape == b.shape and torch.allclose(
+        a.detach().double(), b.detach().double(), atol=atol, rtol=rtol
+    )
+
+
+def _require_close(got: torch.Tensor, want: torch.Tensor, what: str, atol=1e-5, rtol=1e-5):
+    if got.shape != want.shape:
+        raise CheckFailed(f"{what}: expected shape {_shape(want)}, got {_shape(got)}")
+    if not torch.isfinite(got).all():
+        raise CheckFailed(f"{what}: expected finite values, got {got.detach().flatten()[:6]}")
+    if not _close(got, want, atol, rtol):
+        err = (got.detach().double() - want.detach().double()).abs().max().item()
+        raise CheckFailed(
+            f"{what}: values differ from the expected ones (largest difference {err:.3g}); "
+            f"expected {want.detach().flatten()[:6].tolist()}, "
+            f"got {got.detach().flatten()[:6].tolist()}"
+        )
+
+
+def _require_untouched(inputs: dict[str, torch.Tensor], copies: dict[str, torch.Tensor]) -> None:
+    for name, x in inputs.items():
+        if x.shape != copies[name].shape or not torch.equal(x, copies[name]):
+            raise CheckFailed(
+                f"your function changed its input `{name}` in place (its shape or values differ "
+                "after the call; an in-place method such as unsqueeze_, mul_ or add_?). "
+                "D and G reuse these tensors: build new ones instead"
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 1: matching_aware_d_loss(real_logits, wrong_logits, fake_logits)
+# --------------------------------------------------------------------------------------
+
+
+def _cls_golden(r: torch.Tensor, w: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    # BCE(x, 1) = softplus(-x) and BCE(x, 0) = softplus(x): stable for any logit.
+    return F.softplus(-r).mean() + 0.5 * F.softplus(w).mean() + 0.5 * F.softplus(f).mean()
+
+
+def _cls_diagnosis(got: torch.Tensor, r, w, f) -> str:
+    sp = F.softplus
+    s = torch.sigmoid
+    hints = {
+        "the wrong term is missing (and the fakes keep weight 0.5)": sp(-r).mean()
+        + 0.5 * sp(f).mean(),
+        "the wrong term is missing: that is the plain conditional GAN loss; GAN-CLS adds "
+        "+ 0.5 BCE(wrong_logits, 0)": sp(-r).mean() + sp(f).mean(),
+        "the wrong and fake terms have weight 1; Algorithm 1 halves them, "
+        "(log(1 - s_w) + log(1 - s_f)) / 2": sp(-r).mean() + sp(w).mean() + sp(f).mean(),
+        "the mismatched pairs are labelled real (target 1); a real image with the wrong text "
+        "is a NEGATIVE for D (target 0)": sp(-r).mean() + 0.5 * sp(-w).mean() + 0.5 * sp(f).mean(),
+        "all three BCE terms are labelled like the real one": sp(-r).mean()
+        + 0.5 * sp(-w).mean()
+        + 0.5 * sp(-f).mean(),
+        "a sigmoid was applied before BCE-with-logits: the inputs are already logits, and "
+        "binary_cross_entropy_with_logits applies the sigmoid itself": sp(-s(r)).mean()
+        + 0.5 * sp(s(w)).mean()
+        + 0.5 * sp(s(f)).mean(),
+        "the sign is flipped: D minimises the BCE terms": -_cls_golden(r, w, f),
+        "one mean over all three batches together (or the terms divided by 3)": (
+            sp(-r).mean() + sp(w).mean() + sp(f).mean()
+        )
+        / 3,
+        "one weighted BCE over the three batches concatenated: its mean divides by 3B, "
+        "so the loss is a third of the sum of the three means": _cls_golden(r, w, f) / 3,
+        "the whole loss is divided by 2": _cls_golden(r, w, f) / 2,
+        "sums over the batch instead of means": sp(-r).sum()
+        + 0.5 * sp(w).sum()
+        + 0.5 * sp(f).sum(),
+    }
+    for text, value in hints.items():
+        if torch.allclose(got.double(), value.double(), atol=1e-5, rtol=1e-5):
+            return f": it looks like {text}"
+    return ""
+
+
+def check_matching_aware_d_loss(matching_aware_d_loss) -> None:
+    """BCE(real, 1) + 0.5 BCE(wrong, 0) + 0.5 BCE(fake, 0), logits in, means, stable."""
+    gen = torch.Generator().manual_seed(21)
+    n = 8
+    real = (torch.randn(n, generator=gen) * 2 + 1).requires_grad_()
+    wrong = (torch.randn(n, generator=gen) * 2).requires_grad_()
+    fake = (torch.randn(n, generator=gen) * 2 - 1).requires_grad_()
+    loss = _require_tensor(
+        matching_aware_d_loss(real, wrong, fake), "matching_aware_d_loss(real, wrong, fake)"
+    )
+    if loss.numel() != 1:
+        raise CheckFailed(
+            f"expected one number (a scalar tensor), got shape {_shape(loss)}; reduce each "
+            "BCE term with its mean over the batch"
+        )
+    got = loss.reshape(())
+    want = _cls_golden(real, wrong, fake)
+    if not torch.allclose(got.double(), want.double(), atol=1e-5, rtol=1e-5):
+        raise CheckFailed(
+            f"for {n} real, wrong and fake logits, expected {want.item():.6f} = "
+            "BCE(real, 1) + 0.5 BCE(wrong, 0) + 0.5 BCE(fake, 0) (each a mean), got "
+            f"{got.item():.6f}" + _cls_diagnosis(got, real, wrong, fake)
+        )
+    if not loss.requires_grad:
+        raise CheckFailed("the loss is not connected to the logits (detached?); D cannot learn")
+    g_real, g_wrong, g_fake = torch.autograd.grad(got, (real, wrong, fake))
+    _require_close(g_real, -(1 - torch.sigmoid(real)) / n, "d loss / d real_logits")
+    _require_close(g_wrong, 0.5 * torch.sigmoid(wrong) / n, "d loss / d wrong_logits")
+    _require_close(g_fake, 0.5 * torch.sigmoid(fake) / n, "d loss / d fake_logits")
+
+    # Each term is a mean over ITS OWN batch (here the fakes are a bigger batch).
+    real, wrong, fake = (torch.randn(k, generator=gen) * 2 for k in (4, 4, 10))
+    got = _require_tensor(matching_aware_d_loss(real, wrong, fake), "the loss").reshape(())
+    want = _cls_golden(real, wrong, fake)
+    if not torch.allclose(got.double(), want.double(), atol=1e-5, rtol=1e-5):
+        raise CheckFailed(
+            f"for 4 real, 4 wrong and 10 fake logits, expected {want.item():.6f}, got "
+            f"{got.item():.6f}: each BCE term is an expectation, the mean over its own batch "
+            "(not a sum, nor one mean over everything)"
+        )
+
+    # Confident logits: sigmoid then log overflows to inf here; BCE-with-logits does not.
+    real = torch.tensor([200.0, -200.0, 30.0, 0.0])
+    wrong = torch.tensor([-200.0, 200.0, 30.0, -30.0])
+    fake = torch.tensor([200.0, -200.0, -30.0, 30.0])
+    got = _require_tensor(matching_aware_d_loss(real, wrong, fake), "the loss").reshape(())
+    want = _cls_golden(real, wrong, fake)
+    if not torch.isfinite(got):
+        raise CheckFailed(
+            f"for logits of +-200 the loss is {got.item()}, expected {want.item():.4f}. "
+            "sigmoid(200) is exactly 1.0 in float32, so log(1 - sigmoid) is -inf: use "
+            "F.binary_cross_entropy_with_logits, which works on logits directly"
+        )
+    _require_close(got, want, "the loss for logits of +-200 (use BCE with logits)", rtol=1e-4)
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="1",
+        title="the matching-aware discriminator loss",
+        points=2,
+        names=("matching_aware_d_loss",),
+        check=check_matching_aware_d_loss,
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 2: interpolate_text(t1, t2, beta=0.5)
+# --------------------------------------------------------------------------------------
+
+
+def _interp_diagnosis(got: torch.Tensor, t1, t2, beta: float) -> str:
+    want = beta * t1 + (1 - beta) * t2
+    hints = {
+        "beta weighs t2 instead of t1 (torch.lerp(t1, t2, beta) is (1 - beta) t1 + beta t2); "
+        "the paper's beta t1 + (1 - beta) t2 gives t1 at beta = 1": (1 - beta) * t1 + beta * t2,
+        "beta is ignored (always the midpoint)": (t1 + t2) / 2,
+        "the result is normalised; the paper feeds beta t1 + (1 - beta) t2 to G as it is": (
+            F.normalize(want, dim=-1)
+        ),
+        "the weights do not sum to 1 (beta t1 + beta t2?)": beta * (t1 + t2),
+        "t2 is missing (beta * t1 only)": beta * t1,
+    }
+    for text, value in hints.items():
+        if _close(got, value):
+            return f": it looks like {text}"
+    return ""
+
+
+def check_interpolate_text(interpolate_text) -> None:
+    """beta * t1 + (1 - beta) * t2, same shape and dtype, gradients to both, inputs intact."""
+    gen = torch.Generator().manual_seed(22)
+    b, d = 5, 8
+    # First without autograd: values, shapes, and no in-place edits of the inputs.
+    for beta in (0.5, 0.25, 0.8, 0.0, 1.0):
+        t1 = torch.randn(b, d, generator=gen) * 3
+        t2 = torch.randn(b, d, generator=gen) + 2
+        copies = {"t1": t1.clone(), "t2": t2.clone()}
+        call = "interpolate_text(t1, t2)" if beta == 0.5 else f"interpolate_text(..., beta={beta})"
+        out = interpolate_text(t1, t2) if beta == 0.5 else interpolate_text(t1, t2, beta=beta)
+        out = _require_tensor(out, call)
+        _require_untouched({"t1": t1, "t2": t2}, copies)
+        if out.shape != (b, d):
+            raise CheckFailed(
+                f"{call} for t1, t2 of shape {(b, d)} should return shape {(b, d)}, one "
+                f"interpolated embedding per row, got {_shape(out)}"
+            )
+        want = beta * t1 + (1 - beta) * t2
+        if not _close(out, want):
+            raise CheckFailed(
+                f"{call}: expected beta * t1 + (1 - beta) * t2, got other values "
+                f"(first row {out[0, :4].tolist()} instead of {want[0, :4].tolist()})"
+                + _interp_diagnosis(out, t1, t2, beta)
+            )
+
+    # dtype kept, and gradients reach both embeddings with weights beta and 1 - beta.
+    for dtype, beta in ((torch.float32, 0.3), (torch.float64, 0.5)):
+        t1 = torch.randn(b, d, generator=gen, dtype=dtype).requires_grad_()
+        t2 = torch.randn(b, d, generator=gen, dtype=dtype).requires_grad_()
+        out = _require_tensor(interpolate_text(t1, t2, beta=beta), "the output")
+        if out.dtype != dtype:
+            raise CheckFailed(
+                f"for embeddings of dtype {dtype}, expected that dtype, got {out.dtype}"
+            )
+        _require_close(out, beta * t1 + (1 - beta) * t2, f"for {dtype} with beta={beta}")
+        if not out.requires_grad:
+            raise CheckFailed(
+                "the output is detached from t1 and t2 (detach, .data, numpy or no_grad?); G's "
+                "INT loss must reach the text embeddings' computation"
+            )
+        weights = torch.randn(out.shape, generator=gen, dtype=dtype)
+        g1, g2 = torch.autograd.grad((out * weights).sum(), (t1, t2), allow_unused=True)
+        for name, grad, scale in (("t1", g1, beta), ("t2", g2, 1 - beta)):
+            if grad is None:
+                raise CheckFailed(f"no gradient reaches {name}: was it detached?")
+            _require_close(grad, scale * weights, f"the gradient reaching {name} (beta={beta})")
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="2",
+        title="interpolating text embeddings",
+        points=2,
+        names=("interpolate_text",),
+        check=check_interpolate_text,
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 3: replicate_text(features, text)
+# --------------------------------------------------------------------------------------
+
+
+def _replicate_golden(features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    # Broadcasting against ones puts text[b, p] at every (i, j) of channel p of sample b.
+    maps = text.reshape(*text.shape, 1, 1) * torch.ones(1, 1, 4, 4, dtype=text.dtype)
+    return torch.cat([features, maps], dim=1)
+
+
+def _replicate_diagnosis(out: torch.Tensor, features, text) -> str:
+    b, c, _, _ = features.shape
+    p = text.shape[1]
+    if out.shape != (b, c + p, 4, 4):
+        return ""
+    maps = _replicate_golden(features, text)[:, c:]
+    if _close(out[:, :p], maps) and _close(out[:, p:], features):
+        return ": the text comes first; the official D puts the image features first"
+    if not _close(out[:, :c], features):
+        return ": the first C channels should be the features, unchanged"
+    part = out[:, c:]
+    if not _close(part, part[:, :, :1, :1].expand_as(part)):
+        return (
+            ": the text channels are not constant over the 4x4 positions, so the values were "
+            "scrambled (a view/reshape of a repeated tensor?). Channel p of sample b must hold "
+            "text[b, p] everywhere: text[:, :, None, None].expand(-1, -1, 4, 4)"
+        )
+    return ": each text channel is constant, but with values from the wrong sample or channel"
+
+
+def check_replicate_text(replicate_text) -> None:
+    """[features, text repeated at every position] along channels; gradients; inputs intact."""
+    gen = torch.Generator().manual_seed(23)
+    # C == P first, so that a concatenation on the wrong axis returns (and gets a message).
+    for b, c, p in ((3, 4, 4), (3, 5, 2)):
+        features = torch.randn(b, c, 4, 4, generator=gen)
+        text = torch.randn(b, p, generator=gen) * 2 + torch.arange(b)[:, None] * 10.0
+        copies = {"features": features.clone(), "text": text.clone()}
+        out = _require_tensor(replicate_text(features, text), "replicate_text(features, text)")
+        _require_untouched({"features": features, "text": text}, copies)
+        if out.shape != (b, c + p, 4, 4):
+            raise CheckFailed(
+                f"for features {(b, c, 4, 4)} and text {(b, p)} expected shape "
+                f"{(b, c + p, 4, 4)} = (B, C + P, 4, 4), got {_shape(out)}: the text is "
+                "replicated to 4x4 and concatenated along the channel axis (dim=1)"
+            )
+        want = _replicate_golden(features, text)
+        if not _close(out, want):
+            raise CheckFailed(
+                f"for features {(b, c, 4, 4)} and text {(b, p)}, the values differ from "
+                "[features, text at every position]" + _replicate_diagnosis(out, features, text)
+            )
+
+    # dtype kept; gradients: the features' own, and the text's summed over its 16 copies.
+    for dtype in (torch.float32, torch.float64):
+        features = torch.randn(2, 3, 4, 4, generator=gen, dtype=dtype).requires_grad_()
+        text = torch.randn(2, 5, generator=gen, dtype=dtype).requires_grad_()
+        out = _require_tensor(replicate_text(features, text), "the output")
+        if out.dtype != dtype:
+            raise CheckFailed(f"for inputs of dtype {dtype}, expected that dtype, got {out.dtype}")
+        _require_close(out, _replicate_golden(features, text), f"for {dtype} inputs")
+        if not out.requires_grad:
+            raise CheckFailed("the output is detached from its inputs; D cannot learn through it")
+        weights = torch.randn(out.shape, generator=gen, dtype=dtype)
+        g_feat, g_text = torch.autograd.grad(
+            (out * weights).sum(), (features, text), allow_unused=True
+        )
+        if g_text is None or g_feat is None:
+            which = "text" if g_text is None else "features"
+            learns = "D's text projection" if which == "text" else "D's image layers"
+            raise CheckFailed(
+                f"no gradient reaches the {which} (detached?); {learns} learn through this "
+                "concatenation"
+            )
+        _require_close(g_feat, weights[:, :3], "the gradient reaching the features")
+        _require_close(
+            g_text,
+            weights[:, 3:].sum(dim=(2, 3)),
+            "the gradient reaching the text (the sum over its 16 copies)",
+        )
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="3",
+        title="replicating the text over D's 4x4 features",
+        points=2,
+        names=("replicate_text",),
+        check=check_replicate_text,
+    )
+)

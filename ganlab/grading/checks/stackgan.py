@@ -1,0 +1,413 @@
+"""Checks for Chapter 3's assignment (StackGAN, Zhang et al. 2017).
+
+1. ``conditioning_augmentation(fc_out, eps)``: split, reparameterise, KL.
+2. ``ResidualBlock(channels)``: Stage-II's residual block, with the attribute names of
+   :data:`RESIDUAL_BLOCK_KEYS` (the check loads a state dict with those names).
+3. ``matching_aware_loss(real_logits, wrong_logits, fake_logits)``: StackGAN's D loss.
+
+Every check computes its own golden with ``torch.nn.functional`` on inputs it makes up and,
+where a common mistake is recognisable, names it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganlab.grading.registry import CheckFailed, Exercise, register
+
+CHAPTER = "stackgan"
+
+
+def _shape(t) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
+
+
+def _require_tensor(value, what: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-6) -> bool:
+    return a.shape == b.shape and torch.allclose(
+        a.detach().double(), b.detach().double(), atol=atol, rtol=1e-5
+    )
+
+
+def _require_close(got: torch.Tensor, want: torch.Tensor, what: str, atol=1e-6) -> None:
+    if got.shape != want.shape:
+        raise CheckFailed(f"{what}: expected shape {_shape(want)}, got {_shape(got)}")
+    if not torch.isfinite(got).all():
+        raise CheckFailed(f"{what}: expected finite values, got {got.detach().flatten()[:6]}")
+    if not _close(got, want, atol):
+        err = (got.detach().double() - want.detach().double()).abs().max().item()
+        raise CheckFailed(
+            f"{what}: values differ from the expected ones (largest difference {err:.3g}); "
+            f"expected {want.detach().flatten()[:4].tolist()}, "
+            f"got {got.detach().flatten()[:4].tolist()}"
+        )
+
+
+def _diagnose(got: torch.Tensor, hints: dict[str, torch.Tensor]) -> str:
+    for hint, value in hints.items():
+        if _close(got, value):
+            return f": it looks like {hint}"
+    return ""
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 1: conditioning_augmentation(fc_out, eps) -> (c, mu, logvar, kl)
+# --------------------------------------------------------------------------------------
+
+
+def _kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar)  # (B, c), each >= 0
+
+
+def check_conditioning_augmentation(conditioning_augmentation) -> None:
+    """mu = first half, logvar = second half, c = mu + exp(logvar/2) * eps, KL sum/mean."""
+    gen = torch.Generator().manual_seed(31)
+    for batch, c_dim in ((5, 4), (3, 7)):
+        fc_out = torch.randn(batch, 2 * c_dim, generator=gen, dtype=torch.float64) * 0.8
+        fc_out.requires_grad_()
+        eps = torch.randn(batch, c_dim, generator=gen, dtype=torch.float64)
+        result = conditioning_augmentation(fc_out, eps.clone())
+        if not (isinstance(result, tuple | list) and len(result) == 4):
+            raise CheckFailed(
+                "conditioning_augmentation should return four things: (c, mu, logvar, kl)"
+            )
+        c, mu, logvar, kl = (
+            _require_tensor(v, n) for v, n in zip(result, ("c", "mu", "logvar", "kl"))
+        )
+        want_mu, want_logvar = fc_out[:, :c_dim], fc_out[:, c_dim:]
+        where = f"for fc_out of shape ({batch}, {2 * c_dim})"
+        if mu.shape != (batch, c_dim) or logvar.shape != (batch, c_dim):
+            raise CheckFailed(
+                f"{where}, mu and logvar should each be ({batch}, {c_dim}) (the two halves of "
+                f"fc_out's columns), got {_shape(mu)} and {_shape(logvar)}"
+            )
+        if _close(mu, want_logvar) and _close(logvar, want_mu):
+            raise CheckFailed(
+                "mu and logvar are swapped: mu is the FIRST c_dim columns of fc_out, logvar "
+                "the NEXT c_dim"
+            )
+        _require_close(mu, want_mu, f"{where}, mu (the first {c_dim} columns)")
+        _require_close(logvar, want_logvar, f"{where}, logvar (the last {c_dim} columns)")
+
+        # c: the reparameterisation trick
+        sigma = torch.exp(0.5 * want_logvar)
+        want_c = want_mu + sigma * eps
+        if not _close(c, want_c):
+            hint = _diagnose(
+                c,
+                {
+                    "exp(logvar) was used as sigma; exp(logvar) is the VARIANCE, the standard "
+                    "deviation is exp(logvar / 2)": want_mu + torch.exp(want_logvar) * eps,
+                    "c = mu: the sample is missing (c = mu + sigma * eps)": want_mu,
+                    "logvar was used as sigma; sigma = exp(logvar / 2)": (
+                        want_mu + want_logvar * eps
+                    ),
+                    "eps is missing: c = mu + sigma * eps": want_mu + sigma,
+                    "mu and logvar are swapped in c": want_logvar + torch.exp(0.5 * want_mu) * eps,
+                },
+            )
+            raise CheckFailed(
+                f"{where}, c should be mu + exp(logvar / 2) * eps with the eps given"
+                + (hint or " (use the eps argument; do not draw a new one)")
+            )
+
+        # kl: sum over the c dims, mean over the batch
+        terms = _kl_terms(want_mu, want_logvar)
+        want_kl = terms.sum(1).mean()
+        if kl.numel() != 1:
+            raise CheckFailed(
+                f"kl should be one number (a scalar tensor), got shape {_shape(kl)}: sum over "
+                "the c dims, then average over the batch"
+            )
+        kl = kl.reshape(())
+        if not _close(kl, want_kl):
+            var_as_sigma = 0.5 * (torch.exp(2 * want_logvar) + want_mu**2 - 1 - 2 * want_logvar)
+            hint = _diagnose(
+                kl,
+                {
+                    "the sign is flipped: KL >= 0 and G MINIMISES it": -want_kl,
+                    "the mean over ALL elements (the official code's reduction); this exercise "
+                    "sums over the c dims and averages over the batch": terms.mean(),
+                    "the sum over everything; average over the batch": terms.sum(),
+                    "the mean over the c dims, summed over the batch": terms.mean(1).sum(),
+                    "the factor 1/2 is missing": 2 * want_kl,
+                    "exp(logvar) was taken as sigma, so sigma^2 = exp(2 logvar)": (
+                        var_as_sigma.sum(1).mean()
+                    ),
+                },
+            )
+            raise CheckFailed(
+                f"{where}, expected kl = {want_kl.item():.6f} = mean over the batch of "
+                f"0.5 * sum_j (exp(logvar_j) + mu_j^2 - 1 - logvar_j), got {kl.item():.6f}" + hint
+            )
+
+        # gradients: c must reach mu AND logvar; kl must reach both too
+        if not c.requires_grad or not kl.requires_grad:
+            raise CheckFailed(
+                "c and kl must stay connected to fc_out through autograd (no .detach(), "
+                ".item() or .numpy()); the CA's FC learns through them"
+            )
+        weights = torch.randn(batch, c_dim, generator=gen, dtype=torch.float64)
+        (grad,) = torch.autograd.grad((c * weights).sum(), fc_out)
+        if grad[:, c_dim:].abs().max() == 0:
+            raise CheckFailed(
+                "no gradient reaches logvar through c: sigma * eps must stay in the graph "
+                "(the reparameterisation trick is what lets sigma learn)"
+            )
+        _require_close(grad[:, :c_dim], weights, "the gradient of c reaching mu")
+        _require_close(
+            grad[:, c_dim:],
+            0.5 * sigma.detach() * eps * weights,
+            "the gradient of c reaching logvar",
+        )
+        (grad,) = torch.autograd.grad(kl, fc_out)
+        _require_close(grad[:, :c_dim], want_mu.detach() / batch, "d kl / d mu")
+        _require_close(
+            grad[:, c_dim:], 0.5 * (want_logvar.detach().exp() - 1) / batch, "d kl / d logvar"
+        )
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="1",
+        title="conditioning augmentation",
+        points=2,
+        names=("conditioning_augmentation",),
+        check=check_conditioning_augmentation,
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 2: ResidualBlock(channels)
+# --------------------------------------------------------------------------------------
+
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+RESIDUAL_BLOCK_KEYS = (
+    "conv1.weight",
+    *(f"bn1.{k}" for k in _BN_KEYS),
+    "conv2.weight",
+    *(f"bn2.{k}" for k in _BN_KEYS),
+)
+"""The state-dict names the exercise asks for: ``conv1`` (3x3, no bias), ``bn1``, ``conv2``,
+``bn2`` (``nn.BatchNorm2d``)."""
+
+
+def _reference_state(channels: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random weights and BN statistics, so that every piece changes the output."""
+    state = {}
+    for i in (1, 2):
+        state[f"conv{i}.weight"] = torch.randn(channels, channels, 3, 3, generator=gen) * 0.3
+        state[f"bn{i}.weight"] = 1 + 0.3 * torch.randn(channels, generator=gen)
+        state[f"bn{i}.bias"] = 0.3 * torch.randn(channels, generator=gen)
+        state[f"bn{i}.running_mean"] = 0.5 * torch.randn(channels, generator=gen)
+        state[f"bn{i}.running_var"] = 0.5 + torch.rand(channels, generator=gen)
+        state[f"bn{i}.num_batches_tracked"] = torch.tensor(10)
+    return state
+
+
+def _block_variants(x, s, training: bool) -> dict[str, torch.Tensor]:
+    """The right forward and plausible wrong ones, from the state dict ``s``."""
+
+    def conv(h, i):
+        return F.conv2d(h, s[f"conv{i}.weight"], padding=1)
+
+    def bn(h, i):
+        return F.batch_norm(
+            h,
+            s[f"bn{i}.running_mean"].clone(),
+            s[f"bn{i}.running_var"].clone(),
+            s[f"bn{i}.weight"],
+            s[f"bn{i}.bias"],
+            training=training,
+        )
+
+    h1 = F.relu(bn(conv(x, 1), 1))
+    branch = bn(conv(h1, 2), 2)
+    return {
+        "right": F.relu(branch + x),
+        "the skip connection is missing (add the input x before the last ReLU)": F.relu(branch),
+        "a ReLU is applied to the branch BEFORE the add; the official block adds first, "
+        "then applies ReLU": F.relu(branch) + x,
+        "the branch gets a ReLU before the add AND after it; apply ReLU only after the add": (
+            F.relu(F.relu(branch) + x)
+        ),
+        "the final ReLU is missing (relu(branch + x))": branch + x,
+        "the ReLU between the two convs is missing": F.relu(bn(conv(bn(conv(x, 1), 1), 2), 2) + x),
+        "bn1 is not applied": F.relu(bn(conv(F.relu(conv(x, 1)), 2), 2) + x),
+        "bn2 is not applied": F.relu(conv(h1, 2) + x),
+    }
+
+
+def check_residual_block(ResidualBlock) -> None:  # noqa: N803 (the student's class name)
+    """Exact state-dict names, then the forward against a functional reference."""
+    if not (isinstance(ResidualBlock, type) and issubclass(ResidualBlock, nn.Module)):
+        raise CheckFailed("ResidualBlock should be a class that subclasses torch.nn.Module")
+    gen = torch.Generator().manual_seed(32)
+    for channels in (3, 5):
+        block = ResidualBlock(channels)
+        keys = set(block.state_dict())
+        missing = [k for k in RESIDUAL_BLOCK_KEYS if k not in keys]
+        extra = sorted(keys - set(RESIDUAL_BLOCK_KEYS))
+        if missing or extra:
+            hints = []
+            if any(k.endswith(".bias") and k.startswith("conv") for k in extra):
+                hints.append(
+                    "the convs have no bias (bias=False): the BatchNorm after each one has "
+                    "its own shift"
+                )
+            if any(k.startswith("bn") for k in missing):
+                hints.append("each conv is followed by an nn.BatchNorm2d (bn1, bn2)")
+            raise CheckFailed(
+                "ResidualBlock should have exactly these attributes: conv1 = nn.Conv2d(C, C, 3, "
+                "padding=1, bias=False), bn1 = nn.BatchNorm2d(C), conv2 (like conv1), bn2; "
+                f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
+                + ("; " + "; ".join(hints) if hints else "")
+            )
+        state = _reference_state(channels, gen)
+        try:
+            block.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise CheckFailed(
+                f"could not load weights for channels={channels}: conv1 and conv2 should be "
+                f"3x3 convs from {channels} to {channels} channels. ({error})"
+            ) from None
+        x = torch.randn(4, channels, 6, 6, generator=gen)
+        for training in (True, False):
+            block.load_state_dict(state)  # train mode moves the running stats: start afresh
+            block.train(training)
+            with torch.no_grad():
+                out = _require_tensor(block(x.clone()), "ResidualBlock(...)(x)")
+            variants = _block_variants(x, state, training)
+            mode = "train" if training else "eval"
+            if out.shape != x.shape:
+                raise CheckFailed(
+                    f"the block should keep the shape (B, C, H, W) = {tuple(x.shape)}, got "
+                    f"{_shape(out)} (padding=1 keeps H and W)"
+                )
+            if not _close(out, variants.pop("right"), atol=1e-4):
+                hint = next(
+                    (k for k, v in variants.items() if _close(out, v, atol=1e-4)),
+                    None,
+                )
+                raise CheckFailed(
+                    f"in {mode} mode the output differs from relu(bn2(conv2(relu(bn1(conv1(x)))))"
+                    " + x)" + (f": it looks like {hint}" if hint else "")
+                )
+        block.train()
+        x = torch.randn(2, channels, 5, 5, generator=gen, requires_grad=True)
+        out = block(x)
+        if not out.requires_grad:
+            raise CheckFailed("the output is detached: gradients should reach the parameters")
+        out.square().sum().backward()
+        if x.grad is None or any(p.grad is None for p in block.parameters()):
+            raise CheckFailed("gradients should reach the input and every parameter")
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="2",
+        title="the residual block",
+        points=2,
+        names=("ResidualBlock",),
+        check=check_residual_block,
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 3: matching_aware_loss(real_logits, wrong_logits, fake_logits)
+# --------------------------------------------------------------------------------------
+
+
+def _matching_golden(r, w, f):
+    # BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x): stable for any logit
+    return F.softplus(-r).mean() + (F.softplus(w).mean() + F.softplus(f).mean()) / 2
+
+
+def check_matching_aware_loss(matching_aware_loss) -> None:
+    """L_D = BCE(real, 1) + (BCE(wrong, 0) + BCE(fake, 0)) / 2, each a mean over its batch."""
+    gen = torch.Generator().manual_seed(33)
+    # Three batch sizes (the port's wrong pairs are one fewer): each term is its own mean.
+    real = (torch.randn(6, generator=gen) * 2 + 1).requires_grad_()
+    wrong = (torch.randn(5, generator=gen) * 2 + 0.5).requires_grad_()
+    fake = (torch.randn(7, generator=gen) * 2 - 1).requires_grad_()
+    loss = _require_tensor(matching_aware_loss(real, wrong, fake), "matching_aware_loss(...)")
+    if loss.numel() != 1:
+        raise CheckFailed(f"expected one number (a scalar tensor), got shape {_shape(loss)}")
+    got = loss.reshape(())
+    want = _matching_golden(real, wrong, fake)
+    if not _close(got, want, atol=1e-5):
+        sp = F.softplus
+        r, w, f = real, wrong, fake
+        s = torch.sigmoid
+        hint = _diagnose(
+            got,
+            {
+                "the wrong-pair term is missing: real images with MISMATCHED text must be "
+                "scored fake too": sp(-r).mean() + sp(f).mean(),
+                "the three terms have equal weights; wrong and fake share one half": (
+                    sp(-r).mean() + sp(w).mean() + sp(f).mean()
+                ),
+                "the three terms are averaged; the real term has weight 1, wrong and fake 1/2": (
+                    (sp(-r).mean() + sp(w).mean() + sp(f).mean()) / 3
+                ),
+                "wrong pairs got label 1: a real image with the wrong text is a NEGATIVE for D": (
+                    sp(-r).mean() + (sp(-w).mean() + sp(f).mean()) / 2
+                ),
+                "sigmoid was applied before BCE-with-logits (these are logits already)": (
+                    sp(-s(r)).mean() + (sp(s(w)).mean() + sp(s(f)).mean()) / 2
+                ),
+                "the sign is flipped: D minimises the BCE": -want,
+                "the terms are summed over examples, not averaged": (
+                    sp(-r).sum() + (sp(w).sum() + sp(f).sum()) / 2
+                ),
+                "the targets are swapped (real with 0, wrong and fake with 1)": (
+                    sp(r).mean() + (sp(-w).mean() + sp(-f).mean()) / 2
+                ),
+            },
+        )
+        raise CheckFailed(
+            f"for 6 real, 5 wrong and 7 fake logits expected {want.item():.6f} = BCE(real, 1) "
+            f"+ (BCE(wrong, 0) + BCE(fake, 0)) / 2, got {got.item():.6f}" + hint
+        )
+    if not loss.requires_grad:
+        raise CheckFailed("the loss is not connected to the logits (detached?); D cannot learn")
+    g_real, g_wrong, g_fake = torch.autograd.grad(got, (real, wrong, fake))
+    _require_close(g_real, -(1 - torch.sigmoid(real)) / 6, "d loss / d real_logits", 1e-5)
+    _require_close(g_wrong, torch.sigmoid(wrong) / 5 / 2, "d loss / d wrong_logits", 1e-5)
+    _require_close(g_fake, torch.sigmoid(fake) / 7 / 2, "d loss / d fake_logits", 1e-5)
+
+    # Confident logits: sigmoid then log gives inf here; BCE-with-logits does not.
+    real = torch.tensor([200.0, -200.0, 0.0])
+    wrong = torch.tensor([-200.0, 200.0, 30.0])
+    fake = torch.tensor([200.0, -30.0, 0.0])
+    got = _require_tensor(matching_aware_loss(real, wrong, fake), "the loss").reshape(())
+    want = _matching_golden(real, wrong, fake)
+    if not torch.isfinite(got):
+        raise CheckFailed(
+            f"for logits of +-200 the loss is {got.item()}, expected {want.item():.4f}: use "
+            "F.binary_cross_entropy_with_logits, which works on logits directly"
+        )
+    _require_close(got, want, "the loss for logits of +-200 (use BCE with logits)", 1e-3)
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="3",
+        title="the matching-aware discriminator loss",
+        points=2,
+        names=("matching_aware_loss",),
+        check=check_matching_aware_loss,
+    )
+)

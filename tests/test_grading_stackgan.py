@@ -1,0 +1,343 @@
+"""Chapter 3's checks accept reference answers and reject plausible wrong ones.
+
+The references below are what the solution notebook's answer cells should contain; every wrong
+answer is a mistake a student (or a published port) could really make.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ganlab.grading.checks.stackgan as stackgan_checks  # registers chapter "stackgan"
+from ganlab.grading import CheckFailed, check, get_exercise
+from ganlab.grading.registry import EXERCISES
+from ganlab.models.stackgan import ResidualBlock as ModelResidualBlock
+from ganlab.models.stackgan import discriminator_loss
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(_two_threads):
+    torch.set_num_threads(1)  # after conftest's fixture: the CI machine's cores are shared
+
+
+def rejects(exercise_id: str, name: str, wrong, match: str | None = None, error=CheckFailed):
+    """Assert that ``check`` refuses ``wrong`` (with ``error``, message matching ``match``)."""
+    with pytest.raises(error, match=match) as info:
+        check("stackgan", exercise_id, {name: wrong})
+    print(f"rejected: {info.value}")  # shown with pytest -s, to read the messages
+
+
+def test_registry_lists_three_exercises_worth_six_points():
+    exercises = EXERCISES["stackgan"]
+    assert [e.id for e in exercises] == ["1", "2", "3"]
+    assert [e.points for e in exercises] == [2, 2, 2]
+    assert get_exercise("stackgan", "2").names == ("ResidualBlock",)
+    assert stackgan_checks.CHAPTER == "stackgan"
+
+
+# --- Exercise 1: conditioning_augmentation -----------------------------------------------
+
+
+def conditioning_augmentation(fc_out, eps):
+    c_dim = fc_out.shape[1] // 2
+    mu, logvar = fc_out[:, :c_dim], fc_out[:, c_dim:]
+    c = mu + torch.exp(0.5 * logvar) * eps
+    kl = (0.5 * (logvar.exp() + mu**2 - 1 - logvar)).sum(dim=1).mean()
+    return c, mu, logvar, kl
+
+
+def _ca(split=None, sample=None, kl=None):
+    """A conditioning_augmentation with one piece replaced."""
+
+    def run(fc_out, eps):
+        c_dim = fc_out.shape[1] // 2
+        mu, logvar = (split or (lambda x, k: (x[:, :k], x[:, k:])))(fc_out, c_dim)
+        c = (sample or (lambda m, lv, e: m + torch.exp(0.5 * lv) * e))(mu, logvar, eps)
+        terms = 0.5 * (logvar.exp() + mu**2 - 1 - logvar)
+        return c, mu, logvar, (kl or (lambda t, m, lv: t.sum(1).mean()))(terms, mu, logvar)
+
+    return run
+
+
+WRONG_CA = {
+    "halves swapped": (_ca(split=lambda x, k: (x[:, k:], x[:, :k])), "swapped"),
+    # crashes inside the student's own code, which check() lets through with a note
+    "hard-coded c_dim = 4": (_ca(split=lambda x, k: (x[:, :4], x[:, 4:])), None, RuntimeError),
+    "interleaved columns": (_ca(split=lambda x, k: (x[:, 0::2], x[:, 1::2])), None),
+    "KL sign flipped": (_ca(kl=lambda t, m, lv: -t.sum(1).mean()), "sign"),
+    "sigma used as variance": (
+        _ca(sample=lambda m, lv, e: m + torch.exp(lv) * e),
+        "VARIANCE",
+    ),
+    "logvar used as sigma": (_ca(sample=lambda m, lv, e: m + lv * e), "logvar was used"),
+    "c = mu (no sample)": (_ca(sample=lambda m, lv, e: m), "sample is missing"),
+    "a fresh eps": (
+        _ca(sample=lambda m, lv, e: m + torch.exp(0.5 * lv) * torch.randn_like(e)),
+        "eps",
+    ),
+    "sample detached": (
+        _ca(sample=lambda m, lv, e: m + (torch.exp(0.5 * lv) * e).detach()),
+        "no gradient reaches logvar",
+    ),
+    "logvar detached in the sample": (
+        _ca(sample=lambda m, lv, e: m + torch.exp(0.5 * lv.detach()) * e),
+        "no gradient reaches logvar",
+    ),
+    "mu detached in the sample": (
+        _ca(sample=lambda m, lv, e: m.detach() + torch.exp(0.5 * lv) * e),
+        "reaching mu",
+    ),
+    "KL: mean over all elements (official reduction)": (
+        _ca(kl=lambda t, m, lv: t.mean()),
+        "ALL elements",
+    ),
+    "KL: summed over the batch": (_ca(kl=lambda t, m, lv: t.sum()), "sum over everything"),
+    "KL: mean over dims, sum over batch": (_ca(kl=lambda t, m, lv: t.mean(1).sum()), None),
+    "KL: per example, not averaged": (_ca(kl=lambda t, m, lv: t.sum(1)), "scalar"),
+    "KL: no 1/2": (_ca(kl=lambda t, m, lv: 2 * t.sum(1).mean()), "1/2"),
+    "KL with exp(logvar) as sigma": (
+        _ca(kl=lambda t, m, lv: (0.5 * (torch.exp(2 * lv) + m**2 - 1 - 2 * lv)).sum(1).mean()),
+        "sigma",
+    ),
+    "KL detached": (_ca(kl=lambda t, m, lv: t.sum(1).mean().detach()), "autograd"),
+    "KL as a float": (_ca(kl=lambda t, m, lv: t.sum(1).mean().item()), "torch.Tensor"),
+    "three outputs": (lambda f, e: conditioning_augmentation(f, e)[:3], "four"),
+}
+
+
+def test_reference_conditioning_augmentation_passes(capsys):
+    check("stackgan", "1", {"conditioning_augmentation": conditioning_augmentation})
+    assert capsys.readouterr().out.strip() == get_exercise("stackgan", "1").passed_line()
+
+
+def test_model_conditioning_block_agrees_with_the_exercise():
+    # The shipped CA, fed its own FC output, gives what the exercise asks for.
+    from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
+
+    ca = ConditioningAugmentation(6, 3)
+    t = torch.randn(4, 6)
+    mu, logvar = ca.encode(t)
+    eps = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    c, _, _ = ca(t, generator=torch.Generator().manual_seed(0))
+    ref = conditioning_augmentation(torch.cat([mu, logvar], 1), eps)
+    torch.testing.assert_close(c, ref[0])
+    torch.testing.assert_close(kl_divergence(mu, logvar), ref[3])
+
+
+@pytest.mark.parametrize("mistake", WRONG_CA)
+def test_conditioning_augmentation_rejects(mistake):
+    wrong, match, *error = WRONG_CA[mistake]
+    rejects("1", "conditioning_augmentation", wrong, match=match, error=(error or [CheckFailed])[0])
+
+
+# --- Exercise 2: ResidualBlock -----------------------------------------------------------
+
+
+class ResidualBlock(nn.Module):
+    """The reference answer."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def branch(self, x):
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x):
+        return F.relu(self.branch(x) + x)
+
+
+class _NoSkip(ResidualBlock):
+    def forward(self, x):
+        return F.relu(self.branch(x))
+
+
+class _ReluBeforeAdd(ResidualBlock):
+    def forward(self, x):
+        return F.relu(self.branch(x)) + x
+
+
+class _ReluTwice(ResidualBlock):
+    def forward(self, x):
+        return F.relu(F.relu(self.branch(x)) + x)
+
+
+class _NoFinalRelu(ResidualBlock):
+    def forward(self, x):
+        return self.branch(x) + x
+
+
+class _NoMiddleRelu(ResidualBlock):
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(self.bn1(self.conv1(x)))) + x)
+
+
+class _Bn2Unused(ResidualBlock):
+    def forward(self, x):
+        return F.relu(self.conv2(F.relu(self.bn1(self.conv1(x)))) + x)
+
+
+class _NoBatchNorm(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + x)
+
+
+class _ConvBias(ResidualBlock):
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+
+class _Sequential(nn.Module):
+    """Right computation, other names (as StackGAN-Pytorch's ``block`` Sequential)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.block = ResidualBlock(channels)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class _NoPadding(ResidualBlock):
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=2, bias=False)
+
+
+class _Detached(ResidualBlock):
+    def forward(self, x):
+        return super().forward(x).detach()
+
+
+class _FixedChannels(ResidualBlock):
+    def __init__(self, channels):
+        super().__init__(3)
+
+
+WRONG_BLOCKS = {
+    "no skip": (_NoSkip, "skip connection is missing"),
+    "ReLU before the add": (_ReluBeforeAdd, "BEFORE the add"),
+    "ReLU before and after the add": (_ReluTwice, "AND after"),
+    "no final ReLU": (_NoFinalRelu, "final ReLU"),
+    "no ReLU between the convs": (_NoMiddleRelu, "between the two convs"),
+    "bn2 defined but unused": (_Bn2Unused, "bn2 is not applied"),
+    "no BatchNorm": (_NoBatchNorm, "BatchNorm2d"),
+    "convs with bias": (_ConvBias, "bias=False"),
+    "other attribute names": (_Sequential, "missing"),
+    "wrong padding": (_NoPadding, None),
+    "detached output": (_Detached, "gradients"),
+    "channels ignored": (_FixedChannels, "could not load"),
+    "an instance, not the class": (ResidualBlock(3), "class"),
+}
+
+
+def test_reference_residual_block_passes(capsys):
+    check("stackgan", "2", {"ResidualBlock": ResidualBlock})
+    assert capsys.readouterr().out.strip() == get_exercise("stackgan", "2").passed_line()
+
+
+def test_the_models_residual_block_passes_too():
+    check("stackgan", "2", {"ResidualBlock": ModelResidualBlock})
+
+
+@pytest.mark.parametrize("mistake", WRONG_BLOCKS)
+def test_residual_block_rejects(mistake):
+    wrong, match = WRONG_BLOCKS[mistake]
+    rejects("2", "ResidualBlock", wrong, match=match)
+
+
+# --- Exercise 3: matching_aware_loss -----------------------------------------------------
+
+
+def _bce(logits, target):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def matching_aware_loss(real_logits, wrong_logits, fake_logits):
+    return _bce(real_logits, 1.0) + (_bce(wrong_logits, 0.0) + _bce(fake_logits, 0.0)) / 2
+
+
+WRONG_LOSSES = {
+    "no wrong term": (lambda r, w, f: _bce(r, 1.0) + _bce(f, 0.0), "wrong-pair term is missing"),
+    "equal weights": (
+        lambda r, w, f: _bce(r, 1.0) + _bce(w, 0.0) + _bce(f, 0.0),
+        "equal weights",
+    ),
+    "averaged over three": (
+        lambda r, w, f: (_bce(r, 1.0) + _bce(w, 0.0) + _bce(f, 0.0)) / 3,
+        "averaged",
+    ),
+    "wrong pairs labelled real": (
+        lambda r, w, f: _bce(r, 1.0) + (_bce(w, 1.0) + _bce(f, 0.0)) / 2,
+        "label 1",
+    ),
+    "probabilities fed as logits": (
+        lambda r, w, f: matching_aware_loss(torch.sigmoid(r), torch.sigmoid(w), torch.sigmoid(f)),
+        "sigmoid was applied",
+    ),
+    "sigmoid then log": (
+        lambda r, w, f: (
+            -(
+                torch.log(torch.sigmoid(r)).mean()
+                + (torch.log(1 - torch.sigmoid(w)).mean() + torch.log(1 - torch.sigmoid(f)).mean())
+                / 2
+            )
+        ),
+        "binary_cross_entropy_with_logits",
+    ),
+    "sign flipped": (lambda r, w, f: -matching_aware_loss(r, w, f), "sign"),
+    "sums, not means": (
+        lambda r, w, f: F.softplus(-r).sum() + (F.softplus(w).sum() + F.softplus(f).sum()) / 2,
+        "summed",
+    ),
+    "targets swapped": (
+        lambda r, w, f: _bce(r, 0.0) + (_bce(w, 1.0) + _bce(f, 1.0)) / 2,
+        "swapped",
+    ),
+    "one mean over the concatenated batch": (
+        lambda r, w, f: F.binary_cross_entropy_with_logits(
+            torch.cat([r, w, f]),
+            torch.cat([torch.ones_like(r), torch.zeros_like(w), torch.zeros_like(f)]),
+        ),
+        None,
+    ),
+    "detached": (lambda r, w, f: matching_aware_loss(r, w, f).detach(), "detached"),
+    "per-example, not reduced": (
+        lambda r, w, f: F.binary_cross_entropy_with_logits(r, torch.ones_like(r), reduction="none"),
+        "scalar",
+    ),
+}
+
+
+def test_reference_matching_aware_loss_passes(capsys):
+    check("stackgan", "3", {"matching_aware_loss": matching_aware_loss})
+    assert capsys.readouterr().out.strip() == get_exercise("stackgan", "3").passed_line()
+
+
+def test_the_models_discriminator_loss_passes_too():
+    check("stackgan", "3", {"matching_aware_loss": discriminator_loss})
+
+
+@pytest.mark.parametrize("mistake", WRONG_LOSSES)
+def test_matching_aware_loss_rejects(mistake):
+    wrong, match = WRONG_LOSSES[mistake]
+    rejects("3", "matching_aware_loss", wrong, match=match)
+
+
+def test_a_missing_name_is_reported():
+    with pytest.raises(CheckFailed, match="not defined"):
+        check("stackgan", "3", {})

@@ -1,0 +1,282 @@
+"""StackGAN's two stages: shapes, official parameter counts, freezing, conditioning, losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganlab.models.stackgan import (
+    KL_WEIGHT,
+    PAPER_KL_WEIGHT,
+    ResidualBlock,
+    StageIDiscriminator,
+    StageIGenerator,
+    StageIIDiscriminator,
+    StageIIGenerator,
+    discriminator_loss,
+    generator_loss,
+    wrong_pairs,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(_two_threads):
+    torch.set_num_threads(1)  # after conftest's fixture: the CI machine's cores are shared
+
+
+def count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def tiny_stage1(image_size=16, text_dim=10, c_dim=4, z_dim=3, ngf=2):
+    torch.manual_seed(0)
+    return StageIGenerator(text_dim, c_dim=c_dim, z_dim=z_dim, ngf=ngf, image_size=image_size)
+
+
+# --- shapes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("s1", [16, 32, 64])
+def test_shapes_at_every_stage1_size(s1):
+    g1 = tiny_stage1(s1)
+    g2 = StageIIGenerator(g1, ngf=4, num_residual=1)
+    d1 = StageIDiscriminator(c_dim=4, ndf=2, image_size=s1)
+    d2 = StageIIDiscriminator(c_dim=4, ndf=1, image_size=4 * s1)
+    t, z = torch.randn(2, 10), g1.sample_z(2)
+    image, mu, logvar = g1(t, z)
+    assert image.shape == (2, 3, s1, s1) and mu.shape == logvar.shape == (2, 4)
+    assert image.abs().max() <= 1
+    assert d1(image, mu.detach()).shape == (2,)
+    stage1_image, big, mu2, logvar2 = g2(t, z)
+    assert stage1_image.shape == (2, 3, s1, s1) and big.shape == (2, 3, 4 * s1, 4 * s1)
+    cond, uncond = d2(big, mu2.detach())
+    assert cond.shape == uncond.shape == (2,)
+
+
+def test_stage1_generator_has_the_official_parameter_count():
+    # StackGAN-Pytorch STAGE1_G at the official sizes, counted by hand:
+    ca = 1024 * 256 + 256  # FC text -> [mu, logvar]
+    fc = 228 * 1024 * 16 + 2 * 1024 * 16  # Linear(z+c -> 4*4*1024, no bias) + BatchNorm1d
+    ups = sum(a * b * 9 + 2 * b for a, b in [(1024, 512), (512, 256), (256, 128), (128, 64)])
+    out = 64 * 3 * 9  # conv3x3 -> RGB, no bias
+    assert count(StageIGenerator(1024)) == ca + fc + ups + out == 10_301_248
+
+
+def test_discriminators_have_the_official_parameter_counts():
+    def head(ndf, c):  # conv3x3(ndf*8 + c -> ndf*8) + BN + conv 4x4 -> 1 (with bias)
+        return (ndf * 8 + c) * ndf * 8 * 9 + 2 * ndf * 8 + ndf * 8 * 16 + 1
+
+    ndf, c = 64, 128
+    convs1 = 3 * 64 * 16 + sum(a * b * 16 + 2 * b for a, b in [(64, 128), (128, 256), (256, 512)])
+    assert count(StageIDiscriminator()) == convs1 + head(ndf, c)
+    widths = [64, 128, 256, 512, 1024, 2048]
+    convs2 = 3 * 64 * 16 + sum(a * b * 16 + 2 * b for a, b in zip(widths, widths[1:]))
+    convs2 += 2048 * 1024 * 9 + 2 * 1024 + 1024 * 512 * 9 + 2 * 512
+    uncond = 512 * 16 + 1
+    assert count(StageIIDiscriminator()) == convs2 + head(ndf, c) + uncond
+    # TF variant: D compresses the raw embedding with its own FC
+    assert (
+        count(StageIDiscriminator(text_dim=1024)) == count(StageIDiscriminator()) + 1024 * 128 + 128
+    )
+
+
+def test_stage2_generator_has_the_official_parameter_count():
+    ngf, c = 128, 128
+    g1 = StageIGenerator(1024)
+    g2 = StageIIGenerator(g1)
+    own = 1024 * 256 + 256  # its own CA
+    own += 3 * ngf * 9 + ngf * 2 * ngf * 16 + 2 * 2 * ngf + 2 * ngf * 4 * ngf * 16 + 2 * 4 * ngf
+    own += (4 * ngf + c) * 4 * ngf * 9 + 2 * 4 * ngf  # joint conv3x3 + BN
+    own += 4 * (2 * (4 * ngf * 4 * ngf * 9 + 2 * 4 * ngf))  # 4 residual blocks
+    widths = [4 * ngf, 2 * ngf, ngf, ngf // 2, ngf // 4]
+    own += sum(a * b * 9 + 2 * b for a, b in zip(widths, widths[1:]))
+    own += ngf // 4 * 3 * 9
+    trainable = sum(p.numel() for p in g2.parameters() if p.requires_grad)
+    assert trainable == own
+    assert count(g2) == own + count(g1)
+    assert len(StageIIGenerator(g1, num_residual=2).residual) == 2  # COCO setting
+
+
+# --- Stage-II freezes Stage-I -----------------------------------------------------------
+
+
+def test_stage1_is_frozen_detached_and_stays_in_eval_mode():
+    g1 = tiny_stage1()
+    g2 = StageIIGenerator(g1, ngf=4, num_residual=1)
+    assert all(not p.requires_grad for p in g1.parameters())
+    g2.train()
+    assert g2.training and not g1.training and g2.encoder.training
+    stats = {k: v.clone() for k, v in g1.state_dict().items()}
+    t, z = torch.randn(4, 10), g1.sample_z(4)
+    stage1_image, image, mu, logvar = g2(t, z)
+    assert not stage1_image.requires_grad
+    (image.sum() + mu.sum()).backward()
+    assert all(p.grad is None for p in g1.parameters())
+    assert all(p.grad is not None for p in g2.parameters() if p.requires_grad)
+    for k, v in g1.state_dict().items():  # BN running stats did not move
+        assert torch.equal(v, stats[k]), k
+
+
+def test_stage2_reuses_stage1_image_and_draws_a_fresh_ca_sample():
+    g1 = tiny_stage1()
+    g2 = StageIIGenerator(g1, ngf=4, num_residual=1).eval()
+    assert g2.ca is not g1.ca
+    t, z = torch.randn(3, 10), g1.sample_z(3)
+    stage1_image, _, mu, logvar = g2(t, z, generator=torch.Generator().manual_seed(9))
+    want, mu1, _ = g1(t, z, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(stage1_image, want)  # Stage-I drew its eps first
+    torch.testing.assert_close(mu, g2.ca.encode(t)[0])  # Stage-II's own CA
+    assert not torch.allclose(mu, mu1)
+    # the fresh CA sample reaches the image: a different eps, a different image
+    _, a, _, _ = g2(t, z, generator=torch.Generator().manual_seed(1))
+    _, b, _, _ = g2(t, z, generator=torch.Generator().manual_seed(1))
+    _, c, _, _ = g2(t, z, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_stage2_rejects_a_non_stage1_model():
+    with pytest.raises(TypeError, match="StageIGenerator"):
+        StageIIGenerator(nn.Linear(2, 2))
+
+
+# --- conditioning inside D ---------------------------------------------------------------
+
+
+def test_discriminator_replicates_the_condition_over_4x4():
+    torch.manual_seed(3)
+    d = StageIDiscriminator(c_dim=5, ndf=2, image_size=32).eval()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    cond = torch.randn(3, 5)
+    feats = d.features(x)
+    assert feats.shape == (3, 16, 4, 4)
+    maps = cond.view(3, 5, 1, 1).repeat(1, 1, 4, 4)  # as the official code does
+    head = d.get_cond_logits
+    want = head.out(head.joint(torch.cat([feats, maps], 1))).view(-1)
+    torch.testing.assert_close(d(x, cond), want)
+    assert not torch.allclose(d(x, cond), d(x, cond.flip(0)))
+
+
+def test_discriminator_with_text_dim_compresses_the_raw_embedding():
+    torch.manual_seed(4)
+    d = StageIDiscriminator(c_dim=5, ndf=2, image_size=16, text_dim=12).eval()
+    x, t = torch.rand(2, 3, 16, 16) * 2 - 1, torch.randn(2, 12)
+    compressed = F.leaky_relu(t @ d.compress[0].weight.T + d.compress[0].bias, 0.2)
+    torch.testing.assert_close(d(x, t), d.get_cond_logits(d.features(x), compressed))
+    with pytest.raises(ValueError, match=r"\(B, 12\)"):
+        d(x, torch.randn(2, 5))
+
+
+def test_stage2_discriminator_unconditional_logits_ignore_the_text():
+    torch.manual_seed(5)
+    d = StageIIDiscriminator(c_dim=3, ndf=1, image_size=64).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    c1, u1 = d(x, torch.randn(2, 3))
+    c2, u2 = d(x, torch.randn(2, 3))
+    torch.testing.assert_close(u1, u2)
+    assert not torch.allclose(c1, c2)
+
+
+def test_wrong_pairs_shift_the_conditions_like_the_port():
+    f, c = torch.arange(4.0), torch.arange(4.0) * 10
+    fw, cw = wrong_pairs(f, c)
+    assert fw.tolist() == [0, 1, 2] and cw.tolist() == [10, 20, 30]
+    with pytest.raises(ValueError):
+        wrong_pairs(f[:1], c[:1])
+
+
+# --- residual block ----------------------------------------------------------------------
+
+
+def test_residual_block_matches_a_functional_reference():
+    torch.manual_seed(6)
+    block = ResidualBlock(4)
+    x = torch.randn(2, 4, 5, 5)
+    for mode in (True, False):
+        block.train(mode)
+        with torch.no_grad():
+            h = F.relu(block.bn1(block.conv1(x)))
+            want = F.relu(block.bn2(block.conv2(h)) + x)
+        torch.testing.assert_close(block(x), want)
+    assert sorted(block.state_dict()) == sorted(
+        [f"conv{i}.weight" for i in (1, 2)]
+        + [
+            f"bn{i}.{k}"
+            for i in (1, 2)
+            for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+        ]
+    )
+
+
+# --- losses ------------------------------------------------------------------------------
+
+
+def softplus(x):
+    return torch.log1p(torch.exp(x))  # fine for the moderate logits used here
+
+
+def test_discriminator_loss_is_matching_aware():
+    gen = torch.Generator().manual_seed(7)
+    r, w, f = (torch.randn(n, generator=gen, dtype=torch.float64) for n in (6, 5, 6))
+    want = softplus(-r).mean() + (softplus(w).mean() + softplus(f).mean()) / 2
+    torch.testing.assert_close(discriminator_loss(r, w, f), want)
+    ru, fu = (
+        torch.randn(6, generator=gen, dtype=torch.float64),
+        torch.randn(6, generator=gen, dtype=torch.float64),
+    )
+    port = (softplus(-r).mean() + softplus(-ru).mean()) / 2 + (
+        softplus(f).mean() + softplus(w).mean() + softplus(fu).mean()
+    ) / 3
+    torch.testing.assert_close(discriminator_loss(r, w, f, ru, fu), port)
+    with pytest.raises(ValueError, match="both"):
+        discriminator_loss(r, w, f, real_uncond=ru)
+    with pytest.raises(ValueError, match=r"\(B,\)"):
+        discriminator_loss(r[:, None], w, f)
+
+
+def test_generator_loss_matches_the_official_kl_scale():
+    gen = torch.Generator().manual_seed(8)
+    f = torch.randn(4, generator=gen, dtype=torch.float64)
+    fu = torch.randn(4, generator=gen, dtype=torch.float64)
+    mu = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    logvar = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    official_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean()  # port's KL_loss
+    assert KL_WEIGHT == 2.0 and PAPER_KL_WEIGHT == 1.0
+    torch.testing.assert_close(
+        generator_loss(f, mu, logvar), softplus(-f).mean() + 2.0 * official_kl
+    )
+    torch.testing.assert_close(
+        generator_loss(f, mu, logvar, kl_weight=PAPER_KL_WEIGHT, fake_uncond=fu),
+        softplus(-f).mean() + softplus(-fu).mean() + official_kl,
+    )
+
+
+# --- validation and init -----------------------------------------------------------------
+
+
+def test_validation_errors_name_what_was_expected():
+    with pytest.raises(ValueError, match=r"\(16, 32, 64\)"):
+        StageIGenerator(10, image_size=128)
+    with pytest.raises(ValueError, match=r"\(64, 128, 256\)"):
+        StageIIDiscriminator(image_size=32)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        StageIIGenerator(tiny_stage1(), ngf=6)
+    g1 = tiny_stage1()
+    with pytest.raises(ValueError, match=r"z must have shape \(2, 3\)"):
+        g1(torch.randn(2, 10), torch.randn(2, 4))
+    d = StageIDiscriminator(c_dim=4, ndf=2, image_size=16).eval()
+    with pytest.raises(ValueError, match=r"\(B, 3, 16, 16\)"):
+        d(torch.zeros(2, 3, 32, 32), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        d(torch.full((2, 3, 16, 16), 3.0), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="rows"):
+        d(torch.zeros(2, 3, 16, 16), torch.zeros(3, 4))
+
+
+def test_weights_start_from_n_0_002():
+    d = StageIIDiscriminator(c_dim=8, ndf=8, image_size=64)
+    w = d.encode[-3].weight  # conv3x3 256 -> 64: 147k weights
+    assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+    bn = d.encode[-2]
+    assert abs(bn.weight.mean().item() - 1) < 0.01 and bn.bias.abs().max() == 0
