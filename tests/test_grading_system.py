@@ -159,9 +159,12 @@ def test_solution_notebook_is_well_formed():
 def test_build_is_deterministic_and_leaves_no_solution(tmp_path):
     first = build_exercises(SOLUTIONS, tmp_path / "a")
     second = build_exercises(SOLUTIONS, tmp_path / "b")
-    assert [p.name for p in first] == [p.name for p in second] == ["01_cgan.ipynb"]
+    names = sorted(p.name for p in SOLUTIONS.glob("*.ipynb"))
+    assert [p.name for p in first] == [p.name for p in second] == names
+    assert names[0] == "01_cgan.ipynb"
+    for a, b in zip(first, second, strict=True):
+        assert a.read_text(encoding="utf-8") == b.read_text(encoding="utf-8")
     text = first[0].read_text(encoding="utf-8")
-    assert text == second[0].read_text(encoding="utf-8")
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
     # The answers themselves are gone, e.g. the stable loss and the paper's layer widths.
     assert "binary_cross_entropy_with_logits(real_logits" not in text
@@ -184,7 +187,8 @@ def test_committed_exercises_are_up_to_date():
 def _copy_solutions(tmp_path) -> Path:
     solutions = tmp_path / "solutions"
     solutions.mkdir()
-    shutil.copy(SOLUTIONS / "01_cgan.ipynb", solutions / "01_cgan.ipynb")
+    for path in SOLUTIONS.glob("*.ipynb"):  # every registered chapter needs its solution
+        shutil.copy(path, solutions / path.name)
     return solutions
 
 
@@ -209,7 +213,7 @@ def test_check_exercises_finds_stale_missing_and_extra(tmp_path):
 
 def test_check_exercises_sees_a_hand_edited_exercise(tmp_path):
     solutions = _copy_solutions(tmp_path)
-    (path,) = build_exercises(solutions, tmp_path / "exercises")
+    path = build_exercises(solutions, tmp_path / "exercises")[0]
     path.write_text(path.read_text(encoding="utf-8").replace("Exercise 1:", "Exercise 1 -"))
     assert any(p.startswith("stale:") for p in check_exercises(solutions, path.parent))
 
@@ -352,11 +356,15 @@ def test_a_cell_past_the_timeout_is_interrupted_and_grading_goes_on(tmp_path):
     assert [e["cell"] for e in result["errors"]] == [1]
 
 
-def test_end_to_end_solution_full_marks_exercise_zero(tmp_path):
+@pytest.mark.parametrize(
+    "name, chapter, points, count",
+    [("01_cgan.ipynb", "cgan", 10, 5), ("02_gan_int_cls.ipynb", "gan-int-cls", 6, 3)],
+)
+def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, points, count):
     submissions = tmp_path / "submissions"
     submissions.mkdir()
-    shutil.copy(SOLUTIONS / "01_cgan.ipynb", submissions / "a_solution.ipynb")
-    (built,) = build_exercises(SOLUTIONS, tmp_path / "exercises")
+    shutil.copy(SOLUTIONS / name, submissions / "a_solution.ipynb")
+    built = {p.name: p for p in build_exercises(SOLUTIONS, tmp_path / "exercises")}[name]
     shutil.copy(built, submissions / "b_exercise.ipynb")
     (submissions / "c_broken.ipynb").write_text("not json", encoding="utf-8")
 
@@ -364,13 +372,13 @@ def test_end_to_end_solution_full_marks_exercise_zero(tmp_path):
     results = grade_path(submissions, csv=table_csv, timeout=300)
     solution, exercise, broken = results
 
-    assert solution["chapter"] == "cgan"
-    assert solution["score"] == solution["max_score"] == 10, format_table([solution])
+    assert solution["chapter"] == chapter
+    assert solution["score"] == solution["max_score"] == points, format_table([solution])
     assert solution["errors"] == []
     assert all(e["status"] == "passed" for e in solution["exercises"])
 
-    assert exercise["score"] == 0 and exercise["max_score"] == 10
-    assert [e["status"] for e in exercise["exercises"]] == ["not_implemented"] * 5
+    assert exercise["score"] == 0 and exercise["max_score"] == points
+    assert [e["status"] for e in exercise["exercises"]] == ["not_implemented"] * count
     # Every error raised anywhere while running the exercise notebook is NotImplementedError:
     # the checks and the training payoff fail only because the answers are missing.
     assert exercise["errors"], "running the exercise notebook raised nothing"
@@ -386,8 +394,10 @@ def test_end_to_end_solution_full_marks_exercise_zero(tmp_path):
         "b_exercise.ipynb",
         "c_broken.ipynb",
     ]
-    assert rows[0]["score"] == "10" and rows[0]["max_score"] == "10"
-    assert [rows[0][f"cgan/{i}"] for i in "12345"] == ["2", "2", "2", "3", "1"]
-    assert [rows[1][f"cgan/{i}"] for i in "12345"] == ["0"] * 5
+    assert rows[0]["score"] == rows[0]["max_score"] == str(points)
+    ids = "12345"[:count]
+    want = {"cgan": ["2", "2", "2", "3", "1"], "gan-int-cls": ["2", "2", "2"]}[chapter]
+    assert [rows[0][f"{chapter}/{i}"] for i in ids] == want
+    assert [rows[1][f"{chapter}/{i}"] for i in ids] == ["0"] * count
     table = format_table(results)
-    assert "score 10/10" in table and "not_implemented" in table and "not graded" in table
+    assert f"score {points}/{points}" in table and "not_implemented" in table and "not graded" in table

@@ -24,6 +24,7 @@ from ganlab.train.loop import Recipe, StepContext, TrainConfig, Trainer, adam
 CHAPTER = "gan-int-cls"
 SHIPPED = "gan_int_cls"  # ganlab/weights/gan_int_cls.safetensors
 CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
+VARIANT_NAMES = ("gan", "gan-cls", "gan-int", "gan-int-cls", "no-text")  # shipped, 1,500 steps each
 INT_WEIGHT = 0.5  # interpolated texts on the whole batch, weighted as the official code
 
 PROFILES = {
@@ -147,6 +148,8 @@ class GANINTCLSRecipe(Recipe):
 def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, TrainConfig]:
     s = dict(PROFILES[profile])
     s.update({k: v for k, v in overrides.items() if v is not None})
+    if s.get("variant") == "no-text":  # the baseline: plain GAN, text zeroed
+        s["variant"], s["text"] = "gan", False
     recipe = GANINTCLSRecipe(
         variant=s.get("variant", "gan-int-cls"),
         text=s.get("text", True),
@@ -170,6 +173,15 @@ def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, Train
 
 
 # ------------------------------------------------------------------ weights
+def shipped_variant(name: str) -> Path:
+    """Shipped weights of one of ``VARIANT_NAMES`` (trained alike for the comparison)."""
+    from ganlab.weights import shipped
+
+    if name not in VARIANT_NAMES:
+        raise ValueError(f"unknown variant {name!r}: expected one of {VARIANT_NAMES}")
+    return shipped(f"{SHIPPED}_{name.replace('-', '_')}")
+
+
 def export_generator(trainer: Trainer, path, manifest: dict) -> Path:
     meta = {
         "chapter": CHAPTER,

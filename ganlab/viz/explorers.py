@@ -39,3 +39,49 @@ def digit_explorer(G, n: int = 8):
     seed.observe(draw, names="value")
     draw()
     return widgets.VBox([widgets.HBox([digit, seed]), out])
+
+
+def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None):
+    """Type a caption, pick a seed; see ``n`` samples of G(z, phi(caption)).
+
+    ``text_encoder`` maps a list of captions to features with a ``.sentence`` (B, D) tensor
+    (``ganlab.text.train.load_encoders``); unknown words become <unk>, an empty caption shows
+    the error message instead of birds.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from ganlab.viz.grids import show_grid
+
+    box = widgets.Text(
+        value=caption or "a small bird with a red crown, blue wings and a white belly",
+        description="caption",
+        layout=widgets.Layout(width="95%"),
+        continuous_update=False,
+    )
+    seed = widgets.IntSlider(value=0, min=0, max=99, description="seed")
+    out = widgets.Output()
+    device = next(G.parameters()).device
+
+    def draw(*_):
+        out.clear_output(wait=True)
+        with out:
+            try:
+                t = text_encoder([box.value] * n).sentence.to(device)
+            except (ValueError, TypeError) as err:
+                print(f"cannot encode this caption: {err}")
+                return
+            gen = torch.Generator().manual_seed(seed.value)
+            z = torch.randn(n, G.z_dim, generator=gen).to(device)
+            with torch.no_grad():
+                images = G(z, t).float().cpu()
+            fig, ax = plt.subplots(figsize=(1.1 * n, 1.6))
+            show_grid(images, nrow=n, ax=ax, title=f'"{box.value}", seed {seed.value}')
+            display(fig)
+            plt.close(fig)
+
+    box.observe(draw, names="value")
+    seed.observe(draw, names="value")
+    draw()
+    return widgets.VBox([box, seed, out])

@@ -4,4 +4,4 @@ A chapter is listed here once its solution notebook exists (``ganlab exercises c
 expects one per registered chapter).
 """
 
-from ganlab.grading.checks import cgan  # noqa: F401
+from ganlab.grading.checks import cgan, gan_int_cls  # noqa: F401
