@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _chapter_arg(p)
     p.add_argument("run", help="a finished run's --out folder")
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
+    p.add_argument("--main", action="store_true", help="ship as the chapter's main model")
 
     p = sub.add_parser("world", help="show a world: birds with their captions, or retrieval")
     p.add_argument("world", choices=("birds",))

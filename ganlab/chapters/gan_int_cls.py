@@ -8,6 +8,7 @@ the paper are one recipe with two switches (``variant``): GAN, GAN-CLS, GAN-INT,
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,15 +183,39 @@ def shipped_variant(name: str) -> Path:
     return shipped(f"{SHIPPED}_{name.replace('-', '_')}")
 
 
+BN_BATCHES = 20  # batches of 64 for the generator's standing BatchNorm statistics
+
+
+@torch.no_grad()
+def standing_statistics(G, recipe: GANINTCLSRecipe, data, device, batches: int = BN_BATCHES):
+    """Recompute G's BatchNorm statistics on fresh (z, text) batches (see recalibrate_batchnorm)."""
+    from ganlab.train.ema import recalibrate_batchnorm
+
+    gen = torch.Generator().manual_seed(0)
+    inputs = []
+    for _ in range(batches):
+        idx = torch.randint(0, len(data["images"]), (64,), generator=gen).to(device)
+        inputs.append(
+            (torch.randn(64, G.z_dim, generator=gen).to(device), recipe.text_features(data, idx))
+        )
+    return recalibrate_batchnorm(G, inputs)
+
+
 def export_generator(trainer: Trainer, path, manifest: dict) -> Path:
+    """The EMA generator, with standing BatchNorm statistics, and its manifest."""
+    G = trainer.generator("G")
+    standing_statistics(G, trainer.recipe, trainer.recipe.data(trainer.device), trainer.device)
     meta = {
         "chapter": CHAPTER,
         "kind": "weights",
         "model": "gan_int_cls.Generator",
         "config": trainer.recipe.config(),
-        "manifest": manifest,
+        "manifest": {
+            **manifest,
+            "batchnorm": f"standing statistics over {BN_BATCHES} batches of 64",
+        },
     }
-    return ckpt.save_state(path, ckpt.module_tensors(trainer.generator("G"), "G"), meta)
+    return ckpt.save_state(path, ckpt.module_tensors(G, "G"), meta)
 
 
 def load_generator(path=None, device="cpu") -> tuple[torch.nn.Module, dict]:
@@ -338,3 +363,52 @@ def bench(args) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+
+
+def _measure(path, n: int) -> dict:
+    G, meta = load_generator(path)
+    text_on = meta["config"].get("text", True)
+    test = evaluate_generator(G, n, "test", 0, text=text_on)
+    zero = evaluate_generator(G, n, "zeroshot", 0, text=text_on)
+    return {"test": test, "zeroshot": zero}
+
+
+def ship(args) -> dict:
+    """Measure a finished run's generator and ship it (``ganlab ship gan-int-cls RUN``).
+
+    The run's variant decides the name: the main model (``gan_int_cls``) when it is the
+    full GAN-INT-CLS with text, else ``gan_int_cls_<variant>`` stored in float16 (the
+    comparison models; half the bytes, the same samples up to rounding).
+    """
+    from ganlab.weights import HERE, write_index, write_manifest_sha256
+
+    source = Path(args.run) / "generator.safetensors"
+    tensors, meta = ckpt.load_state(source)
+    cfg = meta["config"]
+    name = "no-text" if not cfg.get("text", True) else cfg["variant"]
+    main = getattr(args, "main", False)
+    target = SHIPPED if main else f"{SHIPPED}_{name.replace('-', '_')}"
+    result = _measure(source, args.n)
+    metrics = {
+        s: {
+            "text_alignment": r["text_alignment"]["value"],
+            "chance": r["text_alignment"]["chance"],
+            "frechet_distance": r["frechet_distance"]["value"],
+            "r_precision": r["r_precision"].get("value"),
+            "n": r["n"],
+        }
+        for s, r in result.items()
+    }
+    if not main:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    manifest = {
+        **meta.get("manifest", {}),
+        "metrics": metrics,
+        "n_eval": args.n,
+        "stored_dtype": "float32" if main else "float16",
+    }
+    path = ckpt.save_state(HERE / f"{target}.safetensors", tensors, {**meta, "manifest": manifest})
+    write_manifest_sha256(path)
+    write_index()
+    print(f"shipped {path}: {json.dumps(metrics)}")
+    return result

@@ -38,3 +38,30 @@ class EMA:
         self.updates += 1
         for b_ema, b in zip(self.module.buffers(), self.source.buffers()):
             b_ema.copy_(b)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(module: nn.Module, batches) -> nn.Module:
+    """Re-estimate BatchNorm statistics for ``module`` as it is now ("standing statistics").
+
+    The EMA copy averages the weights but its BatchNorm buffers are the raw generator's
+    running statistics, which do not match the averaged weights; in eval mode that gives
+    washed-out, low-diversity samples. This resets every BatchNorm's statistics, runs
+    ``module(*args)`` for each ``args`` in ``batches`` in train mode with a cumulative
+    average (``momentum=None``), and returns the module in eval mode.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the batches below
+    module.train()
+    count = 0
+    for args in batches:
+        module(*args)
+        count += 1
+    if norms and count == 0:
+        raise ValueError("recalibrate_batchnorm needs at least one batch")
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return module.eval()
