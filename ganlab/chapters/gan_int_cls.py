@@ -25,7 +25,7 @@ from ganlab.train.loop import Recipe, StepContext, TrainConfig, Trainer, adam
 CHAPTER = "gan-int-cls"
 SHIPPED = "gan_int_cls"  # ganlab/weights/gan_int_cls.safetensors
 CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
-VARIANT_NAMES = ("gan", "gan-cls", "gan-int", "gan-int-cls", "no-text")  # shipped, 1,500 steps each
+VARIANT_NAMES = ("gan", "gan-cls", "gan-int", "gan-int-cls", "no-text")  # the comparison
 INT_WEIGHT = 0.5  # interpolated texts on the whole batch, weighted as the official code
 
 PROFILES = {
@@ -174,15 +174,6 @@ def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, Train
 
 
 # ------------------------------------------------------------------ weights
-def shipped_variant(name: str) -> Path:
-    """Shipped weights of one of ``VARIANT_NAMES`` (trained alike for the comparison)."""
-    from ganlab.weights import shipped
-
-    if name not in VARIANT_NAMES:
-        raise ValueError(f"unknown variant {name!r}: expected one of {VARIANT_NAMES}")
-    return shipped(f"{SHIPPED}_{name.replace('-', '_')}")
-
-
 BN_BATCHES = 20  # batches of 64 for the generator's standing BatchNorm statistics
 
 
