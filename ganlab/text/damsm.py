@@ -2,26 +2,58 @@ r"""The DAMSM loss (Xu et al. 2018, AttnGAN, Sec. 3.3): words matched to image r
 
 The text encoder gives word features :math:`e \in \mathbb R^{D \times T}` (and a sentence
 vector :math:`\bar e`); the image encoder gives region features
-:math:`v \in \mathbb R^{D \times R}` (and a global vector :math:`\bar v`). For a caption and
-an image:
+:math:`v \in \mathbb R^{D \times N}` (N = h*w regions; and a global vector :math:`\bar v`).
+For one caption and one image:
 
-1. similarity of every word with every region, :math:`s = e^\top v` (T x R), normalised
-   over the words for each region (Eq. 7-8);
-2. for each word, attention over the regions sharpened by :math:`\gamma_1` (Eq. 9) gives a
-   region-context vector :math:`c_i = \sum_j \alpha_{ij} v_j`;
-3. relevance of the image to the caption (Eq. 10):
-   :math:`R(Q, D) = \log \sum_{i=1}^{T} \exp(\gamma_2 \cos(c_i, e_i))` (the paper raises the
-   sum to :math:`1/\gamma_2`; the official code does not, nor does the course);
-4. over a batch of M pairs, the posterior of the right image for each caption and of the
-   right caption for each image, :math:`\exp(\gamma_3 R) / \sum \exp(\gamma_3 R)`, trained
-   with cross-entropy both ways (Eq. 11-13); the same with
-   :math:`R = \cos(\bar v, \bar e)` at the sentence level (Eq. 14).
+1. similarity of every word with every region, :math:`s = e^\top v` (T x N, Eq. 7),
+   normalised over the caption's words for each region (Eq. 8):
+   :math:`\bar s_{i,j} = \exp(s_{i,j}) / \sum_{k=1}^{T} \exp(s_{k,j})`;
+2. for each word, attention over the regions sharpened by :math:`\gamma_1` (Eq. 9):
+   :math:`\alpha_j = \exp(\gamma_1 \bar s_{i,j}) / \sum_{k=1}^{N} \exp(\gamma_1 \bar s_{i,k})`,
+   and the word's region-context vector :math:`c_i = \sum_j \alpha_j v_j`;
+3. relevance of the image to the caption (Eq. 10, as the official code computes it):
 
-Padding words never count: they are masked out of the word softmax and of the sum in 3
-(the official code slices each caption to its length, the same thing). With ``class_ids``,
-pairs of different images of the same class are removed from the softmax, as the official
-code does. :math:`\gamma_1 = 4` (the CUB yml; ``config.py`` defaults to 5), :math:`\gamma_2 = 5`,
-:math:`\gamma_3 = 10`.
+   .. math:: R(Q, D) = \log \sum_{i=1}^{T} \exp(\gamma_2 \cos(c_i, e_i))
+
+   The paper writes :math:`\log\big(\sum_i \exp(\gamma_2 R(c_i, e_i))\big)^{1/\gamma_2}`, i.e.
+   the above divided by :math:`\gamma_2`; the official ``words_loss`` does not divide (it takes
+   ``mul(gamma2).exp().sum().log()``) and neither does the course. With gamma3 = 10 the
+   official scale is what the published models were trained with;
+4. over a batch of M matching pairs :math:`(Q_i, D_i)`, the posterior of the right caption for
+   each image (Eq. 11) :math:`P(D_i|Q_i) = \exp(\gamma_3 R(Q_i, D_i)) / \sum_{j}
+   \exp(\gamma_3 R(Q_i, D_j))`, and of the right image for each caption; the losses are their
+   negative log-likelihoods, :math:`L^w_1 = -\sum_i \log P(D_i|Q_i)` and
+   :math:`L^w_2 = -\sum_i \log P(Q_i|D_i)` (Eq. 12-13; the code and the course average over
+   the batch). The sentence level does the same with :math:`R(Q, D) = \cos(\bar v, \bar e)`
+   (Eq. 14): :math:`L^s_1, L^s_2`.
+
+:math:`\mathcal L_{DAMSM} = L^w_1 + L^w_2 + L^s_1 + L^s_2` (Eq. 15). The names follow the
+official code: ``loss_w0``/``loss_s0`` is :math:`L_1` (rows are images, a softmax over the
+captions), ``loss_w1``/``loss_s1`` is :math:`L_2` (rows are captions).
+
+Shapes: words (B, D, T) with lengths (B,) int64 (positions >= length are padding); sentence
+(B, D); regions (B, D, h, w); global vector (B, D). Caption i and image i match.
+
+Padding words never count: they are masked out of the softmax over words (1) and out of the
+sum in (3); the official code slices each caption to its length, which is the same thing.
+With ``class_ids``, pairs of two different samples of the same class are removed from the
+softmax (set to -inf), as the official code does: they are not wrong pairs.
+
+Everything is vectorised over the batch (the official code loops over captions): the word
+level materialises (B_t, B_i, T, h*w) and (B_t, B_i, T, D) tensors, about 0.2 GB each in
+float32 for B = 100, T = 18, 17x17 regions, D = 256.
+
+=========================  =================================  ==============================
+what                       paper / official code              course
+=========================  =================================  ==============================
+gamma1                     4 (CUB and COCO ymls); 5 in        ``GAMMA1 = 4``
+                           ``config.py``'s default
+gamma2, gamma3             5, 10                              ``GAMMA2 = 5``, ``GAMMA3 = 10``
+power 1/gamma2 in Eq. 10   paper: yes; code: no               no (code)
+loss reduction             paper: sum over the batch;         mean (code)
+                           code: mean (CrossEntropyLoss)
+cosine's eps               code: clamps ||x||*||y|| at 1e-8   the same
+=========================  =================================  ==============================
 """
 
 from __future__ import annotations
@@ -30,6 +62,43 @@ import torch
 import torch.nn.functional as F
 
 GAMMA1, GAMMA2, GAMMA3 = 4.0, 5.0, 10.0
+"""gamma1 sharpens word->region attention (4: CUB yml; config.py's default is 5), gamma2 the
+word->caption aggregation, gamma3 the softmax over the batch."""
+EPS = 1e-8
+
+
+def _check(words, regions, lengths) -> None:
+    if not isinstance(words, torch.Tensor) or not words.is_floating_point() or words.dim() != 3:
+        raise ValueError(
+            f"words must be a float tensor (B, D, T), got {getattr(words, 'shape', type(words))}"
+        )
+    if not isinstance(regions, torch.Tensor) or regions.dim() != 4:
+        raise ValueError(
+            f"regions must be a float tensor (B, D, h, w), got "
+            f"{getattr(regions, 'shape', type(regions))}"
+        )
+    if words.shape[1] != regions.shape[1]:
+        raise ValueError(
+            f"words (B, D, T) and regions (B, D, h, w) must share D, got {tuple(words.shape)} "
+            f"and {tuple(regions.shape)}"
+        )
+    if not isinstance(lengths, torch.Tensor) or lengths.dtype not in (torch.int64, torch.int32):
+        raise TypeError(
+            f"lengths must be an int64 tensor (B,), got {type(lengths).__name__} "
+            f"{getattr(lengths, 'dtype', '')}"
+        )
+    if lengths.shape != (words.shape[0],):
+        raise ValueError(
+            f"lengths must have shape ({words.shape[0]},), one per caption, "
+            f"got {tuple(lengths.shape)}"
+        )
+    if lengths.numel() and not torch.compiler.is_compiling():
+        lo, hi = int(lengths.min()), int(lengths.max())  # a tiny host sync
+        if lo < 1 or hi > words.shape[2]:
+            raise ValueError(
+                f"lengths must lie in 1..T = 1..{words.shape[2]} (an empty caption has no "
+                f"words to match), got values in {lo}..{hi}"
+            )
 
 
 def _word_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
@@ -37,64 +106,90 @@ def _word_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
     return torch.arange(t, device=lengths.device)[None] < lengths[:, None]
 
 
+def _attend(words, regions, real, gamma1):
+    """-> dot products s (B_t, B_i, T, N), alpha (B_t, B_i, T, N), context (B_t, B_i, T, D)."""
+    v = regions.flatten(2)  # (B_i, D, N)
+    s = torch.einsum("adt,bdn->abtn", words, v)  # Eq. 7: (B_t, B_i, T, N)
+    # Eq. 8: for each region, a softmax over the caption's REAL words
+    s_bar = torch.softmax(s.masked_fill(~real[:, None, :, None], float("-inf")), dim=2)
+    # Eq. 9: for each word, a softmax over the regions, sharpened by gamma1
+    alpha = torch.softmax(gamma1 * s_bar, dim=3)  # (B_t, B_i, T, N)
+    context = torch.einsum("abtn,bdn->abtd", alpha, v)  # c_i = sum_j alpha_j v_j
+    return s, alpha, context
+
+
 def word_region_attention(words, regions, lengths, gamma1: float = GAMMA1):
-    """Region context for every word of every caption against every image.
+    """Region context of every word of every caption in every image (Eq. 7-9).
 
     words (B_t, D, T), regions (B_i, D, h, w), lengths (B_t,) ->
-    context (B_t, B_i, D, T), attention (B_t, B_i, T, h*w) (each word's weights over regions).
+    context (B_t, B_i, D, T), attention (B_t, B_i, T, h*w): each real word's weights over the
+    regions (they sum to 1). Padding words get zero context and zero attention.
     """
-    if words.dim() != 3 or regions.dim() != 4 or words.shape[1] != regions.shape[1]:
-        raise ValueError(
-            f"expected words (B, D, T) and regions (B, D, h, w) with one D, got "
-            f"{tuple(words.shape)} and {tuple(regions.shape)}"
-        )
-    v = regions.flatten(2)  # (B_i, D, R)
-    T = words.shape[2]
-    real = _word_mask(lengths, T)  # (B_t, T)
-    s = torch.einsum("adt,bdr->abtr", words, v)  # (B_t, B_i, T, R)
-    # Eq. 8: for each region, normalise over the caption's real words
-    s = s.masked_fill(~real[:, None, :, None], float("-inf"))
-    s = torch.softmax(s, dim=2)
-    # Eq. 9: for each word, attention over the regions, sharpened by gamma1
-    alpha = torch.softmax(gamma1 * s, dim=3)  # (B_t, B_i, T, R)
-    context = torch.einsum("abtr,bdr->abdt", alpha, v)  # (B_t, B_i, D, T)
-    return context, alpha
+    _check(words, regions, lengths)
+    real = _word_mask(lengths, words.shape[2])  # (B_t, T)
+    _, alpha, context = _attend(words, regions, real, gamma1)
+    pad = ~real[:, None, :, None]  # (B_t, 1, T, 1)
+    return context.masked_fill(pad, 0.0).transpose(2, 3), alpha.masked_fill(pad, 0.0)
 
 
 def word_level_similarity(words, regions, lengths, gamma1=GAMMA1, gamma2=GAMMA2) -> torch.Tensor:
-    """R(Q, D) for every caption (rows, B_t) and image (columns, B_i)."""
-    context, _ = word_region_attention(words, regions, lengths, gamma1)
-    cos = F.cosine_similarity(context, words[:, None], dim=2, eps=1e-8)  # (B_t, B_i, T)
-    real = _word_mask(lengths, words.shape[2])[:, None, :]  # (B_t, 1, T)
-    return torch.logsumexp((gamma2 * cos).masked_fill(~real, float("-inf")), dim=2)  # (B_t, B_i)
+    """R(Q, D) = log sum_i exp(gamma2 cos(c_i, e_i)) over each caption's real words (Eq. 10).
+
+    words (B_t, D, T), regions (B_i, D, h, w), lengths (B_t,) -> (B_t, B_i): row a, column b
+    is the relevance of image b to caption a.
+    """
+    _check(words, regions, lengths)
+    real = _word_mask(lengths, words.shape[2])  # (B_t, T)
+    s, alpha, context = _attend(words, regions, real, gamma1)
+    # cos(c_i, e_i) = e_i . c_i / (|e_i| |c_i|), and e_i . c_i = sum_j alpha_j (e_i . v_j)
+    dot = (alpha * s).sum(3)  # (B_t, B_i, T)
+    norms = words.norm(dim=1)[:, None, :] * context.norm(dim=3)  # (B_t, B_i, T)
+    cos = dot / norms.clamp_min(EPS)  # the official cosine clamps the product
+    cos = (gamma2 * cos).masked_fill(~real[:, None, :], float("-inf"))  # padding -> exp = 0
+    return torch.logsumexp(cos, dim=2)  # (B_t, B_i)
 
 
 def _matching_loss(scores: torch.Tensor, class_ids) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of the diagonal: images for each caption, captions for each image."""
+    """scores (images, captions) -> (CE over captions per image, CE over images per caption)."""
     b = scores.shape[0]
+    if scores.shape != (b, b):
+        raise ValueError(f"expected a square batch of matching pairs, got {tuple(scores.shape)}")
     if class_ids is not None:
-        same = class_ids[:, None] == class_ids[None, :]
+        class_ids = torch.as_tensor(class_ids, device=scores.device)
+        if class_ids.shape != (b,):
+            raise ValueError(f"class_ids must have shape ({b},), got {tuple(class_ids.shape)}")
+        same = class_ids[:, None] == class_ids[None, :]  # (B, B)
         same = same & ~torch.eye(b, dtype=torch.bool, device=scores.device)
-        scores = scores.masked_fill(same, float("-inf"))
-    labels = torch.arange(b, device=scores.device)
+        scores = scores.masked_fill(same, float("-inf"))  # same class: not a wrong pair
+    labels = torch.arange(b, device=scores.device)  # pair i matches pair i
     return F.cross_entropy(scores, labels), F.cross_entropy(scores.T, labels)
 
 
 def damsm_word_loss(
     words, regions, lengths, class_ids=None, gamma1=GAMMA1, gamma2=GAMMA2, gamma3=GAMMA3
 ):
-    """Word-level DAMSM loss of a batch of matching pairs: (loss_w0, loss_w1).
+    """Word-level DAMSM loss of a batch of matching pairs: (loss_w0, loss_w1) (Eq. 11-13).
 
-    loss_w0: for each caption, find its image; loss_w1: for each image, find its caption.
+    loss_w0 = L^w_1: for each image, find its caption; loss_w1 = L^w_2: for each caption, its
+    image. Each a mean over the batch.
     """
     r = word_level_similarity(words, regions, lengths, gamma1, gamma2)  # (captions, images)
-    return _matching_loss(gamma3 * r, class_ids)
+    return _matching_loss(gamma3 * r.T, class_ids)  # rows: images, as the official code
 
 
 def damsm_sentence_loss(sentence, global_, class_ids=None, gamma3=GAMMA3):
-    """Sentence-level DAMSM loss from cosines of sentence and global vectors: (s0, s1)."""
-    cos = F.normalize(sentence, dim=1) @ F.normalize(global_, dim=1).T  # (captions, images)
-    return _matching_loss(gamma3 * cos, class_ids)
+    """Sentence-level DAMSM loss (Eq. 14): (loss_s0, loss_s1), rows images then captions.
+
+    sentence (B, D), global_ (B, D); R = cos(global_i, sentence_j).
+    """
+    if sentence.dim() != 2 or sentence.shape != global_.shape:
+        raise ValueError(
+            f"sentence and global_ must both be (B, D), got {tuple(sentence.shape)} and "
+            f"{tuple(global_.shape)}"
+        )
+    dots = global_ @ sentence.T  # (images, captions)
+    norms = global_.norm(dim=1)[:, None] * sentence.norm(dim=1)[None, :]
+    return _matching_loss(gamma3 * dots / norms.clamp_min(EPS), class_ids)
 
 
 def damsm_loss(
@@ -108,7 +203,10 @@ def damsm_loss(
     gamma2=GAMMA2,
     gamma3=GAMMA3,
 ) -> dict:
-    """Both levels, both directions: ``{"word", "sentence", "total"}`` (total = their sum)."""
+    """Both levels, both directions (Eq. 15): ``{"word", "sentence", "total"}``.
+
+    word = loss_w0 + loss_w1, sentence = loss_s0 + loss_s1, total = word + sentence.
+    """
     w0, w1 = damsm_word_loss(words, regions, lengths, class_ids, gamma1, gamma2, gamma3)
     s0, s1 = damsm_sentence_loss(sentence, global_, class_ids, gamma3)
     return {"word": w0 + w1, "sentence": s0 + s1, "total": w0 + w1 + s0 + s1}

@@ -1,0 +1,492 @@
+r"""AttnGAN: Xu et al., *AttnGAN: Fine-Grained Text to Image Generation with Attentional
+Generative Adversarial Networks*, CVPR 2018.
+
+StackGAN conditions every stage on ONE sentence vector, so a word such as "red" cannot steer
+the pixels of the crown only. AttnGAN keeps the sentence vector for the first sketch and
+then lets every pixel of the later stages *look up the words* it should draw:
+
+.. math::
+    h_0 = F_0(z, F^{ca}(\bar e)), \qquad
+    h_i = F_i(h_{i-1}, F^{attn}_i(e, h_{i-1})), \qquad
+    \hat x_i = G_i(h_i), \quad i = 1, 2
+
+with :math:`\bar e` the sentence vector, :math:`e` (D x T) the word features (both from the
+frozen DAMSM text encoder), :math:`F^{ca}` Conditioning Augmentation and, for pixel j and
+word i of stage i's features (the attention, Eq. 2; ``ganlab.nn.attention``),
+
+.. math::
+    e' = U e, \quad
+    \beta_{j,i} = \frac{\exp(h_j^\top e'_i)}{\sum_k \exp(h_j^\top e'_k)}, \quad
+    c_j = \sum_i \beta_{j,i} e'_i .
+
+The word-context map :math:`c` is concatenated with :math:`h` and refined by residual blocks
+and an upsample block; :math:`\beta` (one map per word) is what the chapter shows.
+
+Losses (the official code's form, which the course follows; FIDELITY 4.6-4.7)::
+
+    L_Di = ( BCE(D_i(x_i), 1) + BCE(D_i(x_i, e_bar), 1) ) / 2
+         + ( BCE(D_i(x^_i), 0) + BCE(D_i(x^_i, e_bar), 0) + BCE(D_i(x_w, e_bar), 0) ) / 3
+    L_G  = sum_i [ BCE(D_i(x^_i), 1) + BCE(D_i(x^_i, e_bar), 1) ]
+         + lambda * L_DAMSM(x^_last, caption) + KL(N(mu, sigma^2) || N(0, I)) / c
+
+``D_i(x)`` is the unconditional logit ("a real image?"), ``D_i(x, e_bar)`` the conditional one
+("a real image of this caption?"), ``x_w`` a real image with a mismatched caption. The DAMSM
+term (``ganlab.text.damsm``: word level + sentence level, both directions) runs the FROZEN
+DAMSM image encoder on the last stage's image; the caller computes it, so the models here do
+not hold the encoders. For sampling, keep an exponential moving average of G's weights
+(``ganlab.train.ema.EMA(generator, decay=EMA_DECAY)``).
+
+Shapes (official sizes; ``ngf`` = gf_dim = 32, ``ndf`` = df_dim = 64, D = nef = 256)::
+
+    CA          e_bar (B, D) -> FC (B, 4c) -> GLU (B, 2c) -> mu, logvar (B, c) -> c (B, c), c = 100
+    InitStage   [c, z] (B, c + 100) -> FC (B, ngf*16*4*4*2) -> BN -> GLU -> (B, ngf*16, 4, 4)
+                -> 4 x [nearest x2, conv3x3, BN, GLU] (each halves channels) -> (B, ngf, 64, 64)
+    AttentionStage  h (B, ngf, S, S), words (B, D, T) -> context (B, ngf, S, S)
+                -> [h, context] (B, 2 ngf, S, S) -> 2 GLU ResBlocks
+                -> nearest x2, conv3x3, BN, GLU -> (B, ngf, 2S, 2S)
+    ImageHead   (B, ngf, S, S) -> conv3x3 -> tanh -> (B, 3, S, S)          S = 64, 128, 256
+    D_i         (B, 3, S, S) -> 4 stride-2 convs -> (B, 8 ndf, S/16, S/16) -> i more stride-2
+                convs (8 ndf -> 16 ndf -> 32 ndf) -> i conv3x3 back to (B, 8 ndf, 4, 4);
+                unconditional head: conv 4x4 stride 4 -> (B,);
+                conditional head: e_bar replicated (B, D, 4, 4), concatenated -> conv3x3, BN,
+                LReLU -> conv 4x4 stride 4 -> (B,)
+
+Sizes are generic so that tests run tiny: base size s0 in {16, 32, 64} (then 2 s0, 4 s0);
+InitStage starts at ngf * s0/4 channels so that it always ends at ngf.
+
+Deviations from the paper and the official code (taoxugit/AttnGAN):
+
+=======================  ==========================================  =========================
+what                     paper / official                            course
+=======================  ==========================================  =========================
+D loss                   paper (Eq. 5): uncond and cond terms with   the code: (real_u +
+                         1/2 each, no mismatched pairs; code: the    real_c)/2 + (fake_u +
+                         form above with wrong pairs (image i,       fake_c + wrong_c)/3
+                         caption i+1)
+G loss                   paper (Eq. 4): 1/2 on each term; code:      the code: plain sum
+                         plain sum over uncond + cond
+D output                 code: sigmoid + ``nn.BCELoss``              logits + BCE with logits
+KL term                  code: mean over all B*c elements, weight    ``kl_divergence / c_dim``
+                         1 (CA from StackGAN; the paper's Eq. 3      times ``KL_WEIGHT = 1``
+                         is L_G + lambda L_DAMSM)                    (= the code)
+lambda (DAMSM in L_G)    5 CUB (bird_attn2.yml), 50 COCO; the code   ``LAMBDA_DAMSM = 5``
+                         multiplies word AND sentence terms
+attention mask           ``mask.repeat(queryL, 1)`` mislays the      each caption's own mask;
+                         mask for B > 1 (issue #93); an all-masked   all-masked rows give 0
+                         row gives NaN                               (``ganlab.nn.attention``)
+AttentionStage input     receives the CA code c but ignores it       not passed
+init                     orthogonal conv/linear weights, BN          the same
+                         N(1, 0.02) (``weights_init``)               (``init_weights``)
+G EMA                    avg_p = 0.999 avg_p + 0.001 p, parameters   ``EMA`` with decay 0.999,
+                         only, no warm-up                            warm-up, BN buffers copied
+image sizes              64, 128, 256                                s0 in {16, 32, 64}, 2s0,
+                                                                     4s0
+=======================  ==========================================  =========================
+
+R = 2 residual blocks per attention stage (``R_NUM``), c = 100, z = 100. Optimiser (not set
+here): Adam lr 2e-4, betas (0.5, 0.999), batch 20 for CUB. Paper's Inception scores: CUB
+4.36 +- 0.03, COCO 25.89 +- 0.47.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganlab.nn.attention import WordAttention
+from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
+from ganlab.nn.glu import GLU
+
+BASE_SIZES = (16, 32, 64)
+"""First-stage image sizes the models accept; stage i works at base_size * 2**i."""
+LAMBDA_DAMSM = 5.0
+"""Weight of the DAMSM term in G's loss: 5 for CUB (bird_attn2.yml), 50 for COCO."""
+KL_WEIGHT = 1.0
+"""Weight of the CA's KL, applied to the KL averaged over the c dims (the official scale)."""
+EMA_DECAY = 0.999
+"""Decay of the generator's weight average used for sampling (official trainer)."""
+
+
+# --------------------------------------------------------------------------------------
+# Blocks
+# --------------------------------------------------------------------------------------
+
+
+def init_weights(module: nn.Module) -> None:
+    """The official ``weights_init``: orthogonal conv and linear weights (gain 1), biases 0,
+    BatchNorm scale N(1, 0.02) and shift 0. Use with ``model.apply(init_weights)``."""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+        nn.init.orthogonal_(module.weight, 1.0)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """3x3 conv, stride 1, padding 1, no bias (as the official code)."""
+    return nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False)
+
+
+def up_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """(B, in, H, W) -> nearest x2 -> conv3x3 to 2*out -> BN -> GLU -> (B, out, 2H, 2W)."""
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        conv3x3(in_channels, 2 * out_channels),
+        nn.BatchNorm2d(2 * out_channels),
+        GLU(),  # 2*out -> out
+    )
+
+
+def down_block(in_channels: int, out_channels: int, batch_norm: bool = True) -> nn.Sequential:
+    """(B, in, H, W) -> conv 4x4 stride 2 -> [BN] -> LeakyReLU(0.2) -> (B, out, H/2, W/2)."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 4, 2, 1, bias=False)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def block3x3_lrelu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """(B, in, H, W) -> conv3x3 -> BN -> LeakyReLU(0.2) -> (B, out, H, W)."""
+    return nn.Sequential(
+        conv3x3(in_channels, out_channels), nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2)
+    )
+
+
+class ResBlock(nn.Module):
+    """x + [conv3x3 (C -> 2C), BN, GLU (-> C), conv3x3 (C -> C), BN](x); no activation after
+    the sum (the official order). (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            conv3x3(channels, 2 * channels),
+            nn.BatchNorm2d(2 * channels),
+            GLU(),  # 2C -> C
+            conv3x3(channels, channels),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)  # (B, C, H, W)
+
+
+# --------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------
+
+
+def _n_halvings(base_size: int) -> int:
+    """log2(base_size / 4): upsample blocks from 4x4 to base_size (4 for 64)."""
+    if base_size not in BASE_SIZES:
+        raise ValueError(f"base_size must be one of {BASE_SIZES}, got {base_size!r}")
+    return int(math.log2(base_size)) - 2
+
+
+def _check_float(x, shape: tuple, name: str) -> None:
+    """``shape`` may hold None for a free size (the batch)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a float torch.Tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}"
+        )
+    ok = x.dim() == len(shape) and all(s is None or s == n for s, n in zip(shape, x.shape))
+    if not ok:
+        want = ", ".join("B" if s is None else str(s) for s in shape)
+        raise ValueError(f"{name} must have shape ({want}), got {tuple(x.shape)}")
+
+
+def _check_images(x: torch.Tensor, size: int, check_range: bool) -> None:
+    """Images must be float (B, 3, size, size), in [-1, 1] (checked outside training)."""
+    _check_float(x, (None, 3, size, size), "images")
+    if check_range and x.numel() and not torch.compiler.is_compiling():
+        lo, hi = float(x.detach().min()), float(x.detach().max())
+        if lo < -1.05 or hi > 1.05:
+            raise ValueError(f"images must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
+
+
+# --------------------------------------------------------------------------------------
+# Generator
+# --------------------------------------------------------------------------------------
+
+
+class InitStage(nn.Module):
+    """F_0: [c, z] (B, c_dim + z_dim) -> h_0 (B, ngf, s0, s0).
+
+    FC -> BN -> GLU to (B, ngf * s0/4, 4, 4), then log2(s0/4) GLU upsample blocks, each
+    halving the channels (official: ngf*16 at 4x4 for s0 = 64).
+    """
+
+    def __init__(self, c_dim: int = 100, z_dim: int = 100, ngf: int = 32, base_size: int = 64):
+        super().__init__()
+        n_up = _n_halvings(base_size)
+        self.c_dim, self.z_dim, self.ngf, self.base_size = c_dim, z_dim, ngf, base_size
+        self.width = ngf * 2**n_up  # channels at 4x4
+        self.fc = nn.Sequential(
+            nn.Linear(c_dim + z_dim, 2 * self.width * 4 * 4, bias=False),
+            nn.BatchNorm1d(2 * self.width * 4 * 4),
+            GLU(),  # -> (B, width*16)
+        )
+        widths = [self.width // 2**i for i in range(n_up + 1)]  # 512, 256, 128, 64, 32
+        self.upsample = nn.Sequential(*(up_block(a, b) for a, b in zip(widths, widths[1:])))
+
+    def forward(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(torch.cat([c, z], dim=1))  # official order: [c, z] -> (B, width*16)
+        h = h.view(-1, self.width, 4, 4)  # (B, width, 4, 4)
+        return self.upsample(h)  # (B, ngf, s0, s0)
+
+
+class AttentionStage(nn.Module):
+    """F_i with F^attn_i: h (B, ngf, S, S), words (B, D, T), mask (B, T) ->
+    h_i (B, ngf, 2S, 2S), attention (B, T, S, S)."""
+
+    def __init__(self, ngf: int = 32, word_dim: int = 256, num_residual: int = 2):
+        super().__init__()
+        if num_residual < 0:
+            raise ValueError(f"num_residual must be >= 0, got {num_residual}")
+        self.attention = WordAttention(ngf, word_dim)
+        self.residual = nn.Sequential(*(ResBlock(2 * ngf) for _ in range(num_residual)))
+        self.upsample = up_block(2 * ngf, ngf)
+
+    def forward(
+        self, h: torch.Tensor, words: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        context, attention = self.attention(h, words, mask)  # (B, ngf, S, S), (B, T, S, S)
+        h = torch.cat([h, context], dim=1)  # (B, 2 ngf, S, S)
+        h = self.residual(h)  # same shape
+        return self.upsample(h), attention  # (B, ngf, 2S, 2S)
+
+
+class ImageHead(nn.Module):
+    """G_i: (B, ngf, S, S) -> conv3x3 -> tanh -> image (B, 3, S, S) in [-1, 1]."""
+
+    def __init__(self, ngf: int = 32):
+        super().__init__()
+        self.conv = conv3x3(ngf, 3)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(h))
+
+
+class Generator(nn.Module):
+    """AttnGAN's G: (z, sentence, words, mask) -> (images, attention maps, mu, logvar).
+
+    ``num_stages`` in 1..3: images at s0, 2 s0, 4 s0 (official 64, 128, 256); stage i >= 1
+    attends to the words. ``text_dim`` is D of the DAMSM encoders (256), ``ngf`` the
+    official gf_dim (32), ``num_residual`` R_NUM (2).
+    """
+
+    def __init__(
+        self,
+        text_dim: int = 256,
+        c_dim: int = 100,
+        z_dim: int = 100,
+        ngf: int = 32,
+        base_size: int = 64,
+        num_stages: int = 3,
+        num_residual: int = 2,
+    ):
+        super().__init__()
+        if num_stages not in (1, 2, 3):
+            raise ValueError(f"num_stages must be 1, 2 or 3, got {num_stages!r}")
+        if ngf < 1:
+            raise ValueError(f"ngf must be >= 1, got {ngf}")
+        self.text_dim, self.c_dim, self.z_dim, self.ngf = text_dim, c_dim, z_dim, ngf
+        self.base_size, self.num_stages = base_size, num_stages
+        self.image_sizes = [base_size * 2**i for i in range(num_stages)]
+        self.ca = ConditioningAugmentation(text_dim, c_dim, activation="glu")
+        self.init_stage = InitStage(c_dim, z_dim, ngf, base_size)
+        self.stages = nn.ModuleList(
+            AttentionStage(ngf, text_dim, num_residual) for _ in range(num_stages - 1)
+        )
+        self.heads = nn.ModuleList(ImageHead(ngf) for _ in range(num_stages))
+        self.apply(init_weights)
+
+    def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
+        """z ~ N(0, I), (n, z_dim)."""
+        return torch.randn(n, self.z_dim, device=device, generator=generator)
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        sentence: torch.Tensor,
+        words: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """z (B, z_dim), sentence (B, D), words (B, D, T), mask (B, T) bool True at padding
+        (``ganlab.nn.attention.padding_mask(lengths, T)``) ->
+        images [(B, 3, s0, s0), (B, 3, 2 s0, 2 s0), ...], attention maps [(B, T, s0, s0),
+        (B, T, 2 s0, 2 s0)] (one per attention stage), mu (B, c), logvar (B, c).
+
+        ``generator`` draws CA's eps (reproducible samples).
+        """
+        _check_float(sentence, (None, self.text_dim), "sentence")
+        batch = len(sentence)
+        _check_float(z, (batch, self.z_dim), "z")
+        _check_float(words, (batch, self.text_dim, None), "words")
+        c, mu, logvar = self.ca(sentence, generator)  # (B, c_dim) each
+        h = self.init_stage(c, z)  # (B, ngf, s0, s0)
+        images, attention_maps = [self.heads[0](h)], []
+        for stage, head in zip(self.stages, self.heads[1:]):
+            h, attention = stage(h, words, mask)  # (B, ngf, 2S, 2S), (B, T, S, S)
+            images.append(head(h))
+            attention_maps.append(attention)
+        return images, attention_maps, mu, logvar
+
+
+# --------------------------------------------------------------------------------------
+# Discriminators
+# --------------------------------------------------------------------------------------
+
+
+class Discriminator(nn.Module):
+    """D_i for images of ``image_size`` = base_size * 2**i: (image, sentence) ->
+    (uncond_logits (B,), cond_logits (B,)).
+
+    log2(s0/4) stride-2 convs (the first without BN) to (B, 8 ndf, 4, 4) at s0, then i more
+    stride-2 convs (8 ndf -> 16 ndf -> 32 ndf) and i conv3x3 back down to 8 ndf: deeper with
+    the size, as the official D_NET64/128/256. Two heads on the (B, 8 ndf, 4, 4) features:
+    unconditional (conv 4x4 stride 4) and conditional (sentence replicated to 4x4,
+    concatenated, conv3x3 + BN + LReLU, conv 4x4 stride 4).
+    """
+
+    def __init__(
+        self, image_size: int = 64, base_size: int = 64, ndf: int = 64, text_dim: int = 256
+    ):
+        super().__init__()
+        n_down = _n_halvings(base_size)
+        sizes = tuple(base_size * 2**i for i in range(3))
+        if image_size not in sizes:
+            raise ValueError(
+                f"image_size must be one of {sizes} for base_size {base_size}, got {image_size!r}"
+            )
+        if ndf < 1:
+            raise ValueError(f"ndf must be >= 1, got {ndf}")
+        self.stage = sizes.index(image_size)
+        self.image_size, self.ndf, self.text_dim = image_size, ndf, text_dim
+        widths = [3] + [8 * ndf // 2 ** (n_down - 1 - i) for i in range(n_down)]  # 3, ndf..8ndf
+        layers = [
+            down_block(a, b, batch_norm=i > 0) for i, (a, b) in enumerate(zip(widths, widths[1:]))
+        ]  # (B, 8 ndf, S / 2**n_down, ...)
+        wide = [8 * ndf * 2**i for i in range(self.stage + 1)]  # 8ndf, 16ndf, 32ndf
+        layers += [down_block(a, b) for a, b in zip(wide, wide[1:])]  # -> (B, wide[-1], 4, 4)
+        layers += [block3x3_lrelu(a, b) for a, b in zip(wide[::-1], wide[::-1][1:])]  # -> 8ndf
+        self.encode = nn.Sequential(*layers)  # (B, 3, S, S) -> (B, 8 ndf, 4, 4)
+        self.uncond_head = nn.Conv2d(8 * ndf, 1, 4, 4)
+        self.joint = block3x3_lrelu(8 * ndf + text_dim, 8 * ndf)
+        self.cond_head = nn.Conv2d(8 * ndf, 1, 4, 4)
+        self.apply(init_weights)
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, 8 ndf, 4, 4); compute once per image batch."""
+        _check_images(image, self.image_size, check_range=not self.training)
+        return self.encode(image)
+
+    def uncond_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 8 ndf, 4, 4) -> (B,) logits of "a real image"."""
+        return self.uncond_head(features).flatten()
+
+    def cond_logits(self, features: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """(B, 8 ndf, 4, 4), sentence (B, D) -> (B,) logits of "a real image of this text"."""
+        _check_float(sentence, (len(features), self.text_dim), "sentence")
+        maps = sentence[:, :, None, None].expand(-1, -1, 4, 4)  # (B, D, 4, 4)
+        h = self.joint(torch.cat([features, maps], dim=1))  # (B, 8 ndf, 4, 4)
+        return self.cond_head(h).flatten()
+
+    def wrong_logits(self, features: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """Mismatched pairs as the official code builds them: image i with caption i+1,
+        (B-1,) conditional logits."""
+        if len(features) < 2:
+            raise ValueError("wrong pairs need a batch of at least 2 images")
+        return self.cond_logits(features[:-1], sentence[1:])
+
+    def forward(
+        self, image: torch.Tensor, sentence: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(image)  # (B, 8 ndf, 4, 4)
+        return self.uncond_logits(h), self.cond_logits(h, sentence)  # (B,), (B,)
+
+
+def build_discriminators(
+    base_size: int = 64, num_stages: int = 3, ndf: int = 64, text_dim: int = 256
+) -> nn.ModuleList:
+    """One Discriminator per generator stage: sizes base_size * 2**i, i < num_stages."""
+    if num_stages not in (1, 2, 3):
+        raise ValueError(f"num_stages must be 1, 2 or 3, got {num_stages!r}")
+    return nn.ModuleList(
+        Discriminator(base_size * 2**i, base_size, ndf, text_dim) for i in range(num_stages)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------
+
+
+def _check_logits(x, name: str) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor of logits (B,), got {type(x).__name__}")
+    if x.dim() != 1:
+        raise ValueError(f"{name} must have shape (B,) (one logit per image), got {tuple(x.shape)}")
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def discriminator_loss(
+    real_u: torch.Tensor,
+    real_c: torch.Tensor,
+    fake_u: torch.Tensor,
+    fake_c: torch.Tensor,
+    wrong_c: torch.Tensor,
+) -> torch.Tensor:
+    """One D_i's loss (official): (BCE(real_u,1) + BCE(real_c,1)) / 2
+    + (BCE(fake_u,0) + BCE(fake_c,0) + BCE(wrong_c,0)) / 3, each BCE a mean over its batch.
+
+    u: unconditional logits, c: conditional ones; ``wrong_c`` from ``D.wrong_logits(real
+    features, sentence)`` (B-1 pairs). Fakes are detached by the caller.
+    """
+    named = dict(real_u=real_u, real_c=real_c, fake_u=fake_u, fake_c=fake_c, wrong_c=wrong_c)
+    for name, x in named.items():
+        _check_logits(x, name)
+    real = (_bce(real_u, 1.0) + _bce(real_c, 1.0)) / 2
+    return real + (_bce(fake_u, 0.0) + _bce(fake_c, 0.0) + _bce(wrong_c, 0.0)) / 3
+
+
+def generator_loss(
+    stage_logits: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    damsm_term: torch.Tensor | None = None,
+    lambda_damsm: float = LAMBDA_DAMSM,
+    kl_weight: float = KL_WEIGHT,
+) -> torch.Tensor:
+    """sum_i [BCE(fake_u_i, 1) + BCE(fake_c_i, 1)] + lambda * DAMSM + kl_weight * KL / c.
+
+    ``stage_logits``: one (uncond, cond) pair of logits per stage, from D_i on G's image i.
+    ``damsm_term``: a scalar the caller computed on the LAST stage's image with the frozen
+    DAMSM encoders, ``damsm_loss(...)["total"]`` (word + sentence, both directions; the
+    official code weights both by lambda). KL / c is ``kl_divergence`` (summed over the c
+    dims, mean over the batch) divided by c: the official mean over all elements.
+    """
+    if len(stage_logits) == 0:
+        raise ValueError("stage_logits must hold one (uncond, cond) pair per stage, got none")
+    loss = mu.new_zeros(())
+    for i, pair in enumerate(stage_logits):
+        if len(pair) != 2:
+            raise ValueError(f"stage_logits[{i}] must be an (uncond, cond) pair of logits")
+        _check_logits(pair[0], f"stage_logits[{i}][0] (unconditional)")
+        _check_logits(pair[1], f"stage_logits[{i}][1] (conditional)")
+        loss = loss + _bce(pair[0], 1.0) + _bce(pair[1], 1.0)  # non-saturating
+    if damsm_term is not None:
+        if not isinstance(damsm_term, torch.Tensor) or damsm_term.numel() != 1:
+            raise ValueError("damsm_term must be a scalar tensor (damsm_loss(...)['total'])")
+        loss = loss + lambda_damsm * damsm_term.reshape(())
+    return loss + kl_weight * kl_divergence(mu, logvar) / mu.shape[1]

@@ -1,0 +1,301 @@
+"""Chapter 4's checks accept reference answers and reject plausible wrong ones.
+
+The references below are what the solution notebook's answer cells should contain; the
+library's own implementations must pass too. Every wrong answer is a mistake a student (or a
+published port) could really make.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ganlab.grading.checks.attngan as attngan_checks  # registers chapter "attngan"
+from ganlab.grading import CheckFailed, check, get_exercise
+from ganlab.grading.registry import EXERCISES
+from ganlab.nn.attention import word_attention as library_word_attention
+from ganlab.nn.glu import glu as library_glu
+from ganlab.text.damsm import word_level_similarity
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(_two_threads):
+    torch.set_num_threads(1)
+
+
+def rejects(exercise_id: str, name: str, wrong, match: str | None = None, error=CheckFailed):
+    """Assert that ``check`` refuses ``wrong`` (with ``error``, message matching ``match``)."""
+    with pytest.raises(error, match=match) as info:
+        check("attngan", exercise_id, {name: wrong})
+    print(f"rejected: {info.value}")  # shown with pytest -s, to read the messages
+    if error is CheckFailed:
+        title = get_exercise("attngan", exercise_id).title
+        assert str(info.value).startswith(f"Exercise {exercise_id} ({title}): ")
+
+
+def test_registry_lists_three_exercises_worth_six_points():
+    exercises = EXERCISES["attngan"]
+    assert [e.id for e in exercises] == ["1", "2", "3"]
+    assert [e.points for e in exercises] == [2, 2, 2]
+    assert get_exercise("attngan", "2").names == ("damsm_word_similarity",)
+    assert attngan_checks.CHAPTER == "attngan"
+
+
+# --- Exercise 1: word_attention --------------------------------------------------------
+
+
+def word_attention(h, words, mask):
+    """Reference answer."""
+    B, C, H, W = h.shape
+    scores = torch.bmm(h.flatten(2).transpose(1, 2), words)  # (B, H*W, T)
+    scores = scores.masked_fill(mask[:, None, :], float("-inf"))  # padding: weight 0
+    empty = mask.all(dim=1)  # captions without a real word
+    scores = scores.masked_fill(empty[:, None, None], 0.0)  # finite, so no NaN
+    beta = torch.softmax(scores, dim=2).masked_fill(mask[:, None, :], 0.0)
+    context = torch.bmm(words, beta.transpose(1, 2)).view(B, C, H, W)
+    return context, beta.transpose(1, 2).reshape(B, -1, H, W)
+
+
+def _scores(h, words):
+    return torch.einsum("bchw,bct->bthw", h, words)  # (B, T, H, W)
+
+
+def _finish(beta, words):
+    return torch.einsum("bthw,bct->bchw", beta, words), beta
+
+
+def _over_pixels(h, words, mask):
+    s = _scores(h, words).masked_fill(mask[:, :, None, None], float("-inf"))
+    beta = torch.softmax(s.flatten(2), dim=2).view(s.shape)
+    return _finish(beta, words)
+
+
+def _unmasked(h, words, mask):
+    return _finish(torch.softmax(_scores(h, words), dim=1), words)
+
+
+def _mask_after(h, words, mask):
+    beta = torch.softmax(_scores(h, words), dim=1).masked_fill(mask[:, :, None, None], 0.0)
+    return _finish(beta, words)
+
+
+def _nan_on_empty(h, words, mask):
+    s = _scores(h, words).masked_fill(mask[:, :, None, None], float("-inf"))
+    return _finish(torch.softmax(s, dim=1), words)
+
+
+def _no_transpose(h, words, mask):
+    B, C, H, W = h.shape
+    _, beta = word_attention(h, words, mask)  # right numbers ...
+    beta = beta.flatten(2).transpose(1, 2)  # (B, H*W, T)
+    return torch.einsum("bthw,bct->bchw", beta.reshape(B, -1, H, W), words), beta.reshape(
+        B, -1, H, W
+    )  # ... viewed without moving the word axis
+
+
+def _words_last(h, words, mask):
+    context, beta = word_attention(h, words, mask)
+    return context, beta.permute(0, 2, 3, 1)  # (B, H, W, T)
+
+
+def _exp_by_hand(h, words, mask):
+    s = torch.exp(_scores(h, words)).masked_fill(mask[:, :, None, None], 0.0)
+    beta = s / s.sum(1, keepdim=True).clamp_min(1e-30)
+    return _finish(beta, words)
+
+
+def _detached(h, words, mask):
+    context, beta = word_attention(h.detach(), words.detach(), mask)
+    return context, beta
+
+
+def _context_from_raw_scores(h, words, mask):
+    _, beta = word_attention(h, words, mask)
+    s = _scores(h, words).masked_fill(mask[:, :, None, None], 0.0)
+    return torch.einsum("bthw,bct->bchw", s, words), beta
+
+
+def _context_unpermuted(h, words, mask):
+    B, C, H, W = h.shape
+    context, beta = word_attention(h, words, mask)
+    return context.flatten(2).transpose(1, 2).reshape(B, C, H, W), beta
+
+
+WRONG_ATTENTION = {
+    "softmax over pixels": _over_pixels,
+    "padding not masked": _unmasked,
+    "mask after the softmax, not renormalised": _mask_after,
+    "NaN on a fully masked caption": _nan_on_empty,
+    "attention reshaped without the transpose": _no_transpose,
+    "attention with the word axis last": _words_last,
+    "exp by hand (overflows)": _exp_by_hand,
+    "detached": _detached,
+    "context from the raw scores": _context_from_raw_scores,
+    "context reshaped without the transpose": _context_unpermuted,
+}
+
+
+@pytest.mark.parametrize("answer", [word_attention, library_word_attention])
+def test_word_attention_accepts_the_references(answer, capsys):
+    check("attngan", "1", {"word_attention": answer})
+    assert capsys.readouterr().out.strip() == get_exercise("attngan", "1").passed_line()
+
+
+@pytest.mark.parametrize("mistake", WRONG_ATTENTION)
+def test_word_attention_rejects(mistake):
+    rejects("1", "word_attention", WRONG_ATTENTION[mistake])
+
+
+@pytest.mark.parametrize(
+    "mistake, diagnosis",
+    [
+        ("softmax over pixels", "PIXELS"),
+        ("padding not masked", "not masked"),
+        ("mask after the softmax, not renormalised", "renormalising"),
+        ("NaN on a fully masked caption", "no real word"),
+        ("attention reshaped without the transpose", "transpose"),
+        ("attention with the word axis last", "word axis is last"),
+        ("exp by hand (overflows)", "torch.softmax"),
+        ("detached", "detached"),
+        ("context reshaped without the transpose", "channel axis"),
+    ],
+)
+def test_word_attention_names_the_mistake(mistake, diagnosis):
+    rejects("1", "word_attention", WRONG_ATTENTION[mistake], match=diagnosis)
+
+
+# --- Exercise 2: damsm_word_similarity -------------------------------------------------
+
+
+def damsm_word_similarity(words, regions, length, gamma1, gamma2):
+    """Reference answer: words (D, T), regions (D, R) -> R(Q, D)."""
+    e = words[:, :length]  # (D, L) real words only
+    s = torch.softmax(e.T @ regions, dim=0)  # Eq. 8: over the words, per region (L, R)
+    alpha = torch.softmax(gamma1 * s, dim=1)  # Eq. 9: over the regions, per word
+    c = regions @ alpha.T  # (D, L)
+    cos = F.cosine_similarity(c, e, dim=0)  # (L,)
+    return torch.logsumexp(gamma2 * cos, dim=0)
+
+
+def library_similarity(words, regions, length, gamma1, gamma2):
+    """The course's batched DAMSM code on a batch of one pair."""
+    lengths = torch.tensor([int(length)])
+    r = word_level_similarity(words[None], regions[None, :, :, None], lengths, gamma1, gamma2)
+    return r[0, 0]
+
+
+def _variant(*, length=None, g1=None, g2=None, eq8=0, eq9=1, cos=True, reduce="lse"):
+    def answer(words, regions, length_, gamma1, gamma2):
+        n = length_ if length is None else words.shape[1]
+        e = words[:, :n]
+        s = torch.softmax(e.T @ regions, dim=eq8)
+        alpha = torch.softmax((gamma1 if g1 is None else g1) * s, dim=eq9)
+        c = regions @ alpha.T
+        r = F.cosine_similarity(c, e, dim=0) if cos else (c * e).sum(0)
+        g = gamma2 if g2 is None else g2
+        if reduce == "lse":
+            return torch.logsumexp(g * r, dim=0)
+        if reduce == "paper":
+            return torch.logsumexp(g * r, dim=0) / g
+        if reduce == "mean":
+            return torch.log(torch.exp(g * r).mean())
+        return r.sum()
+
+    return answer
+
+
+def _detached_similarity(words, regions, length, gamma1, gamma2):
+    return damsm_word_similarity(words.detach(), regions.detach(), length, gamma1, gamma2)
+
+
+WRONG_SIMILARITY = {
+    "gamma1 missing": _variant(g1=1.0),
+    "gamma2 missing": _variant(g2=1.0),
+    "Eq. 8 over the regions": _variant(eq8=1),
+    "Eq. 9 over the words": _variant(eq9=0),
+    "both softmaxes over the regions": _variant(eq8=1, eq9=1),
+    "padding words counted": _variant(length="all"),
+    "dot instead of cosine": _variant(cos=False),
+    "the paper's 1/gamma2 power": _variant(reduce="paper"),
+    "mean instead of sum": _variant(reduce="mean"),
+    "sum of cosines": _variant(reduce="sum"),
+    "detached": _detached_similarity,
+}
+
+
+@pytest.mark.parametrize("answer", [damsm_word_similarity, library_similarity])
+def test_damsm_word_similarity_accepts_the_references(answer, capsys):
+    check("attngan", "2", {"damsm_word_similarity": answer})
+    assert capsys.readouterr().out.strip() == get_exercise("attngan", "2").passed_line()
+
+
+@pytest.mark.parametrize("mistake", WRONG_SIMILARITY)
+def test_damsm_word_similarity_rejects(mistake):
+    rejects("2", "damsm_word_similarity", WRONG_SIMILARITY[mistake])
+
+
+@pytest.mark.parametrize(
+    "mistake, diagnosis",
+    [
+        ("gamma1 missing", "gamma1 is missing"),
+        ("gamma2 missing", "gamma2 is missing"),
+        ("Eq. 8 over the regions", r"Eq. 8\) runs over the regions"),
+        ("padding words counted", "padding"),
+        ("dot instead of cosine", "dot product"),
+        ("the paper's 1/gamma2 power", "1/gamma2"),
+        ("detached", "detached"),
+    ],
+)
+def test_damsm_word_similarity_names_the_mistake(mistake, diagnosis):
+    rejects("2", "damsm_word_similarity", WRONG_SIMILARITY[mistake], match=diagnosis)
+
+
+# --- Exercise 3: glu -------------------------------------------------------------------
+
+
+def glu(x):
+    """Reference answer."""
+    a, b = x.chunk(2, dim=1)
+    return a * torch.sigmoid(b)
+
+
+def _half(x, dim=1):
+    return x.chunk(2, dim=dim)
+
+
+WRONG_GLU = {
+    "halves swapped": lambda x: _half(x)[1] * torch.sigmoid(_half(x)[0]),
+    "tanh instead of sigmoid": lambda x: _half(x)[0] * torch.tanh(_half(x)[1]),
+    "split on the last axis": lambda x: _half(x, -1)[0] * torch.sigmoid(_half(x, -1)[1]),
+    "split on the batch axis": lambda x: _half(x, 0)[0] * torch.sigmoid(_half(x, 0)[1]),
+    "no gate squashing": lambda x: _half(x)[0] * _half(x)[1],
+    "sigmoid on both": lambda x: torch.sigmoid(_half(x)[0]) * torch.sigmoid(_half(x)[1]),
+    "always float32": lambda x: glu(x).float(),
+    "detached": lambda x: glu(x.detach()),
+    "interleaved channels": lambda x: x[:, 0::2] * torch.sigmoid(x[:, 1::2]),
+}
+
+
+@pytest.mark.parametrize("answer", [glu, library_glu, lambda x: F.glu(x, dim=1)])
+def test_glu_accepts_the_references(answer, capsys):
+    check("attngan", "3", {"glu": answer})
+    assert capsys.readouterr().out.strip() == get_exercise("attngan", "3").passed_line()
+
+
+@pytest.mark.parametrize("mistake", WRONG_GLU)
+def test_glu_rejects(mistake):
+    rejects("3", "glu", WRONG_GLU[mistake])
+
+
+@pytest.mark.parametrize(
+    "mistake, diagnosis",
+    [
+        ("halves swapped", "swapped"),
+        ("tanh instead of sigmoid", "tanh"),
+        ("split on the last axis", "dim 1"),
+        ("always float32", "dtype"),
+    ],
+)
+def test_glu_names_the_mistake(mistake, diagnosis):
+    rejects("3", "glu", WRONG_GLU[mistake], match=diagnosis)
