@@ -174,6 +174,15 @@ def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, Train
 
 
 # ------------------------------------------------------------------ weights
+def shipped_variant(name: str) -> Path:
+    """The shipped comparison model ``name`` (one of ``VARIANT_NAMES``; 2,000 CPU steps each)."""
+    from ganlab.weights import shipped
+
+    if name not in VARIANT_NAMES:
+        raise ValueError(f"unknown variant {name!r}: expected one of {VARIANT_NAMES}")
+    return shipped(f"{SHIPPED}_2k_{name.replace('-', '_')}")
+
+
 BN_BATCHES = 20  # batches of 64 for the generator's standing BatchNorm statistics
 
 
@@ -364,22 +373,17 @@ def _measure(path, n: int) -> dict:
     return {"test": test, "zeroshot": zero}
 
 
-def ship(args) -> dict:
-    """Measure a finished run's generator and ship it (``ganlab ship gan-int-cls RUN``).
+def ship_as(run, target: str, n: int = 1000, half: bool = False) -> dict:
+    """Measure ``run``'s generator (test and zero-shot captions) and ship it as ``target``.
 
-    The run's variant decides the name: the main model (``gan_int_cls``) when it is the
-    full GAN-INT-CLS with text, else ``gan_int_cls_<variant>`` stored in float16 (the
-    comparison models; half the bytes, the same samples up to rounding).
+    ``half=True`` stores float16 (the comparison models: half the bytes, the same samples up
+    to rounding); the metrics at shipping time go into the manifest and the index.
     """
     from ganlab.weights import HERE, write_index, write_manifest_sha256
 
-    source = Path(args.run) / "generator.safetensors"
+    source = Path(run) / "generator.safetensors"
     tensors, meta = ckpt.load_state(source)
-    cfg = meta["config"]
-    name = "no-text" if not cfg.get("text", True) else cfg["variant"]
-    main = getattr(args, "main", False)
-    target = SHIPPED if main else f"{SHIPPED}_{name.replace('-', '_')}"
-    result = _measure(source, args.n)
+    result = _measure(source, n)
     metrics = {
         s: {
             "text_alignment": r["text_alignment"]["value"],
@@ -390,16 +394,28 @@ def ship(args) -> dict:
         }
         for s, r in result.items()
     }
-    if not main:
+    if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     manifest = {
         **meta.get("manifest", {}),
         "metrics": metrics,
-        "n_eval": args.n,
-        "stored_dtype": "float32" if main else "float16",
+        "n_eval": n,
+        "stored_dtype": "float16" if half else "float32",
     }
     path = ckpt.save_state(HERE / f"{target}.safetensors", tensors, {**meta, "manifest": manifest})
     write_manifest_sha256(path)
     write_index()
     print(f"shipped {path}: {json.dumps(metrics)}")
     return result
+
+
+def ship(args) -> dict:
+    """``ganlab ship gan-int-cls RUN [--main]``: the main model, or a variant (float16).
+
+    Variants ship as ``gan_int_cls_<variant>`` (``no-text`` for the baseline).
+    """
+    cfg = ckpt.read_meta(Path(args.run) / "generator.safetensors")["config"]
+    name = "no-text" if not cfg.get("text", True) else cfg["variant"]
+    if getattr(args, "main", False):
+        return ship_as(args.run, SHIPPED, args.n)
+    return ship_as(args.run, f"{SHIPPED}_{name.replace('-', '_')}", args.n, half=True)
