@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from ganlab.grading.registry import EXERCISES, check_source, get_exercises, load_checks
+from ganlab.grading.registry import check_source, get_exercises, load_checks
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -272,7 +272,9 @@ def check_exercises(
             problems.append(f"missing: {target} (run `ganlab exercises build`)")
         elif target.read_text(encoding="utf-8") != render(make_exercise(nb, path.name)):
             problems.append(f"stale: {target} differs from a fresh build of {path}")
-    for chapter in sorted(set(EXERCISES) - chapters):
+    from ganlab.grading.checks import PUBLISHED
+
+    for chapter in sorted(set(PUBLISHED) - chapters):
         problems.append(f"no solution notebook in {solutions_dir} for chapter {chapter!r}")
     solution_names = {p.name for p in paths}
     for extra in sorted(out_dir.glob("*.ipynb")):
