@@ -397,7 +397,7 @@ def interpolate_embeddings(t1: torch.Tensor, t2: torch.Tensor, beta=0.5) -> torc
 
 
 def mismatched_indices(
-    classes: torch.Tensor, generator: torch.Generator | None = None
+    classes: torch.Tensor, generator: torch.Generator | None = None, check: bool = True
 ) -> torch.Tensor:
     """For each sample i, the index j of a random sample of ANOTHER class in the batch.
 
@@ -405,6 +405,7 @@ def mismatched_indices(
     the official code's "wrong image": real, but of a different class than the text.
     Every other-class sample is equally likely: each row draws i.i.d. uniform scores,
     same-class entries (the diagonal included) are masked, and the argmax is taken.
+    ``check=False`` skips the one-class check, a host sync, inside training steps.
     """
     if not isinstance(classes, torch.Tensor) or classes.is_floating_point() or classes.is_complex():
         raise TypeError("classes must be an integer tensor of shape (B,)")
@@ -412,7 +413,7 @@ def mismatched_indices(
         raise ValueError(f"classes must have shape (B,), got {tuple(classes.shape)}")
     b = classes.shape[0]
     same = classes[:, None] == classes[None, :]  # (B, B), True on the diagonal
-    if not torch.compiler.is_compiling() and bool(same.all()):  # one host sync
+    if check and not torch.compiler.is_compiling() and bool(same.all()):  # one host sync
         raise ValueError(
             f"the batch of {b} samples has only one class; a mismatched (wrong) image needs a "
             "second class in the batch (sample batches across classes)"

@@ -49,12 +49,18 @@ def tokenize_all(vocab: Vocabulary, captions: list[list[str]]) -> tuple[torch.Te
     return ids.view(n, k, -1), lengths.view(n, k)
 
 
+ARCHITECTURES = {
+    "joint": (JointTextEncoder, JointImageEncoder),
+    "damsm": (DAMSMTextEncoder, DAMSMImageEncoder),
+}
+
+
 def build(kind: str, vocab_size: int) -> tuple[nn.Module, nn.Module]:
-    if kind == "joint":
-        return JointTextEncoder(vocab_size), JointImageEncoder()
-    if kind == "damsm":
-        return DAMSMTextEncoder(vocab_size), DAMSMImageEncoder()
-    raise ValueError(f"unknown encoder kind {kind!r}: expected one of {KINDS}")
+    """A fresh (text encoder, image encoder) pair with the default widths."""
+    if kind not in ARCHITECTURES:
+        raise ValueError(f"unknown encoder kind {kind!r}: expected one of {KINDS}")
+    text_cls, image_cls = ARCHITECTURES[kind]
+    return text_cls(vocab_size), image_cls()
 
 
 def pair_loss(kind, text_enc, image_enc, images, ids, lengths, species) -> torch.Tensor:
@@ -238,9 +244,8 @@ def load_encoders(kind: str, path=None, device="cpu") -> tuple[CaptionEncoder, n
     vocab = Vocabulary(config["vocab"])
     if vocab.itos != config["vocab"]:
         raise ckpt.CheckpointError(f"{path}: its vocabulary is not in the expected order")
-    text_enc, image_enc = build(kind, len(vocab))
-    text_enc = type(text_enc)(**config["text"])
-    image_enc = type(image_enc)(**config["image"])
+    text_cls, image_cls = ARCHITECTURES[kind]
+    text_enc, image_enc = text_cls(**config["text"]), image_cls(**config["image"])
     ckpt.load_module(text_enc, tensors, "text")
     ckpt.load_module(image_enc, tensors, "image")
     for m in (text_enc, image_enc):
