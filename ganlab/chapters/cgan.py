@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,37 +254,14 @@ def evaluate(args) -> dict:
 
 
 def bench(args) -> dict:
+    from ganlab.train.bench import bench_recipe
+
     profile = get_profile(args.profile)
     recipe, cfg = recipe_and_config(profile.name, progress=False)
-    steps = args.steps or (5 if profile.name == "smoke" else 50)
-    warmup = 2 if profile.name == "smoke" else 10
-    cfg.steps = warmup
-    trainer = Trainer(recipe, cfg, device=profile.device)
-    trainer.fit()  # warm-up (and compilation, when on)
-    dev = trainer.device
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    trainer.cfg.steps = warmup + steps
-    start = time.perf_counter()
-    trainer.fit()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {
-        "chapter": CHAPTER,
-        "profile": profile.name,
-        "device": str(dev),
-        "model": generator_meta(recipe)["model"],
-        "config": recipe.config(),
-        "batch_size": cfg.batch_size,
-        "steps": steps,
-        "seconds": round(seconds, 4),
-        "images_per_second": round(cfg.batch_size * steps / seconds, 1),
-        "amp_bf16": bool(cfg.amp and dev.type == "cuda"),
-        "compile": cfg.compile,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
+    smoke = profile.name == "smoke"
+    steps = args.steps or (5 if smoke else 50)
+    model = generator_meta(recipe)["model"]
+    return bench_recipe(recipe, cfg, profile.device, steps, 2 if smoke else 10, model, profile.name)
 
 
 def ship(args) -> dict:

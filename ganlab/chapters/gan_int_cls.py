@@ -9,7 +9,6 @@ the paper are one recipe with two switches (``variant``): GAN, GAN-CLS, GAN-INT,
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -333,37 +332,14 @@ def evaluate(args) -> dict:
 
 
 def bench(args) -> dict:
+    from ganlab.train.bench import bench_recipe
+
     profile = get_profile(args.profile)
     recipe, cfg = recipe_and_config(profile.name, progress=False)
-    steps = args.steps or (5 if profile.name == "smoke" else 30)
-    warmup = 2 if profile.name == "smoke" else 5
-    cfg.steps = warmup
-    trainer = Trainer(recipe, cfg, device=profile.device)
-    trainer.fit()
-    dev = trainer.device
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    trainer.cfg.steps = warmup + steps
-    start = time.perf_counter()
-    trainer.fit()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {
-        "chapter": CHAPTER,
-        "profile": profile.name,
-        "device": str(dev),
-        "model": "gan_int_cls.Generator",
-        "config": recipe.config(),
-        "batch_size": cfg.batch_size,
-        "steps": steps,
-        "seconds": round(seconds, 4),
-        "images_per_second": round(cfg.batch_size * steps / seconds, 1),
-        "amp_bf16": bool(cfg.amp and dev.type == "cuda"),
-        "compile": cfg.compile,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
+    smoke = profile.name == "smoke"
+    steps = args.steps or (5 if smoke else 30)
+    model = "gan_int_cls.Generator"
+    return bench_recipe(recipe, cfg, profile.device, steps, 2 if smoke else 5, model, profile.name)
 
 
 def _measure(path, n: int) -> dict:
