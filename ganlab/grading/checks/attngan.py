@@ -14,39 +14,20 @@ from __future__ import annotations
 
 import torch
 
+from ganlab.grading.checks.common import close, require_close
+from ganlab.grading.checks.common import require_tensor as _require_tensor
+from ganlab.grading.checks.common import shape as _shape
 from ganlab.grading.registry import CheckFailed, Exercise, register
 
 CHAPTER = "attngan"
 
 
-def _shape(t) -> str:
-    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
-
-
-def _require_tensor(value, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(value).__name__}")
-    return value
-
-
 def _close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-6) -> bool:
-    return a.shape == b.shape and torch.allclose(
-        a.detach().double(), b.detach().double(), atol=atol, rtol=1e-5
-    )
+    return close(a, b, atol=atol, rtol=1e-5)
 
 
 def _require_close(got: torch.Tensor, want: torch.Tensor, what: str, atol=1e-6) -> None:
-    if got.shape != want.shape:
-        raise CheckFailed(f"{what}: expected shape {_shape(want)}, got {_shape(got)}")
-    if not torch.isfinite(got).all():
-        raise CheckFailed(f"{what}: expected finite values, got {got.detach().flatten()[:6]}")
-    if not _close(got, want, atol):
-        err = (got.detach().double() - want.detach().double()).abs().max().item()
-        raise CheckFailed(
-            f"{what}: values differ from the expected ones (largest difference {err:.3g}); "
-            f"expected {want.detach().flatten()[:4].tolist()}, "
-            f"got {got.detach().flatten()[:4].tolist()}"
-        )
+    require_close(got, want, what, atol=atol, rtol=1e-5)
 
 
 def _diagnose(got: torch.Tensor, hints: dict[str, torch.Tensor], atol: float = 1e-6) -> str:

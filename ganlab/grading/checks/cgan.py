@@ -11,33 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganlab.grading.checks.common import require_close as _require_close
+from ganlab.grading.checks.common import require_tensor as _require_tensor
+from ganlab.grading.checks.common import shape as _shape
 from ganlab.grading.registry import CheckFailed, Exercise, register
 
 CHAPTER = "cgan"
-
-
-def _shape(t) -> str:
-    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
-
-
-def _require_tensor(value, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(value).__name__}")
-    return value
-
-
-def _require_close(got: torch.Tensor, want: torch.Tensor, what: str, atol=1e-5, rtol=1e-5):
-    if got.shape != want.shape:
-        raise CheckFailed(f"{what}: expected shape {_shape(want)}, got {_shape(got)}")
-    if not torch.isfinite(got).all():
-        raise CheckFailed(f"{what}: expected finite values, got {got.detach().flatten()[:6]}")
-    if not torch.allclose(got.detach().double(), want.detach().double(), atol=atol, rtol=rtol):
-        err = (got.detach().double() - want.detach().double()).abs().max().item()
-        raise CheckFailed(
-            f"{what}: values differ from the expected ones (largest difference {err:.3g}); "
-            f"expected {want.detach().flatten()[:6].tolist()}, "
-            f"got {got.detach().flatten()[:6].tolist()}"
-        )
 
 
 # --------------------------------------------------------------------------------------
