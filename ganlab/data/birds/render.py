@@ -104,11 +104,16 @@ class _Frame:
         return max(1.0, length * self.unit)
 
 
-def _background(draw: ImageDraw.ImageDraw, kind: str, canvas: int, rng: np.random.Generator):
+def _gradient(kind: str, canvas: int) -> np.ndarray:
+    """(canvas, canvas, 3) uint8: the background's vertical colour gradient."""
     top, bottom = BACKGROUND_COLORS[kind]
     rows = np.linspace(0.0, 1.0, canvas)[:, None]
     grad = (np.array(top)[None] * (1 - rows) + np.array(bottom)[None] * rows).astype(np.uint8)
-    draw._image.paste(Image.fromarray(np.repeat(grad[:, None, :], canvas, axis=1)))
+    return np.repeat(grad[:, None, :], canvas, axis=1)
+
+
+def _background(draw: ImageDraw.ImageDraw, kind: str, canvas: int, rng: np.random.Generator):
+    """The scene's details (clouds, trees, water, grass) over the gradient."""
     C = canvas
     if kind == "sky":
         for _ in range(rng.integers(1, 4)):
@@ -240,7 +245,7 @@ def render_bird(attrs: dict[str, str], place: Placement, size: int) -> np.ndarra
         raise ValueError(f"size must be an int between 16 and 256 px, got {size!r}")
     k = supersample(size)
     C = size * k
-    image = Image.new("RGB", (C, C))
+    image = Image.fromarray(_gradient(attrs["background"], C))
     draw = ImageDraw.Draw(image, "RGBA")
     scene = np.random.default_rng(place.scene)
     _background(draw, attrs["background"], C, scene)
