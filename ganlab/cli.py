@@ -1,6 +1,6 @@
 """The ``ganlab`` command (also ``python -m ganlab``); every chapter extends it.
 
-ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume]
+ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume] [--stage 1|2]
 ganlab sample CHAPTER [--weights W] [--out PNG] [condition options]
 ganlab evaluate CHAPTER [--weights W] [--n N] --json
 ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
     p.add_argument("--variant", help="a chapter's model variant (gan-int-cls: gan, gan-cls, ...)")
+    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: train one stage only")
+    p.add_argument("--stage1", help="stackgan --stage 2: the Stage-I weights (default shipped)")
 
     p = sub.add_parser("sample", help="draw samples into a PNG grid")
     _chapter_arg(p)
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5000, help="generated samples (default 5000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: the shipped stage")
 
     p = sub.add_parser("grade", help="grade submitted notebooks")
     p.add_argument("path", help="a notebook or a folder of notebooks")
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _chapter_arg(p)
     p.add_argument("--profile", choices=PROFILES)
     p.add_argument("--steps", type=int, help="timed steps (after warm-up)")
+    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: the stage (default 2)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ship", help="(maintainers) measure a run and ship its weights")

@@ -358,7 +358,11 @@ def test_a_cell_past_the_timeout_is_interrupted_and_grading_goes_on(tmp_path):
 
 @pytest.mark.parametrize(
     "name, chapter, points, count",
-    [("01_cgan.ipynb", "cgan", 10, 5), ("02_gan_int_cls.ipynb", "gan-int-cls", 6, 3)],
+    [
+        ("01_cgan.ipynb", "cgan", 10, 5),
+        ("02_gan_int_cls.ipynb", "gan-int-cls", 6, 3),
+        ("03_stackgan.ipynb", "stackgan", 6, 3),
+    ],
 )
 def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, points, count):
     submissions = tmp_path / "submissions"
@@ -396,7 +400,11 @@ def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, p
     ]
     assert rows[0]["score"] == rows[0]["max_score"] == str(points)
     ids = "12345"[:count]
-    want = {"cgan": ["2", "2", "2", "3", "1"], "gan-int-cls": ["2", "2", "2"]}[chapter]
+    want = {
+        "cgan": ["2", "2", "2", "3", "1"],
+        "gan-int-cls": ["2", "2", "2"],
+        "stackgan": ["2", "2", "2"],
+    }[chapter]
     assert [rows[0][f"{chapter}/{i}"] for i in ids] == want
     assert [rows[1][f"{chapter}/{i}"] for i in ids] == ["0"] * count
     table = format_table(results)

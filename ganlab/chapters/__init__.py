@@ -16,6 +16,7 @@ from ganlab.errors import ChapterNotReadyError
 MODULES = {
     "cgan": "ganlab.chapters.cgan",
     "gan-int-cls": "ganlab.chapters.gan_int_cls",
+    "stackgan": "ganlab.chapters.stackgan",
 }
 
 TITLES = {

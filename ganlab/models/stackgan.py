@@ -217,7 +217,8 @@ class StageIGenerator(nn.Module):
     """G0: (text embedding, z) -> a low-resolution image, plus CA's (mu, logvar).
 
     ``ngf`` is the official gf_dim: the 4x4 map has ngf*8 channels (1024 for 128), halved by
-    each of the log2(image_size/4) upsample blocks.
+    each of the log2(image_size/4) upsample blocks. ``use_ca=False`` is the paper's "no CA"
+    ablation (Table 2): the condition is the compressed embedding mu itself, with no sampling.
     """
 
     def __init__(
@@ -228,6 +229,7 @@ class StageIGenerator(nn.Module):
         ngf: int = 128,
         image_size: int = 64,
         ca_activation: str = "leaky_relu",
+        use_ca: bool = True,
     ):
         super().__init__()
         n_up = _log2_size(image_size, STAGE1_SIZES, "image_size") - 2  # 4x4 -> image_size
@@ -237,7 +239,7 @@ class StageIGenerator(nn.Module):
                 f"got ngf={ngf}"
             )
         self.text_dim, self.c_dim, self.z_dim = text_dim, c_dim, z_dim
-        self.ngf, self.image_size = ngf, image_size
+        self.ngf, self.image_size, self.use_ca = ngf, image_size, use_ca
         self.ca = ConditioningAugmentation(text_dim, c_dim, ca_activation)
         self.fc = nn.Sequential(  # [z, c] (B, z+c) -> (B, ngf*8*4*4)
             nn.Linear(z_dim + c_dim, ngf * 8 * 4 * 4, bias=False),
@@ -262,8 +264,11 @@ class StageIGenerator(nn.Module):
         """-> image (B, 3, s1, s1) in [-1, 1], mu (B, c_dim), logvar (B, c_dim).
 
         ``generator`` draws CA's eps (reproducible samples); z is given by the caller.
+        Without CA (``use_ca=False``, the paper's ablation) c = mu: the same FC, no noise.
         """
         c, mu, logvar = self.ca(text_embedding, generator)  # (B, c_dim) each
+        if not self.use_ca:
+            c = mu  # deterministic condition; the recipe drops the KL term too
         _check_vector(z, self.z_dim, "z", batch=len(c))
         h = self.fc(torch.cat([z, c], dim=1))  # (B, ngf*8*16)
         h = h.view(-1, self.ngf * 8, 4, 4)  # (B, ngf*8, 4, 4)
@@ -332,8 +337,12 @@ class StageIDiscriminator(_ConditionalDiscriminator):
         self.get_cond_logits = ConditionalLogits(ndf * 8, c_dim)
         self.apply(init_weights)
 
-    def forward(self, image: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        return self.cond_logits(self.features(image), condition)  # (B,)
+    def forward(self, image: torch.Tensor, condition: torch.Tensor, wrong: bool = False):
+        """-> (B,) logits; with ``wrong=True`` also the (B-1,) logits of the mismatched pairs
+        (``wrong_pairs``: image i, condition i+1), from the same features."""
+        h = self.features(image)  # (B, ndf*8, 4, 4)
+        logits = self.cond_logits(h, condition)  # (B,)
+        return (logits, self.cond_logits(*wrong_pairs(h, condition))) if wrong else logits
 
 
 # --------------------------------------------------------------------------------------
@@ -462,11 +471,12 @@ class StageIIDiscriminator(_ConditionalDiscriminator):
         """(B, ndf*8, 4, 4) -> (B,) logits of "real image", ignoring the text."""
         return self.get_uncond_logits(features).flatten()
 
-    def forward(
-        self, image: torch.Tensor, condition: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, condition: torch.Tensor, wrong: bool = False):
+        """-> (cond_logits (B,), uncond_logits (B,)); with ``wrong=True`` a third item, the
+        (B-1,) conditional logits of the mismatched pairs (``wrong_pairs``)."""
         h = self.features(image)  # (B, ndf*8, 4, 4)
-        return self.cond_logits(h, condition), self.uncond_logits(h)  # (B,), (B,)
+        out = (self.cond_logits(h, condition), self.uncond_logits(h))  # (B,), (B,)
+        return (*out, self.cond_logits(*wrong_pairs(h, condition))) if wrong else out
 
 
 # --------------------------------------------------------------------------------------

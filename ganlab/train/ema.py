@@ -41,21 +41,29 @@ class EMA:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(module: nn.Module, batches) -> nn.Module:
+def recalibrate_batchnorm(module: nn.Module, batches, keep: nn.Module | None = None) -> nn.Module:
     """Re-estimate BatchNorm statistics for ``module`` as it is now ("standing statistics").
 
     The EMA copy averages the weights but its BatchNorm buffers are the raw generator's
     running statistics, which do not match the averaged weights; in eval mode that gives
     washed-out, low-diversity samples. This resets every BatchNorm's statistics, runs
     ``module(*args)`` for each ``args`` in ``batches`` in train mode with a cumulative
-    average (``momentum=None``), and returns the module in eval mode.
+    average (``momentum=None``), and returns the module in eval mode. The BatchNorms inside
+    ``keep`` (a frozen sub-module, such as StackGAN's Stage-I) keep their statistics.
     """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    kept = set() if keep is None else {id(m) for m in keep.modules()}
+    norms = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in kept
+    ]
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average over the batches below
     module.train()
+    if keep is not None:
+        keep.eval()
     count = 0
     for args in batches:
         module(*args)

@@ -41,12 +41,14 @@ def digit_explorer(G, n: int = 8):
     return widgets.VBox([widgets.HBox([digit, seed]), out])
 
 
-def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None):
+def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None, sample=None):
     """Type a caption, pick a seed; see ``n`` samples of G(z, phi(caption)).
 
     ``text_encoder`` maps a list of captions to features with a ``.sentence`` (B, D) tensor
     (``ganlab.text.train.load_encoders``); unknown words become <unk>, an empty caption shows
-    the error message instead of birds.
+    the error message instead of birds. ``sample(t, seed) -> {row label: images}`` draws
+    several rows per caption (e.g. StackGAN's Stage-I and Stage-II); by default one row,
+    ``G(z, t)`` with z drawn from the seed.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
@@ -64,20 +66,31 @@ def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None):
     out = widgets.Output()
     device = next(G.parameters()).device
 
+    def one_row(t, s):
+        z = torch.randn(len(t), G.z_dim, generator=torch.Generator().manual_seed(s)).to(device)
+        return {"": G(z, t.to(device)).float().cpu()}
+
+    sample = sample or one_row
+
     def draw(*_):
         out.clear_output(wait=True)
         with out:
             try:
-                t = text_encoder([box.value] * n).sentence.to(device)
+                t = text_encoder([box.value] * n).sentence
             except (ValueError, TypeError) as err:
                 print(f"cannot encode this caption: {err}")
                 return
-            gen = torch.Generator().manual_seed(seed.value)
-            z = torch.randn(n, G.z_dim, generator=gen).to(device)
             with torch.no_grad():
-                images = G(z, t).float().cpu()
-            fig, ax = plt.subplots(figsize=(1.1 * n, 1.6))
-            show_grid(images, nrow=n, ax=ax, title=f'"{box.value}", seed {seed.value}')
+                rows = sample(t, seed.value)
+            size = max(r.shape[-1] for r in rows.values())
+            images = torch.cat(
+                [torch.nn.functional.interpolate(r, size=(size, size)) for r in rows.values()]
+            )
+            labels = list(rows) if len(rows) > 1 else None
+            fig, ax = plt.subplots(figsize=(1.1 * n, 0.3 + 1.3 * len(rows)))
+            show_grid(
+                images, nrow=n, ax=ax, title=f'"{box.value}", seed {seed.value}', row_labels=labels
+            )
             display(fig)
             plt.close(fig)
 

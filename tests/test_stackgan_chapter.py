@@ -1,0 +1,143 @@
+"""Chapter 3's recipes and commands: both stages end to end in the smoke profile."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from ganlab.chapters import stackgan as chapter
+from ganlab.cli import main
+from ganlab.models import stackgan as M
+from ganlab.train import checkpoint as ckpt
+from ganlab.train.ema import recalibrate_batchnorm
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """``ganlab train stackgan`` in the smoke profile: Stage-I, then Stage-II on it."""
+    out = tmp_path_factory.mktemp("stackgan")
+    assert main(["train", "stackgan", "--profile", "smoke", "--steps", "3", "--out", str(out)]) == 0
+    return out
+
+
+def test_train_runs_stage1_then_stage2_on_it(run):
+    m1 = ckpt.read_meta(run / "stage1" / "generator.safetensors")
+    m2 = ckpt.read_meta(run / "stage2" / "generator.safetensors")
+    assert m1["chapter"] == m2["chapter"] == "stackgan"
+    assert m1["config"]["stage"] == 1 and m2["config"]["stage"] == 2
+    assert m2["config"]["stage1"] == m1["config"]  # built on the Stage-I just trained
+    assert m2["config"]["image_size"] == 4 * m1["config"]["image_size"]
+    assert m1["manifest"]["steps"] == m2["manifest"]["steps"] == 3
+
+
+def test_stage2_training_leaves_stage1_untouched(run):
+    s1, _ = ckpt.load_state(run / "stage1" / "generator.safetensors")
+    s2, _ = ckpt.load_state(run / "stage2" / "generator.safetensors")
+    inner = {k.replace("G.stage1.", "G."): v for k, v in s2.items() if k.startswith("G.stage1.")}
+    assert inner.keys() == s1.keys()
+    for k in s1:  # weights and BatchNorm statistics alike
+        assert torch.equal(inner[k], s1[k]), k
+
+
+def test_one_file_draws_both_stages(run):
+    G, meta = chapter.load_generator(run / "stage2" / "generator.safetensors")
+    assert isinstance(G, M.StageIIGenerator) and not G.training and not G.stage1.training
+    t = torch.randn(3, 1024)
+    low, high = chapter.generate_stages(G, t, seed=4)
+    assert low.shape == (3, 3, 16, 16) and high.shape == (3, 3, 64, 64)
+    again_low, again_high = chapter.generate_stages(G, t, seed=4)
+    assert torch.equal(low, again_low) and torch.equal(high, again_high)
+    other_low, _ = chapter.generate_stages(G, t, seed=5)
+    assert not torch.equal(low, other_low)
+    # the Stage-I images are exactly what the Stage-I file alone draws from the same seed
+    G1, _ = chapter.load_generator(run / "stage1" / "generator.safetensors")
+    alone, none = chapter.generate_stages(G1, t, seed=4)
+    assert none is None and torch.allclose(alone, low)
+
+
+def test_sample_evaluate_and_bench_commands(run, tmp_path, capsys):
+    weights = str(run / "stage2" / "generator.safetensors")
+    png = tmp_path / "s.png"
+    cap = ["sample", "stackgan", "--weights", weights, "--out", str(png), "--n", "3"]
+    assert main([*cap, "--caption", "a red bird", "--caption", "a bird with blue wings"]) == 0
+    assert Image.open(png).size == (3 * 66 + 2, 2 * 66 + 2)  # 64 px images, 2 px padding
+    assert main([*cap, "--caption", ""]) == 2
+    assert "has no words" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["evaluate", "stackgan", "--weights", weights, "--n", "100"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["stage"] == 2 and result["eval_size"] == 64
+    for split in ("test", "zeroshot"):
+        r = result[split]
+        assert r["n"] == 100 and r["frechet_distance"]["n"] == {"generated": 100, "real": 100}
+        assert {"value", "chance", "real"} <= set(r["text_alignment"])
+    stage1 = str(run / "stage1" / "generator.safetensors")
+    bench_args = ["bench", "stackgan", "--profile", "smoke", "--steps", "2", "--json"]
+    assert main([*bench_args, "--stage", "1"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    assert bench["chapter"] == "stackgan" and bench["model"] == "stackgan.StageIGenerator"
+    assert bench["images_per_second"] > 0 and bench["config"]["stage"] == 1
+    assert stage1  # the Stage-II bench needs shipped Stage-I weights: tested with them
+
+
+def test_bad_variant_and_stage_give_clear_errors(tmp_path, capsys):
+    args = ["train", "stackgan", "--profile", "smoke", "--steps", "1", "--out", str(tmp_path)]
+    assert main([*args, "--stage", "1", "--variant", "no-cb"]) == 2
+    assert "unknown stackgan variant" in capsys.readouterr().err
+    assert main([*args, "--stage", "2", "--variant", "no-ca"]) == 2
+    assert "Stage-I ablation" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before training anything
+    assert main([*args, "--variant", "no-ca"]) == 0  # the ablation trains Stage-I only
+    assert [p.name for p in tmp_path.iterdir()] == ["stage1"]
+
+
+def test_stage2_refuses_weights_that_are_not_stage1(run):
+    with pytest.raises(ckpt.CheckpointError, match="needs Stage-I weights"):
+        chapter.StageIIRecipe(stage1_path=str(run / "stage2" / "generator.safetensors"))
+    with pytest.raises(ckpt.CheckpointError, match="not 'stackgan'"):
+        from ganlab.weights import shipped
+
+        chapter.load_generator(shipped("gan_int_cls"))
+
+
+def test_no_ca_variant_is_deterministic_and_has_no_kl():
+    recipe, _ = chapter.recipe_and_config("smoke", 1, variant="no-ca")
+    assert recipe.kl_weight == 0.0 and recipe.config()["use_ca"] is False
+    G = recipe.build()["G"].eval()
+    t, z = torch.randn(4, 1024), torch.randn(4, G.z_dim)
+    a, mu, _ = G(t, z, torch.Generator().manual_seed(0))
+    b, _, _ = G(t, z, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)  # c = mu: the seed of CA's eps changes nothing
+    G_ca = chapter.recipe_and_config("smoke", 1)[0].build()["G"].eval()
+    a, _, _ = G_ca(t, z, torch.Generator().manual_seed(0))
+    b, _, _ = G_ca(t, z, torch.Generator().manual_seed(1))
+    assert not torch.equal(a, b)
+
+
+def test_discriminator_wrong_pairs_come_from_the_same_features():
+    D = M.StageIIDiscriminator(ndf=4, image_size=64).eval()
+    x, cond = torch.rand(5, 3, 64, 64) * 2 - 1, torch.randn(5, 128)
+    real, uncond, wrong = D(x, cond, wrong=True)
+    assert real.shape == uncond.shape == (5,) and wrong.shape == (4,)
+    h = D.features(x)
+    assert torch.allclose(wrong, D.cond_logits(h[:-1], cond[1:]))
+    assert torch.allclose(real, D(x, cond)[0])
+
+
+def test_standing_statistics_keep_the_frozen_stage1():
+    G1 = M.StageIGenerator(1024, ngf=8, image_size=16)
+    for m in G1.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(0.3)
+    G = M.StageIIGenerator(G1, ngf=8, num_residual=1)
+    before = {k: v.clone() for k, v in G.stage1.state_dict().items()}
+    batches = [(torch.randn(8, 1024), torch.randn(8, 100)) for _ in range(2)]
+    recalibrate_batchnorm(G, batches, keep=G.stage1)
+    after = G.stage1.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not G.training and not G.stage1.training
+    top = G.joint[1]  # a Stage-II BatchNorm: recomputed from the two batches
+    assert int(top.num_batches_tracked) == 2
