@@ -17,6 +17,7 @@ MODULES = {
     "cgan": "ganlab.chapters.cgan",
     "gan-int-cls": "ganlab.chapters.gan_int_cls",
     "stackgan": "ganlab.chapters.stackgan",
+    "attngan": "ganlab.chapters.attngan",
 }
 
 TITLES = {

@@ -406,11 +406,13 @@ class Discriminator(nn.Module):
             raise ValueError("wrong pairs need a batch of at least 2 images")
         return self.cond_logits(features[:-1], sentence[1:])
 
-    def forward(
-        self, image: torch.Tensor, sentence: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, sentence: torch.Tensor, wrong: bool = False):
+        """-> (uncond_logits (B,), cond_logits (B,)); with ``wrong=True`` a third item, the
+        (B-1,) conditional logits of the mismatched pairs (``wrong_logits``), from the same
+        features."""
         h = self.features(image)  # (B, 8 ndf, 4, 4)
-        return self.uncond_logits(h), self.cond_logits(h, sentence)  # (B,), (B,)
+        out = (self.uncond_logits(h), self.cond_logits(h, sentence))  # (B,), (B,)
+        return (*out, self.wrong_logits(h, sentence)) if wrong else out
 
 
 def build_discriminators(
