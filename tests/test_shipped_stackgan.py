@@ -1,0 +1,85 @@
+"""The shipped StackGAN generators, re-measured on CPU with the bird judge.
+
+Shipped: Stage-I (16 px) and Stage-II (64 px, built on that Stage-I and carrying it), both
+short CPU runs, and the no-CA Stage-I ablation trained alike. Every number must agree with
+what the manifest recorded at shipping time. The paper's claim, Stage-II beating Stage-I
+upsampled on the judge's Frechet distance by ``FD_MARGIN``, does NOT hold for the shipped
+CPU run; that test is a strict xfail, stated in the lecture, so that it starts failing (and
+must be unmarked) the day a Stage-II that beats Stage-I ships.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganlab.chapters import stackgan as chapter
+from ganlab.weights import manifest, shipped, verify_sha256
+
+N = 300  # test captions, one image each (the manifests measured 1,000)
+FD_MARGIN = 0.2  # Stage-II's FD must be at most 80% of Stage-I upsampled's
+NAMES = ("stackgan_stage1", "stackgan_stage2", "stackgan_stage1_no_ca")
+
+
+@pytest.fixture(scope="module")
+def models():
+    G2, _ = chapter.load_generator(stage=2)
+    G1, _ = chapter.load_generator(stage=1)
+    G0, _ = chapter.load_generator(shipped(chapter.SHIPPED_NO_CA))
+    return {"stackgan_stage2": G2, "stackgan_stage1": G1, "stackgan_stage1_no_ca": G0}
+
+
+@pytest.fixture(scope="module")
+def measured(models):
+    return {name: chapter.evaluate_generator(G, n=N, split="test") for name, G in models.items()}
+
+
+def test_checksums_and_manifests():
+    for name in NAMES:
+        verify_sha256(name)
+        m = manifest(name)["manifest"]
+        assert {"command", "steps", "seconds", "device", "metrics", "n_eval"} <= set(m)
+        assert m["profile"] == "cpu" and m["n_eval"] == 1000
+    assert manifest("stackgan_stage1")["manifest"]["steps"] == 3000
+    assert manifest("stackgan_stage1_no_ca")["manifest"]["steps"] == 3000
+    assert manifest("stackgan_stage2")["manifest"]["steps"] == 2000
+
+
+def test_shipped_stage2_carries_the_shipped_stage1(models):
+    inner = models["stackgan_stage2"].stage1.state_dict()
+    alone = models["stackgan_stage1"].state_dict()
+    assert inner.keys() == alone.keys()
+    assert all(torch.equal(inner[k], alone[k]) for k in alone)
+    assert models["stackgan_stage2"].image_size == 4 * models["stackgan_stage1"].image_size
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped 2,000-step CPU Stage-II collapses onto a few birds and ignores its "
+    "sketch (chapter 3, section 7, measures it): its FD is about 3x Stage-I upsampled's. "
+    "Strict: when a better Stage-II ships, this passes and the mark must go.",
+)
+def test_stage2_beats_stage1_upsampled_on_judge_frechet_distance(measured):
+    fd2 = measured["stackgan_stage2"]["frechet_distance"]["value"]
+    fd1 = measured["stackgan_stage1"]["frechet_distance"]["value"]
+    assert fd2 < (1 - FD_MARGIN) * fd1, (fd2, fd1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metrics_agree_with_the_manifest(measured, name):
+    recorded = manifest(name)["manifest"]["metrics"]["test"]
+    got = measured[name]
+    assert got["text_alignment"]["value"] == pytest.approx(recorded["text_alignment"], abs=0.04)
+    # FD on 300 of the 1,000 captions: its bias grows as n shrinks, so allow 25%
+    fd = got["frechet_distance"]["value"]
+    assert fd == pytest.approx(recorded["frechet_distance"], rel=0.25), (fd, recorded)
+
+
+@pytest.mark.parametrize("name", ["stackgan_stage1", "stackgan_stage1_no_ca"])
+def test_diversity_agrees_with_the_manifest(models, name):
+    recorded = manifest(name)["manifest"]["metrics"]["diversity"]
+    captions = chapter.diversity_captions(recorded["captions"])
+    got = chapter.caption_diversity(models[name], captions, recorded["per_caption"])
+    # the same captions, seeds and sample sizes as at shipping time: equal up to float noise
+    assert got["judge_features"] == pytest.approx(recorded["judge_features"], rel=1e-3)
+    assert got["pixels"] == pytest.approx(recorded["pixels"], rel=1e-3)
