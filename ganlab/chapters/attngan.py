@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ganlab.chapters.birds_commands import finish_training, sample_grid, ship_weights
 from ganlab.data.birds import load_birds
 from ganlab.models import attngan as M
 from ganlab.profiles import get_profile
@@ -270,38 +271,16 @@ def train(args) -> dict:
     print(f"AttnGAN: {json.dumps(recipe.config())}")
     trainer = Trainer(recipe, cfg, device=profile.device)
     result = trainer.fit()
-    weights = Path(cfg.out) / "generator.safetensors"
-    manifest = {
-        "chapter": CHAPTER,
-        "profile": profile.name,
-        "variant": recipe.variant,
-        "command": " ".join(["ganlab", *getattr(args, "argv", ["train", CHAPTER])]),
-        "steps": result.step,
-        "seconds": round(trainer.seconds, 1),
-        "device": str(trainer.device),
-    }
-    if trainer.dist.is_main:
-        export_generator(trainer, weights, manifest)
-        print(f"checkpoint: {result.checkpoint}\ngenerator: {weights}")
-    return {"checkpoint": result.checkpoint, "generator": str(weights), **manifest}
+    return finish_training(
+        args, CHAPTER, profile, trainer, result, export_generator, variant=recipe.variant
+    )
 
 
 def sample(args) -> str:
-    from ganlab.viz.grids import save_grid
-
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
     G, _ = load_generator(args.weights)
-    captions = args.caption or [
-        "a small bird with a red crown, blue wings and a white belly",
-        "this bird has a yellow breast, black wings and a short pointed beak",
-    ]
     text_encoder, _ = load_encoders("damsm")
-    images = torch.cat([generate(G, [c] * args.n, args.seed, text_encoder) for c in captions])
-    out = args.out or "attngan_samples.png"
-    save_grid(images, out, nrow=args.n)
-    print(f"wrote {len(images)} samples ({len(captions)} captions x {args.n}) to {out}")
-    return out
+    draw = lambda caps, seed: generate(G, caps, seed, text_encoder)  # noqa: E731
+    return sample_grid(args, draw, "attngan_samples.png")
 
 
 def evaluate_generator(G, n: int = 1000, split: str = "test", seed: int = 0) -> dict:
@@ -341,24 +320,10 @@ def ship(args) -> dict:
     """``ganlab ship attngan RUN``: measure the run's generator and ship it (the ``no-damsm``
     ablation as ``attngan_no_damsm``, float16)."""
     from ganlab.chapters.stackgan import summary_metrics
-    from ganlab.weights import HERE, write_index, write_manifest_sha256
 
     source = Path(args.run) / "generator.safetensors"
-    tensors, meta = ckpt.load_state(source)
-    G, _ = load_generator(source)
+    G, meta = load_generator(source)
     metrics = {s: summary_metrics(evaluate_generator(G, args.n, s)) for s in ("test", "zeroshot")}
     main = meta["config"]["variant"] == "damsm"
-    if not main:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    manifest = {
-        **meta.get("manifest", {}),
-        "metrics": metrics,
-        "n_eval": args.n,
-        "stored_dtype": "float32" if main else "float16",
-    }
-    target = HERE / f"{SHIPPED if main else SHIPPED_NO_DAMSM}.safetensors"
-    path = ckpt.save_state(target, tensors, {**meta, "manifest": manifest})
-    write_manifest_sha256(path)
-    write_index()
-    print(f"shipped {path}: {json.dumps(metrics)}")
+    ship_weights(source, SHIPPED if main else SHIPPED_NO_DAMSM, metrics, args.n, half=not main)
     return metrics

@@ -8,12 +8,12 @@ the paper are one recipe with two switches (``variant``): GAN, GAN-CLS, GAN-INT,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from ganlab.chapters.birds_commands import finish_training, sample_grid, ship_weights
 from ganlab.data.birds import load_birds
 from ganlab.models import gan_int_cls as M
 from ganlab.profiles import get_profile
@@ -275,38 +275,16 @@ def train(args) -> dict:
     )
     trainer = Trainer(recipe, cfg, device=profile.device)
     result = trainer.fit()
-    weights = Path(cfg.out) / "generator.safetensors"
-    manifest = {
-        "chapter": CHAPTER,
-        "profile": profile.name,
-        "variant": recipe.variant,
-        "command": " ".join(["ganlab", *getattr(args, "argv", ["train", CHAPTER])]),
-        "steps": result.step,
-        "seconds": round(trainer.seconds, 1),
-        "device": str(trainer.device),
-    }
-    if trainer.dist.is_main:
-        export_generator(trainer, weights, manifest)
-        print(f"checkpoint: {result.checkpoint}\ngenerator: {weights}")
-    return {"checkpoint": result.checkpoint, "generator": str(weights), **manifest}
+    return finish_training(
+        args, CHAPTER, profile, trainer, result, export_generator, variant=recipe.variant
+    )
 
 
 def sample(args) -> str:
-    from ganlab.viz.grids import save_grid
-
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
     G, _ = load_generator(args.weights)
-    captions = args.caption or [
-        "a small bird with a red crown, blue wings and a white belly",
-        "this bird has a yellow breast, black wings and a short pointed beak",
-    ]
     text_encoder, _ = load_encoders("joint")
-    images = torch.cat([generate(G, [c] * args.n, args.seed, text_encoder) for c in captions])
-    out = args.out or "gan_int_cls_samples.png"
-    save_grid(images, out, nrow=args.n)
-    print(f"wrote {len(images)} samples ({len(captions)} captions x {args.n}) to {out}")
-    return out
+    draw = lambda caps, seed: generate(G, caps, seed, text_encoder)  # noqa: E731
+    return sample_grid(args, draw, "gan_int_cls_samples.png")
 
 
 def evaluate_generator(
@@ -356,10 +334,7 @@ def ship_as(run, target: str, n: int = 1000, half: bool = False) -> dict:
     ``half=True`` stores float16 (the comparison models: half the bytes, the same samples up
     to rounding); the metrics at shipping time go into the manifest and the index.
     """
-    from ganlab.weights import HERE, write_index, write_manifest_sha256
-
     source = Path(run) / "generator.safetensors"
-    tensors, meta = ckpt.load_state(source)
     result = _measure(source, n)
     metrics = {
         s: {
@@ -371,18 +346,7 @@ def ship_as(run, target: str, n: int = 1000, half: bool = False) -> dict:
         }
         for s, r in result.items()
     }
-    if half:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    manifest = {
-        **meta.get("manifest", {}),
-        "metrics": metrics,
-        "n_eval": n,
-        "stored_dtype": "float16" if half else "float32",
-    }
-    path = ckpt.save_state(HERE / f"{target}.safetensors", tensors, {**meta, "manifest": manifest})
-    write_manifest_sha256(path)
-    write_index()
-    print(f"shipped {path}: {json.dumps(metrics)}")
+    ship_weights(source, target, metrics, n, half)
     return result
 
 

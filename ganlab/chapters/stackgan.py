@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ganlab.chapters.birds_commands import finish_training, sample_grid, ship_weights
 from ganlab.data.birds import load_birds
 from ganlab.models import stackgan as M
 from ganlab.profiles import get_profile
@@ -372,20 +373,7 @@ def _train_stage(profile, stage: int, out: Path, args, **overrides) -> dict:
     print(f"StackGAN Stage-{'I' * stage}: {json.dumps(recipe.config())}")
     trainer = Trainer(recipe, cfg, device=profile.device)
     result = trainer.fit()
-    weights = out / "generator.safetensors"
-    manifest = {
-        "chapter": CHAPTER,
-        "stage": stage,
-        "profile": profile.name,
-        "command": " ".join(["ganlab", *getattr(args, "argv", ["train", CHAPTER])]),
-        "steps": result.step,
-        "seconds": round(trainer.seconds, 1),
-        "device": str(trainer.device),
-    }
-    if trainer.dist.is_main:
-        export_generator(trainer, weights, manifest)
-        print(f"checkpoint: {result.checkpoint}\ngenerator: {weights}")
-    return {"checkpoint": result.checkpoint, "generator": str(weights), **manifest}
+    return finish_training(args, CHAPTER, profile, trainer, result, export_generator, stage=stage)
 
 
 def train(args) -> dict:
@@ -413,21 +401,10 @@ def train(args) -> dict:
 
 
 def sample(args) -> str:
-    from ganlab.viz.grids import save_grid
-
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
     G, _ = load_generator(args.weights, stage=args.stage)
-    captions = args.caption or [
-        "a small bird with a red crown, blue wings and a white belly",
-        "this bird has a yellow breast, black wings and a short pointed beak",
-    ]
     text_encoder, _ = load_encoders("joint")
-    images = torch.cat([generate(G, [c] * args.n, args.seed, text_encoder) for c in captions])
-    out = args.out or "stackgan_samples.png"
-    save_grid(images, out, nrow=args.n)
-    print(f"wrote {len(images)} samples ({len(captions)} captions x {args.n}) to {out}")
-    return out
+    draw = lambda caps, seed: generate(G, caps, seed, text_encoder)  # noqa: E731
+    return sample_grid(args, draw, "stackgan_samples.png")
 
 
 # ------------------------------------------------------------------ measuring
@@ -537,26 +514,11 @@ def summary_metrics(result: dict) -> dict:
 def ship_as(run, target: str, n: int = 1000, half: bool = False) -> dict:
     """Measure ``run``'s generator on test and zero-shot captions (and its diversity on 50
     test captions x 16) and ship it as ``target``, float16 when ``half``."""
-    from ganlab.weights import HERE, write_index, write_manifest_sha256
-
     source = Path(run) / "generator.safetensors"
-    tensors, meta = ckpt.load_state(source)
     G, _ = load_generator(source)
     metrics = {s: summary_metrics(evaluate_generator(G, n, s)) for s in ("test", "zeroshot")}
     metrics["diversity"] = caption_diversity(G, diversity_captions())
-    if half:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    manifest = {
-        **meta.get("manifest", {}),
-        "metrics": metrics,
-        "n_eval": n,
-        "eval_size": EVAL_SIZE,
-        "stored_dtype": "float16" if half else "float32",
-    }
-    path = ckpt.save_state(HERE / f"{target}.safetensors", tensors, {**meta, "manifest": manifest})
-    write_manifest_sha256(path)
-    write_index()
-    print(f"shipped {path}: {json.dumps(metrics)}")
+    ship_weights(source, target, metrics, n, half, eval_size=EVAL_SIZE)
     return metrics
 
 
