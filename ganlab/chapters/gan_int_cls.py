@@ -159,17 +159,7 @@ def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, Train
         ndf=s["ndf"],
         n_birds=s["n_birds"],
     )
-    cfg = TrainConfig(
-        steps=s["steps"],
-        batch_size=s["batch_size"],
-        log_every=s["log_every"],
-        checkpoint_every=s.get("checkpoint_every", max(s["steps"] // 4, 1)),
-        seed=s.get("seed", 0),
-        out=s.get("out"),
-        resume=s.get("resume", False),
-        compile=s.get("compile", profile == "gpu"),
-        progress=s.get("progress", True),
-    )
+    cfg = TrainConfig.from_settings(s, profile)
     return recipe, cfg
 
 

@@ -256,17 +256,7 @@ def recipe_and_config(profile: str, stage: int, **overrides):
             num_residual=s["num_residual"], n_birds=s["n_birds"],
         )  # fmt: skip
     steps = s.get("steps") or s[f"steps{stage}"]
-    cfg = TrainConfig(
-        steps=steps,
-        batch_size=s["batch_size"],
-        log_every=min(s["log_every"], steps),
-        checkpoint_every=s.get("checkpoint_every", max(steps // 4, 1)),
-        seed=s.get("seed", 0),
-        out=s.get("out"),
-        resume=s.get("resume", False),
-        compile=s.get("compile", profile == "gpu"),
-        progress=s.get("progress", True),
-    )
+    cfg = TrainConfig.from_settings(s, profile, steps)
     return recipe, cfg
 
 

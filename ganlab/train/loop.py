@@ -51,6 +51,25 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
 
+    @classmethod
+    def from_settings(cls, s: dict, profile: str, steps: int | None = None) -> TrainConfig:
+        """A chapter's profile settings (with command-line overrides) as a loop config:
+        ``steps`` (default ``s["steps"]``), ``batch_size``, ``log_every`` and optional
+        ``checkpoint_every`` (a quarter of the run), ``seed``, ``out``, ``resume``,
+        ``compile`` (on in the gpu profile) and ``progress``."""
+        steps = s["steps"] if steps is None else steps
+        return cls(
+            steps=steps,
+            batch_size=s["batch_size"],
+            log_every=min(s["log_every"], steps),
+            checkpoint_every=s.get("checkpoint_every", max(steps // 4, 1)),
+            seed=s.get("seed", 0),
+            out=s.get("out"),
+            resume=s.get("resume", False),
+            compile=s.get("compile", profile == "gpu"),
+            progress=s.get("progress", True),
+        )
+
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             value = getattr(self, name)
