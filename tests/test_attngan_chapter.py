@@ -102,3 +102,50 @@ def test_word_attention_figure_draws_one_map_per_word_and_stage(run):
     assert [ax.get_title() for ax in fig.axes[1 : len(words) + 1]] == words
     with pytest.raises(ValueError, match="one attention map set per stage"):
         word_attention_figure([x[0] for x in images], [attention[0][0]], words)
+
+
+def test_caption_tokens_and_word_kinds():
+    from ganlab.text.train import load_encoders
+
+    text_encoder, _ = load_encoders("damsm")
+    words = chapter.caption_tokens(text_encoder, "A bird with a RED crown, zzz wings")
+    assert words == ["a", "bird", "with", "a", "red", "crown", "<unk>", "wings"]
+    kinds = [chapter.word_kind(w) for w in words]
+    assert kinds == ["other", "other", "other", "other", "colour", "part", "other", "part"]
+    assert chapter.word_kind("grey") == chapter.word_kind("gray") == "colour"
+    assert chapter.word_kind("beak") == chapter.word_kind("eye") == "part"
+
+
+def test_attention_by_word_kind_averages_real_words_only(run):
+    G, _ = chapter.load_generator(run / "generator.safetensors")
+    captions = ["a bird with a red crown", "this bird has blue wings and a white belly"]
+    out = chapter.attention_by_word_kind(G, captions, seed=1)
+    assert out["n_captions"] == 2 and set(out) == {"n_captions", "stage 1", "stage 2"}
+    counts = {k: v["words"] for k, v in out["stage 1"].items()}
+    assert counts == {"colour": 3, "part": 3, "other": 9}  # 6 + 9 real words; no padding
+    # lifts are shares of each pixel's attention times the caption's length: they average
+    # to 1 over all real words of a caption, so the kinds' word-weighted mean is 1 here
+    for stage in ("stage 1", "stage 2"):
+        rows = out[stage].values()
+        mean = sum(r["lift"] * r["words"] for r in rows) / sum(r["words"] for r in rows)
+        assert mean == pytest.approx(1.0, abs=1e-4)
+        assert all(0 < r["peak"] <= 1 for r in rows)
+
+
+def test_attention_explorer_draws_and_reports_bad_captions(run, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ganlab.text.train import load_encoders
+    from ganlab.viz.attention import attention_explorer
+
+    G, _ = chapter.load_generator(run / "generator.safetensors")
+    text_encoder, _ = load_encoders("damsm")
+    # outside a kernel the Output widget captures nothing: display() prints to stdout
+    box, seed, _ = attention_explorer(G, text_encoder, "a bird with a red crown").children
+    assert "Figure" in capsys.readouterr().out  # the first view is drawn at once
+    box.value = "!!!"  # no words at all
+    assert "cannot encode this caption" in capsys.readouterr().out
+    box.value = "a bird with blue wings"
+    seed.value = 5
+    assert capsys.readouterr().out.count("Figure") == 2  # redrawn for each change

@@ -362,6 +362,7 @@ def test_a_cell_past_the_timeout_is_interrupted_and_grading_goes_on(tmp_path):
         ("01_cgan.ipynb", "cgan", 10, 5),
         ("02_gan_int_cls.ipynb", "gan-int-cls", 6, 3),
         ("03_stackgan.ipynb", "stackgan", 6, 3),
+        ("04_attngan.ipynb", "attngan", 6, 3),
     ],
 )
 def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, points, count):
@@ -404,6 +405,7 @@ def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, p
         "cgan": ["2", "2", "2", "3", "1"],
         "gan-int-cls": ["2", "2", "2"],
         "stackgan": ["2", "2", "2"],
+        "attngan": ["2", "2", "2"],
     }[chapter]
     assert [rows[0][f"{chapter}/{i}"] for i in ids] == want
     assert [rows[1][f"{chapter}/{i}"] for i in ids] == ["0"] * count

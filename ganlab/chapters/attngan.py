@@ -33,7 +33,7 @@ EVAL_SIZE = 64  # the bird judge's and DAMSM's resolution
 PROFILES = {
     "smoke": dict(base_size=16, ngf=4, ndf=4, steps=4, batch_size=8, n_birds=64, log_every=2),
     "cpu": dict(
-        base_size=16, ngf=16, ndf=8, steps=2500, batch_size=32, n_birds=10000, log_every=50
+        base_size=16, ngf=16, ndf=8, steps=2000, batch_size=32, n_birds=10000, log_every=50
     ),
     "gpu": dict(
         base_size=64, ngf=32, ndf=64, steps=20000, batch_size=20, n_birds=20000, log_every=100
@@ -243,6 +243,55 @@ def generate_all(G, captions: list[str], seed: int = 0, text_encoder=None):
 def generate(G, captions: list[str], seed: int = 0, text_encoder=None) -> torch.Tensor:
     """The last stage's images, one per caption; (N, 3, 4 s0, 4 s0) in [-1, 1]."""
     return generate_all(G, captions, seed, text_encoder)[0][-1].clamp(-1, 1)
+
+
+def caption_tokens(text_encoder, caption: str) -> list[str]:
+    """The words of ``caption`` as the encoder reads them (unknown words as ``<unk>``,
+    at most 18): the labels of the attention maps."""
+    ids, lengths = text_encoder.vocab.encode([caption])
+    return [text_encoder.vocab.itos[i] for i in ids[0, : int(lengths[0])].tolist()]
+
+
+def word_kind(word: str) -> str:
+    """"colour", "part" (a body-part noun) or "other" (function words, pose, scene...)."""
+    from ganlab.data.birds import captions as grammar
+
+    colours = {w for words in grammar.COLOR_WORDS.values() for w in words}
+    parts = {w for nouns, _ in grammar.PART_NOUNS.values() for n in nouns for w in n.split()}
+    parts |= {w for n in grammar.BEAK_NOUNS + grammar.EYE_NOUNS for w in n.split()} - {"ring"}
+    return "colour" if word in colours else "part" if word in parts - {"feathers"} else "other"
+
+
+@torch.no_grad()
+def attention_by_word_kind(G, captions: list[str], seed: int = 0, text_encoder=None) -> dict:
+    """How much attention each kind of word gets, per attention stage.
+
+    For every real word of every caption: its mean attention over the stage's pixels times
+    the caption's length (its *lift*: 1 = the uniform share, 2 = twice it), and its peak
+    (the most attentive pixel's weight). -> {stage: {kind: {"lift", "peak", "words"}}}
+    averaged over the words of that kind; ``n_captions`` records the sample size.
+    """
+    if text_encoder is None:
+        text_encoder, _ = load_encoders("damsm")
+    _, attention, feats = generate_all(G, captions, seed, text_encoder)
+    ids, _ = text_encoder.vocab.encode(captions)
+    kinds = [[word_kind(text_encoder.vocab.itos[i]) for i in row] for row in ids.tolist()]
+    out = {"n_captions": len(captions)}
+    for stage, a in enumerate(attention, start=1):  # (N, T, S, S)
+        mean, peak = a.flatten(2).mean(2), a.flatten(2).amax(2)  # (N, T)
+        lift = mean * feats.lengths[:, None].float().cpu()
+        rows = {}
+        for kind in ("colour", "part", "other"):
+            sel = torch.tensor(
+                [[k == kind for k in ks] for ks in kinds]
+            ) & ~feats.padding.cpu()  # real words of this kind
+            rows[kind] = {
+                "lift": float(lift[sel].mean()) if sel.any() else float("nan"),
+                "peak": float(peak[sel].mean()) if sel.any() else float("nan"),
+                "words": int(sel.sum()),
+            }
+        out[f"stage {stage}"] = rows
+    return out
 
 
 def add_condition_arguments(parser) -> None:

@@ -2,10 +2,10 @@
 
 ``PUBLISHED`` lists the chapters whose assignment ships (a solution notebook in
 ``solutions/``); ``ganlab exercises check`` expects one solution per published chapter.
-Check modules of chapters still being written (``attngan``) register themselves when
-imported (their tests do) but are not published yet.
+A chapter still being written registers its checks in its own module (its tests import it)
+and joins the import below and ``PUBLISHED`` when its solution notebook ships.
 """
 
-from ganlab.grading.checks import cgan, gan_int_cls, stackgan  # noqa: F401
+from ganlab.grading.checks import attngan, cgan, gan_int_cls, stackgan  # noqa: F401
 
-PUBLISHED = ("cgan", "gan-int-cls", "stackgan")
+PUBLISHED = ("cgan", "gan-int-cls", "stackgan", "attngan")
