@@ -149,3 +149,21 @@ def test_attention_explorer_draws_and_reports_bad_captions(run, capsys):
     box.value = "a bird with blue wings"
     seed.value = 5
     assert capsys.readouterr().out.count("Figure") == 2  # redrawn for each change
+
+
+def test_the_step_keeps_indices_and_lengths_on_the_cpu():
+    """The caption lengths are read on the CPU (packing needs them there): a device copy
+    would cost a host sync per step. Indices on another device are refused."""
+    recipe, _ = chapter.recipe_and_config("smoke")
+    data = recipe.data(torch.device("cpu"))
+    assert data["lengths"].device.type == "cpu"
+    with pytest.raises(ValueError, match="on the CPU"):
+        recipe.text(data, torch.arange(4, device="meta"))
+    torch.manual_seed(0)
+    sentence, words, lengths, padding = recipe.text(data, torch.arange(4))
+    torch.manual_seed(0)
+    pick = torch.randint(0, data["ids"].shape[1], (4,))  # the same caption choice
+    rows = torch.arange(4)
+    want = data["text_encoder"](data["ids"][rows, pick], data["lengths"][rows, pick])
+    assert torch.equal(words, want[0]) and torch.equal(sentence, want[1])
+    assert torch.equal(padding, words.abs().sum(1) == 0)  # padding is where the LSTM wrote 0

@@ -197,3 +197,21 @@ def test_mismatched_widths_are_refused():
     words, regions = _batch(9)
     with pytest.raises(ValueError, match="share D"):
         word_level_similarity(words, regions[:, :5], torch.tensor([5, 2, 3]))
+
+
+def test_check_false_skips_only_the_range_check():
+    """A training step passes ``check=False``: the same loss, no host sync on the lengths'
+    values, and the shape/dtype errors still raised."""
+    words, regions = _batch(10)
+    lengths = torch.tensor([5, 2, 3])
+    sentence, global_ = words.mean(2), regions.mean((2, 3))
+    regions4 = regions[:3]
+    want = damsm_loss(words, sentence, regions4, global_[:3], lengths)
+    got = damsm_loss(words, sentence, regions4, global_[:3], lengths, check=False)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    too_long = torch.tensor([5, 6, 3])
+    with pytest.raises(ValueError, match="lengths"):
+        word_level_similarity(words, regions, too_long)
+    word_level_similarity(words, regions, too_long, check=False)  # not read: no sync
+    with pytest.raises(ValueError, match="lengths"):
+        word_level_similarity(words, regions, torch.tensor([5, 2]), check=False)  # shapes are

@@ -99,25 +99,37 @@ class AttnGANRecipe(Recipe):
             "images": [birds[s].images.to(device) for s in self.image_sizes],  # uint8 per stage
             "species": last.species.to(device),
             "ids": ids.to(device),  # (N, 10, L)
-            "lengths": lengths.to(device),  # (N, 10)
+            "lengths": lengths,  # (N, 10), on the CPU: packing the LSTM's input reads them there
             "text_encoder": text_enc.model,
             "image_encoder": image_enc,
         }
 
     def text(self, data, idx: torch.Tensor):
-        """(B,) image indices -> sentence (B, D), words (B, D, L), lengths (B,), padding (B, L)."""
-        pick = torch.randint(0, data["ids"].shape[1], idx.shape, device=idx.device)
-        ids, lengths = data["ids"][idx, pick], data["lengths"][idx, pick]
+        """(B,) image indices ON THE CPU -> sentence (B, D), words (B, D, L), lengths (B,),
+        padding (B, L), on the data's device.
+
+        The indices and the caption lengths stay on the CPU, where ``pack_padded_sequence``
+        needs the lengths, and only travel to the device (``non_blocking``): reading them
+        back from a GPU would stall the step on the GPU's queue (a host sync).
+        """
+        if idx.device.type != "cpu":
+            raise ValueError(f"text() takes the batch's indices on the CPU, got {idx.device}")
+        device = data["ids"].device
+        pick = torch.randint(0, data["ids"].shape[1], idx.shape)  # one of each image's captions
+        lengths_cpu = data["lengths"][idx, pick]  # (B,)
+        ids = data["ids"][idx.to(device, non_blocking=True), pick.to(device, non_blocking=True)]
         with torch.no_grad():  # frozen; the data were validated when tokenised
-            words, sentence = data["text_encoder"](ids, lengths, check=False)
-        padding = torch.arange(ids.shape[1], device=ids.device)[None] >= lengths[:, None]
+            words, sentence = data["text_encoder"](ids, lengths_cpu, check=False)
+        lengths = lengths_cpu.to(device, non_blocking=True)
+        padding = torch.arange(ids.shape[1], device=device)[None] >= lengths[:, None]
         return sentence, words, lengths, padding
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         G, data = ctx.modules["G"], ctx.data
-        idx = ctx.indices(len(data["species"]))
+        idx_cpu = torch.randint(0, len(data["species"]), (ctx.batch_size,))  # see text()
+        idx = idx_cpu.to(ctx.device, non_blocking=True)
         xs = [im[idx].float().div(127.5).sub(1) for im in data["images"]]  # per stage
-        sentence, words, lengths, padding = self.text(data, idx)
+        sentence, words, lengths, padding = self.text(data, idx_cpu)
         z = torch.randn(ctx.batch_size, ctx.raw["G"].z_dim, device=ctx.device)
         with ctx.autocast():
             fakes, _, mu, logvar = G(z, sentence, words, padding)
@@ -144,7 +156,9 @@ class AttnGANRecipe(Recipe):
         damsm = None
         if self.lambda_damsm:
             regions, global_ = data["image_encoder"](fakes[-1].float())
-            damsm = damsm_loss(words, sentence, regions, global_, lengths, data["species"][idx])
+            damsm = damsm_loss(
+                words, sentence, regions, global_, lengths, data["species"][idx], check=False
+            )
             damsm = damsm["total"]
         loss_g = M.generator_loss(pairs, mu.float(), logvar.float(), damsm, self.lambda_damsm)
         ctx.opts["G"].zero_grad(set_to_none=True)
@@ -183,7 +197,7 @@ def standing_statistics(G, recipe: AttnGANRecipe, data, device, batches: int = B
     gen = torch.Generator().manual_seed(0)
     inputs = []
     for _ in range(batches):
-        idx = torch.randint(0, len(data["species"]), (32,), generator=gen).to(device)
+        idx = torch.randint(0, len(data["species"]), (32,), generator=gen)
         sentence, words, _, padding = recipe.text(data, idx)
         inputs.append(
             (torch.randn(32, G.z_dim, generator=gen).to(device), sentence, words, padding)
@@ -253,7 +267,7 @@ def caption_tokens(text_encoder, caption: str) -> list[str]:
 
 
 def word_kind(word: str) -> str:
-    """"colour", "part" (a body-part noun) or "other" (function words, pose, scene...)."""
+    """ "colour", "part" (a body-part noun) or "other" (function words, pose, scene...)."""
     from ganlab.data.birds import captions as grammar
 
     colours = {w for words in grammar.COLOR_WORDS.values() for w in words}
@@ -282,9 +296,9 @@ def attention_by_word_kind(G, captions: list[str], seed: int = 0, text_encoder=N
         lift = mean * feats.lengths[:, None].float().cpu()
         rows = {}
         for kind in ("colour", "part", "other"):
-            sel = torch.tensor(
-                [[k == kind for k in ks] for ks in kinds]
-            ) & ~feats.padding.cpu()  # real words of this kind
+            sel = (
+                torch.tensor([[k == kind for k in ks] for ks in kinds]) & ~feats.padding.cpu()
+            )  # real words of this kind
             rows[kind] = {
                 "lift": float(lift[sel].mean()) if sel.any() else float("nan"),
                 "peak": float(peak[sel].mean()) if sel.any() else float("nan"),

@@ -67,7 +67,8 @@ word->caption aggregation, gamma3 the softmax over the batch."""
 EPS = 1e-8
 
 
-def _check(words, regions, lengths) -> None:
+def _check(words, regions, lengths, values: bool = True) -> None:
+    """Shapes and dtypes always; the lengths' range (a host sync) only when ``values``."""
     if not isinstance(words, torch.Tensor) or not words.is_floating_point() or words.dim() != 3:
         raise ValueError(
             f"words must be a float tensor (B, D, T), got {getattr(words, 'shape', type(words))}"
@@ -92,7 +93,7 @@ def _check(words, regions, lengths) -> None:
             f"lengths must have shape ({words.shape[0]},), one per caption, "
             f"got {tuple(lengths.shape)}"
         )
-    if lengths.numel() and not torch.compiler.is_compiling():
+    if values and lengths.numel() and not torch.compiler.is_compiling():
         lo, hi = int(lengths.min()), int(lengths.max())  # a tiny host sync
         if lo < 1 or hi > words.shape[2]:
             raise ValueError(
@@ -132,13 +133,16 @@ def word_region_attention(words, regions, lengths, gamma1: float = GAMMA1):
     return context.masked_fill(pad, 0.0).transpose(2, 3), alpha.masked_fill(pad, 0.0)
 
 
-def word_level_similarity(words, regions, lengths, gamma1=GAMMA1, gamma2=GAMMA2) -> torch.Tensor:
+def word_level_similarity(
+    words, regions, lengths, gamma1=GAMMA1, gamma2=GAMMA2, check: bool = True
+) -> torch.Tensor:
     """R(Q, D) = log sum_i exp(gamma2 cos(c_i, e_i)) over each caption's real words (Eq. 10).
 
     words (B_t, D, T), regions (B_i, D, h, w), lengths (B_t,) -> (B_t, B_i): row a, column b
-    is the relevance of image b to caption a.
+    is the relevance of image b to caption a. ``check=False`` skips the lengths' range check
+    (a host sync) for training data that were validated when tokenised.
     """
-    _check(words, regions, lengths)
+    _check(words, regions, lengths, values=check)
     real = _word_mask(lengths, words.shape[2])  # (B_t, T)
     s, alpha, context = _attend(words, regions, real, gamma1)
     # cos(c_i, e_i) = e_i . c_i / (|e_i| |c_i|), and e_i . c_i = sum_j alpha_j (e_i . v_j)
@@ -166,14 +170,21 @@ def _matching_loss(scores: torch.Tensor, class_ids) -> tuple[torch.Tensor, torch
 
 
 def damsm_word_loss(
-    words, regions, lengths, class_ids=None, gamma1=GAMMA1, gamma2=GAMMA2, gamma3=GAMMA3
+    words,
+    regions,
+    lengths,
+    class_ids=None,
+    gamma1=GAMMA1,
+    gamma2=GAMMA2,
+    gamma3=GAMMA3,
+    check: bool = True,
 ):
     """Word-level DAMSM loss of a batch of matching pairs: (loss_w0, loss_w1) (Eq. 11-13).
 
     loss_w0 = L^w_1: for each image, find its caption; loss_w1 = L^w_2: for each caption, its
     image. Each a mean over the batch.
     """
-    r = word_level_similarity(words, regions, lengths, gamma1, gamma2)  # (captions, images)
+    r = word_level_similarity(words, regions, lengths, gamma1, gamma2, check)  # (captions, images)
     return _matching_loss(gamma3 * r.T, class_ids)  # rows: images, as the official code
 
 
@@ -202,11 +213,13 @@ def damsm_loss(
     gamma1=GAMMA1,
     gamma2=GAMMA2,
     gamma3=GAMMA3,
+    check: bool = True,
 ) -> dict:
     """Both levels, both directions (Eq. 15): ``{"word", "sentence", "total"}``.
 
     word = loss_w0 + loss_w1, sentence = loss_s0 + loss_s1, total = word + sentence.
+    ``check=False``: no host sync (see :func:`word_level_similarity`), for a training step.
     """
-    w0, w1 = damsm_word_loss(words, regions, lengths, class_ids, gamma1, gamma2, gamma3)
+    w0, w1 = damsm_word_loss(words, regions, lengths, class_ids, gamma1, gamma2, gamma3, check)
     s0, s1 = damsm_sentence_loss(sentence, global_, class_ids, gamma3)
     return {"word": w0 + w1, "sentence": s0 + s1, "total": w0 + w1 + s0 + s1}
