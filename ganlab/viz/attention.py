@@ -66,38 +66,14 @@ def attention_explorer(G, text_encoder, caption: str | None = None, sample: int 
     ``text_encoder`` the chapter's DAMSM caption encoder. Unknown words show as ``<unk>``; a
     caption without words prints the encoder's error instead of a figure.
     """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
     from ganlab.chapters.attngan import caption_tokens, generate_all
+    from ganlab.viz.explorers import caption_seed_explorer
 
-    box = widgets.Text(
-        value=caption or "a small bird with a red crown, blue wings and a white belly",
-        description="caption",
-        layout=widgets.Layout(width="95%"),
-        continuous_update=False,
-    )
-    seed = widgets.IntSlider(value=sample, min=0, max=99, description="seed")
-    out = widgets.Output()
+    def figure(text, seed):
+        words = caption_tokens(text_encoder, text)
+        images, attention, _ = generate_all(G, [text], seed, text_encoder)
+        return word_attention_figure(
+            [x[0] for x in images], [a[0] for a in attention], words, title=f'"{text}", seed {seed}'
+        )
 
-    def draw(*_):
-        out.clear_output(wait=True)
-        with out:
-            try:
-                words = caption_tokens(text_encoder, box.value)
-                images, attention, _ = generate_all(G, [box.value], seed.value, text_encoder)
-            except (ValueError, TypeError) as err:
-                print(f"cannot encode this caption: {err}")
-                return
-            fig = word_attention_figure(
-                [x[0] for x in images], [a[0] for a in attention], words,
-                title=f'"{box.value}", seed {seed.value}',
-            )  # fmt: skip
-            display(fig)
-            plt.close(fig)
-
-    box.observe(draw, names="value")
-    seed.observe(draw, names="value")
-    draw()
-    return widgets.VBox([box, seed, out])
+    return caption_seed_explorer(figure, caption, sample)

@@ -41,6 +41,43 @@ def digit_explorer(G, n: int = 8):
     return widgets.VBox([widgets.HBox([digit, seed]), out])
 
 
+DEFAULT_CAPTION = "a small bird with a red crown, blue wings and a white belly"
+
+
+def caption_seed_explorer(figure, caption: str | None = None, seed: int = 0):
+    """A caption box (press Enter) and a seed slider around ``figure(caption, seed)``, which
+    returns a matplotlib figure. A caption the encoder refuses (``ValueError``/``TypeError``,
+    e.g. no words at all) prints the error instead of a figure."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    box = widgets.Text(
+        value=caption or DEFAULT_CAPTION,
+        description="caption",
+        layout=widgets.Layout(width="95%"),
+        continuous_update=False,
+    )
+    slider = widgets.IntSlider(value=seed, min=0, max=99, description="seed")
+    out = widgets.Output()
+
+    def draw(*_):
+        out.clear_output(wait=True)
+        with out:
+            try:
+                fig = figure(box.value, slider.value)
+            except (ValueError, TypeError) as err:
+                print(f"cannot encode this caption: {err}")
+                return
+            display(fig)
+            plt.close(fig)
+
+    box.observe(draw, names="value")
+    slider.observe(draw, names="value")
+    draw()
+    return widgets.VBox([box, slider, out])
+
+
 def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None, sample=None):
     """Type a caption, pick a seed; see ``n`` samples of G(z, phi(caption)).
 
@@ -50,20 +87,10 @@ def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None, sa
     several rows per caption (e.g. StackGAN's Stage-I and Stage-II); by default one row,
     ``G(z, t)`` with z drawn from the seed.
     """
-    import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from ganlab.viz.grids import show_grid
 
-    box = widgets.Text(
-        value=caption or "a small bird with a red crown, blue wings and a white belly",
-        description="caption",
-        layout=widgets.Layout(width="95%"),
-        continuous_update=False,
-    )
-    seed = widgets.IntSlider(value=0, min=0, max=99, description="seed")
-    out = widgets.Output()
     device = next(G.parameters()).device
 
     def one_row(t, s):
@@ -72,29 +99,17 @@ def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None, sa
 
     sample = sample or one_row
 
-    def draw(*_):
-        out.clear_output(wait=True)
-        with out:
-            try:
-                t = text_encoder([box.value] * n).sentence
-            except (ValueError, TypeError) as err:
-                print(f"cannot encode this caption: {err}")
-                return
-            with torch.no_grad():
-                rows = sample(t, seed.value)
-            size = max(r.shape[-1] for r in rows.values())
-            images = torch.cat(
-                [torch.nn.functional.interpolate(r, size=(size, size)) for r in rows.values()]
-            )
-            labels = list(rows) if len(rows) > 1 else None
-            fig, ax = plt.subplots(figsize=(1.1 * n, 0.3 + 1.3 * len(rows)))
-            show_grid(
-                images, nrow=n, ax=ax, title=f'"{box.value}", seed {seed.value}', row_labels=labels
-            )
-            display(fig)
-            plt.close(fig)
+    def figure(text, s):
+        t = text_encoder([text] * n).sentence
+        with torch.no_grad():
+            rows = sample(t, s)
+        size = max(r.shape[-1] for r in rows.values())
+        images = torch.cat(
+            [torch.nn.functional.interpolate(r, size=(size, size)) for r in rows.values()]
+        )
+        labels = list(rows) if len(rows) > 1 else None
+        fig, ax = plt.subplots(figsize=(1.1 * n, 0.3 + 1.3 * len(rows)))
+        show_grid(images, nrow=n, ax=ax, title=f'"{text}", seed {s}', row_labels=labels)
+        return fig
 
-    box.observe(draw, names="value")
-    seed.observe(draw, names="value")
-    draw()
-    return widgets.VBox([box, seed, out])
+    return caption_seed_explorer(figure, caption)
