@@ -15,6 +15,7 @@ model has detail to add that a 64 px image only hints at.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -78,9 +79,16 @@ def _contrast(color) -> tuple[int, int, int]:
     return (245, 245, 240) if luma < 110 else (30, 30, 32)
 
 
-def _ellipse(cx, cy, rx, ry, t0=0.0, t1=2 * math.pi, n=40) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _arc(t0: float, t1: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of n angles from t0 to t1; the renderer asks for a dozen arcs, often."""
     t = np.linspace(t0, t1, n)
-    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
+    return np.cos(t), np.sin(t)
+
+
+def _ellipse(cx, cy, rx, ry, t0=0.0, t1=2 * math.pi, n=40) -> np.ndarray:
+    cos, sin = _arc(t0, t1, n)
+    return np.stack([cx + rx * cos, cy + ry * sin], axis=1)
 
 
 class _Frame:
