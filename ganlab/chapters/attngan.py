@@ -9,6 +9,7 @@ with the frozen DAMSM image encoder; ``variant="no-damsm"`` sets lambda to 0 (th
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,14 +267,21 @@ def caption_tokens(text_encoder, caption: str) -> list[str]:
     return [text_encoder.vocab.itos[i] for i in ids[0, : int(lengths[0])].tolist()]
 
 
-def word_kind(word: str) -> str:
-    """ "colour", "part" (a body-part noun) or "other" (function words, pose, scene...)."""
+@functools.cache
+def _kind_words() -> tuple[frozenset, frozenset]:
+    """The grammar's colour words and body-part nouns (built once)."""
     from ganlab.data.birds import captions as grammar
 
     colours = {w for words in grammar.COLOR_WORDS.values() for w in words}
     parts = {w for nouns, _ in grammar.PART_NOUNS.values() for n in nouns for w in n.split()}
-    parts |= {w for n in grammar.BEAK_NOUNS + grammar.EYE_NOUNS for w in n.split()} - {"ring"}
-    return "colour" if word in colours else "part" if word in parts - {"feathers"} else "other"
+    parts |= {w for n in grammar.BEAK_NOUNS + grammar.EYE_NOUNS for w in n.split()}
+    return frozenset(colours), frozenset(parts - {"feathers", "ring"})
+
+
+def word_kind(word: str) -> str:
+    """A word's kind: "colour", "part" (a body-part noun) or "other" (function words...)."""
+    colours, parts = _kind_words()
+    return "colour" if word in colours else "part" if word in parts else "other"
 
 
 @torch.no_grad()

@@ -58,7 +58,7 @@ def word_attention_figure(
     return fig
 
 
-def attention_explorer(G, text_encoder, caption: str | None = None, sample: int = 0):
+def attention_explorer(G, text_encoder, caption: str | None = None, seed: int = 0):
     """Type a caption (Enter) and pick a seed: AttnGAN's images at every stage with one
     attention map per word (:func:`word_attention_figure`).
 
@@ -76,4 +76,4 @@ def attention_explorer(G, text_encoder, caption: str | None = None, sample: int 
             [x[0] for x in images], [a[0] for a in attention], words, title=f'"{text}", seed {seed}'
         )
 
-    return caption_seed_explorer(figure, caption, sample)
+    return caption_seed_explorer(figure, caption, seed)
