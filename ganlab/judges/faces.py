@@ -1,0 +1,333 @@
+r"""The face judge: a small CNN that reads an animal face's factors, used to measure generators.
+
+Inception-v3 and VGG cannot be downloaded here and never saw these faces. The course trains
+its own judge on the faces world's images with their exact factors and ships the weights
+(``ganlab/weights/face_judge.safetensors``, float16). What it gives the chapters:
+
+* ``judge(x)``: a dict factor -> logits for each categorical factor (``domain``, ``kind``,
+  ``face_shape``, ``ear_shape``, ``mouth``, ``marking``, fur ``base`` and ``secondary``
+  colours, ``eye_color``, ``texture``, ``whiskers``, ``background``) and ``"continuous"``,
+  the (N, 11) readings of ``yaw``, ``pitch``, ``roll``, ``cx``, ``cy``, ``scale``,
+  ``ear_size``, ``eye_size``, ``eye_open``, ``muzzle``, ``nose_size``, each mapped from its
+  range to [-1, 1]. ``judge.read(x)`` turns them into names and natural units (radians...).
+  Used for **domain accuracy** (StarGAN v2) and **factor preservation** (how much of a source
+  face's pose survives a translation).
+* ``judge.features(x)``: the (N, 256) penultimate activations, the stand-in for Inception's
+  pool3 features in the Frechet distance and KID.
+* ``judge.multilayer_features(x)``: the four stages' activations
+  [(N, 32, 32, 32), (N, 64, 16, 16), (N, 128, 8, 8), (N, 160, 4, 4)], the stand-in for the
+  VGG / AlexNet layers of LPIPS (Zhang et al. 2018) and of PPL.
+
+Architecture (input (N, 3, H, W) in [-1, 1], any H from 8 to 256, resized to 64 px)::
+
+    stage 1: conv3x3/2 3 -> 32, BN, LReLU                              -> (N, 32, 32, 32)
+    stage 2: conv3x3 32 -> 64, BN, LReLU; conv3x3/2 64 -> 64, BN, LReLU -> (N, 64, 16, 16)
+    stage 3: the same, 64 -> 128                                       -> (N, 128, 8, 8)
+    stage 4: the same, 128 -> 160                                      -> (N, 160, 4, 4)
+    mean over positions -> linear(160 -> 256) LReLU                    -> features (N, 256)
+    one linear head per categorical factor, one linear(256 -> 11) for the continuous ones
+
+Training: the first 20,000 faces of ``train`` at 64 px; a third of each batch is blurred and
+a third is drawn at 32 px and upsampled (generators' images are softer and smaller than the
+renderer's); Adam with a one-cycle schedule; loss = the cross-entropies summed over the
+categorical factors + 4 x the mean squared error of the continuous readings. Evaluated on
+held-out ``test`` faces at 64 px and at 32 px (what the learnability GAN draws).
+
+Reproduce::
+
+    python -m ganlab.judges.faces --train --out ganlab/weights/face_judge.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ganlab.data.faces import CATEGORIES, CONTINUOUS, load_faces
+from ganlab.data.faces.factors import denormalise, normalise
+from ganlab.train import checkpoint as ckpt
+
+SHIPPED = "face_judge"
+MODEL = "judges.FaceJudge"
+COMMAND = "python -m ganlab.judges.faces --train --out ganlab/weights/face_judge.safetensors"
+INPUT_SIZE = 64
+FEATURE_DIM = 256
+ANGLES = ("yaw", "pitch", "roll")
+# the held-out measurement a test repeats: n faces of ``test`` at this size
+CHECK_N, CHECK_SIZE = 300, 32
+
+
+def _conv(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+def resize_for_judge(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1] -> (N, 3, 64, 64): bilinear, antialiased when shrinking."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected images (N, 3, H, W) in [-1, 1], got shape {tuple(x.shape)}")
+    if x.shape[-2:] == (INPUT_SIZE, INPUT_SIZE):
+        return x
+    shrink = x.shape[-1] > INPUT_SIZE
+    return F.interpolate(
+        x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=shrink
+    )
+
+
+class FaceJudge(nn.Module):
+    """Factor reader of animal faces; see the module docstring."""
+
+    def __init__(
+        self, widths: tuple[int, ...] = (32, 64, 128, 160), feature_dim: int = FEATURE_DIM
+    ):
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        self.config = {"widths": list(widths), "feature_dim": feature_dim}
+        stages, c = [_conv(3, widths[0], 2)], widths[0]
+        for w in widths[1:]:
+            stages.append(nn.Sequential(_conv(c, w, 1), _conv(w, w, 2)))
+            c = w
+        self.stages = nn.ModuleList(stages)
+        self.embed = nn.Sequential(nn.Linear(c, feature_dim), nn.LeakyReLU(0.2))
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(feature_dim, len(v)) for name, v in CATEGORIES.items()}
+        )
+        self.continuous = nn.Linear(feature_dim, len(CONTINUOUS))
+
+    def multilayer_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The four stages' activations, (N, C_l, H_l, W_l) at 32, 16, 8 and 4 px."""
+        h, maps = resize_for_judge(images), []
+        for stage in self.stages:
+            h = stage(h)
+            maps.append(h)
+        return maps
+
+    def _embed(self, top: torch.Tensor) -> torch.Tensor:
+        return self.embed(top.mean(dim=(2, 3)))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, 256)."""
+        return self._embed(self.multilayer_features(images)[-1])
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.features(images)
+        out = {name: head(h) for name, head in self.heads.items()}
+        out["continuous"] = self.continuous(h)
+        return out
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+        """(codes (N, 12) int64 in ``CATEGORIES`` order, values (N, 11) in natural units)."""
+        codes, values = [], []
+        for s in range(0, len(images), batch):
+            out = self(images[s : s + batch])
+            codes.append(torch.stack([out[c].argmax(1) for c in CATEGORIES], 1))
+            values.append(torch.from_numpy(denormalise(out["continuous"].float().numpy())))
+        return torch.cat(codes), torch.cat(values)
+
+    def read(self, images: torch.Tensor) -> list[dict]:
+        """Per image, every factor as the judge reads it: names, and floats in natural units
+        (angles in radians, positions and sizes in image widths)."""
+        codes, values = self.predict(images)
+        rows = []
+        for c, v in zip(codes.tolist(), values.tolist(), strict=True):
+            row = {name: CATEGORIES[name][k] for name, k in zip(CATEGORIES, c, strict=True)}
+            row.update(dict(zip(CONTINUOUS, v, strict=True)))
+            rows.append(row)
+        return rows
+
+    @torch.no_grad()
+    def embed_images(self, images: torch.Tensor, batch: int = 250) -> torch.Tensor:
+        """``features`` in batches: (N, 256)."""
+        return torch.cat(
+            [self.features(images[s : s + batch]) for s in range(0, len(images), batch)]
+        )
+
+    @torch.no_grad()
+    def domain_probs(self, images: torch.Tensor, batch: int = 250) -> torch.Tensor:
+        """(N, 3) softmax over ``DOMAINS``."""
+        return torch.cat(
+            [self(images[s : s + batch])["domain"].softmax(1) for s in range(0, len(images), batch)]
+        )
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    k = torch.tensor([1.0, 2.0, 1.0])
+    k = (k[:, None] * k[None]) / 16
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(3, 1, 3, 3), groups=3)
+
+
+def _soften(x: torch.Tensor) -> torch.Tensor:
+    """64 px -> 32 px (area) -> 64 px (bilinear): what a 32 px generator's image looks like."""
+    small = F.interpolate(x, scale_factor=0.5, mode="area")
+    return F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def held_out_scores(judge: FaceJudge, n: int = CHECK_N, size: int = CHECK_SIZE) -> dict:
+    """Per-factor scores on the first ``n`` ``test`` faces drawn at ``size`` px.
+
+    Categorical factors: accuracy. Continuous factors: R^2 (1 - MSE / variance) and the mean
+    absolute error in natural units (degrees for the angles).
+    """
+    judge.eval()
+    data = load_faces(n, "test", size, progress=False)
+    codes, values = judge.predict(data.float_images())
+    accuracy = {
+        name: float((codes[:, i] == data.codes[:, i]).double().mean())
+        for i, name in enumerate(CATEGORIES)
+    }
+    true = data.values.double()
+    err = values.double() - true
+    r2, mae = {}, {}
+    for j, name in enumerate(CONTINUOUS):
+        r2[name] = float(1 - err[:, j].pow(2).mean() / true[:, j].var(unbiased=False))
+        scale = 180 / math.pi if name in ANGLES else 1.0
+        mae[name] = float(err[:, j].abs().mean() * scale)
+    return {
+        "n": n,
+        "size": size,
+        "accuracy": accuracy,
+        "r2": r2,
+        "mae": mae,
+        "mae_units": {n: ("degrees" if n in ANGLES else "range units") for n in CONTINUOUS},
+    }
+
+
+def train_face_judge(
+    steps: int = 2000, batch: int = 64, lr: float = 2e-3, seed: int = 0, n_faces: int = 20000
+):
+    torch.manual_seed(seed)
+    data = load_faces(n_faces, "train", INPUT_SIZE)
+    targets = torch.from_numpy(normalise(data.values.numpy()))
+    judge = FaceJudge()
+    opt = torch.optim.Adam(judge.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    start, cpu0 = time.perf_counter(), time.process_time()
+    bar = tqdm(range(steps), desc="training the face judge", mininterval=10)
+    third = batch // 3
+    for step in bar:
+        idx = torch.randint(len(data), (batch,), generator=gen)
+        x = data.float_images(idx)
+        x[:third] = _blur(x[:third])
+        x[third : 2 * third] = _soften(x[third : 2 * third])
+        out = judge(x)
+        loss = sum(F.cross_entropy(out[c], data.codes[idx, i]) for i, c in enumerate(CATEGORIES))
+        loss = loss + 4 * F.mse_loss(out["continuous"], targets[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    report = {
+        "steps": steps,
+        "batch": batch,
+        "seed": seed,
+        "train_faces": n_faces,
+        "seconds": round(time.perf_counter() - start, 1),
+        "process_seconds": round(time.process_time() - cpu0, 1),
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+    return judge.eval(), report
+
+
+def half_precision(judge: FaceJudge) -> FaceJudge:
+    """The judge as it ships: weights rounded to float16, computing in float32."""
+    for t in judge.state_dict().values():
+        if t.is_floating_point():
+            t.copy_(t.half().float())
+    return judge
+
+
+def save_face_judge(judge: FaceJudge, path, report: dict, command: str) -> Path:
+    """Round to float16, measure the held-out scores of the rounded judge, and save."""
+    from ganlab.weights import write_manifest_sha256
+
+    half_precision(judge)
+    metrics = {
+        "test_64px": held_out_scores(judge, n=2000, size=64),
+        "test_32px": held_out_scores(judge, n=2000, size=32),
+        "check": held_out_scores(judge),  # what tests/test_judge_faces.py re-measures
+    }
+    manifest = {
+        "chapter": "judge:faces",
+        "profile": "cpu",
+        "command": command,
+        **report,
+        "metrics": metrics,
+        "stored_dtype": "float16",
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+    }
+    meta = {"kind": "judge", "model": MODEL, "config": judge.config, "manifest": manifest}
+    tensors = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in ckpt.module_tensors(judge, "judge").items()
+    }
+    path = ckpt.save_state(path, tensors, meta)
+    write_manifest_sha256(path)
+    return path
+
+
+def load_face_judge(path=None, device="cpu") -> FaceJudge:
+    """The shipped face judge (or the one at ``path``), frozen, in eval mode, float32."""
+    if path is None:
+        from ganlab.weights import shipped
+
+        path = shipped(SHIPPED)
+    meta = ckpt.read_meta(path)
+    if meta.get("model") != MODEL:
+        raise ckpt.CheckpointError(f"{path} holds {meta.get('model')!r}, not a {MODEL}")
+    tensors, _ = ckpt.load_state(
+        path, expect={"model": MODEL, "kind": "judge", "config": meta["config"]}
+    )
+    config = meta["config"]
+    judge = FaceJudge(widths=tuple(config["widths"]), feature_dim=config["feature_dim"])
+    ckpt.load_module(
+        judge, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, "judge"
+    )
+    return judge.to(device).eval().requires_grad_(False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(
+        prog="python -m ganlab.judges.faces",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--train", action="store_true")
+    p.add_argument("--out", default="face_judge.safetensors")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if not args.train:
+        p.print_help()
+        return 2
+    judge, report = train_face_judge(steps=args.steps, seed=args.seed)
+    path = save_face_judge(
+        judge, args.out, report, " ".join(["python -m ganlab.judges.faces", *argv])
+    )
+    metrics = ckpt.read_meta(path)["manifest"]["metrics"]
+    print(json.dumps(metrics, indent=1))
+    print(f"{report['steps']} steps in {report['seconds']} s; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
