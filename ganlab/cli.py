@@ -7,6 +7,7 @@ ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
 ganlab exercises build|check
 ganlab bench CHAPTER [--profile P] --json
 ganlab world birds [--split S] [--n N] [--size PX] [--out PNG] [--retrieve CAPTION]
+ganlab world faces [--split S] [--domain D] [--n N] [--size PX] [--out PNG] [--masks|--sweep]
 ganlab info
 """
 
@@ -81,17 +82,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
     p.add_argument("--main", action="store_true", help="ship as the chapter's main model")
 
-    p = sub.add_parser("world", help="show a world: birds with their captions, or retrieval")
-    p.add_argument("world", choices=("birds",))
-    p.add_argument("--split", default="train", help="train, test or zeroshot (default train)")
-    p.add_argument("--n", type=int, default=8, help="birds to show (default 8)")
+    p = sub.add_parser("world", help="show a world: birds with their captions, or faces")
+    p.add_argument("world", choices=("birds", "faces"))
+    p.add_argument("--split", default="train", help="birds: train, test or zeroshot; "
+                   "faces: train, test or reference (default train)")  # fmt: skip
+    p.add_argument("--n", type=int, default=8, help="images to show (default 8)")
     p.add_argument("--size", type=int, default=128, help="pixels (16-256, default 128)")
-    p.add_argument("--out", default="birds.png", help="PNG file to write (default birds.png)")
+    p.add_argument("--out", help="PNG file to write (default WORLD.png)")
     p.add_argument("--retrieve", metavar="CAPTION", help="show the birds nearest to a caption")
     p.add_argument("--encoder", choices=("joint", "damsm"), default="damsm")
+    # -- faces (ganlab.viz.faces) --
+    p.add_argument("--domain", choices=("cat", "dog", "wild"), help="faces: one domain only")
+    p.add_argument("--masks", action="store_true", help="faces: show each face's part masks")
+    p.add_argument("--sweep", metavar="FACTOR", nargs="+",
+                   help="faces: factor sweeps (vary one factor, hold the rest)")  # fmt: skip
+    # -- end faces --
 
     sub.add_parser("info", help="profile, device and versions")
     return parser
+
+
+def show_faces(args: argparse.Namespace) -> str:
+    """``ganlab world faces``: a grid of faces (with their masks), or factor sweeps."""
+    from ganlab.data.faces import KINDS, FacesWorld, load_faces
+    from ganlab.viz.faces import faces_grid, sweep_figure
+
+    if args.sweep:
+        face = FacesWorld(args.split, domain=args.domain or "cat").face(0)
+        fig = sweep_figure(args.sweep, face=face, size=args.size)
+    else:
+        data = load_faces(args.n, args.split, args.size, domain=args.domain, progress=False)
+        kinds = [KINDS[k] for k in data.factor("kind").tolist()]
+        fig = faces_grid(data.images, data.masks if args.masks else None, kinds,
+                         ncol=min(8, args.n))  # fmt: skip
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+    return args.out
 
 
 def show_world(args: argparse.Namespace) -> str:
@@ -99,6 +125,9 @@ def show_world(args: argparse.Namespace) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
+    args.out = args.out or f"{args.world}.png"
+    if args.world == "faces":
+        return show_faces(args)
     from ganlab.data.birds import load_birds
     from ganlab.viz.birds import caption_grid, retrieval_figure
 

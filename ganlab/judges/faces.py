@@ -256,7 +256,7 @@ def half_precision(judge: FaceJudge) -> FaceJudge:
 
 def save_face_judge(judge: FaceJudge, path, report: dict, command: str) -> Path:
     """Round to float16, measure the held-out scores of the rounded judge, and save."""
-    from ganlab.weights import write_manifest_sha256
+    from ganlab.weights import HERE, write_index, write_manifest_sha256
 
     half_precision(judge)
     metrics = {
@@ -281,6 +281,8 @@ def save_face_judge(judge: FaceJudge, path, report: dict, command: str) -> Path:
     }
     path = ckpt.save_state(path, tensors, meta)
     write_manifest_sha256(path)
+    if path.resolve().parent == HERE:  # shipped: the index of shipped files changes too
+        write_index()
     return path
 
 
