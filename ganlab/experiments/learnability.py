@@ -11,8 +11,8 @@ world with a loader and a judge:
   average of G's weights (decay 0.999) is kept beside G, as most modern GANs do; both are
   saved and measured.
 * ``evaluate``: the judge's Frechet distance of n samples against n real test images, beside
-  the payoff ladder: real vs real (another n real images), and real images degraded (drawn
-  at half and quarter resolution then upsampled, and blurred).
+  the payoff ladder: real vs real (another n real images), real images degraded (drawn at
+  half and quarter resolution then upsampled, and blurred), and an untrained G (the floor).
 
 Reproduce the faces proof (stored figure ``book/figures/faces_learnability.png``)::
 
@@ -42,7 +42,7 @@ WORLDS = ("faces", "birds")
 class Generator(nn.Module):
     """z (N, 64) -> (N, 3, 32, 32) in [-1, 1]."""
 
-    def __init__(self, z_dim: int = Z_DIM, width: int = 64):
+    def __init__(self, z_dim: int = Z_DIM, width: int = 32):
         super().__init__()
         w = width
         self.z_dim = z_dim
@@ -67,7 +67,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """(N, 3, 32, 32) -> (N,) logits."""
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 32):
         super().__init__()
         w = width
         self.net = nn.Sequential(
@@ -104,13 +104,15 @@ def train(
     n_real: int = 20000,
     seed: int = 0,
     cpu_minutes: float | None = None,
+    width: int = 32,
 ) -> dict:
     """Train for ``minutes`` of wall-clock time, or, when ``cpu_minutes`` is given, until the
-    process has used that much CPU time (summed over its threads): on a shared machine the
-    CPU time is the honest measure of the work a dedicated laptop would do."""
+    process has used that much CPU time (summed over its threads) or ``minutes`` have passed,
+    whichever comes first: on a shared machine the CPU time is the honest measure of the work
+    a dedicated laptop would do."""
     torch.manual_seed(seed)
     data = real_images(world, n_real)
-    G, D = Generator(), Discriminator()
+    G, D = Generator(width=width), Discriminator(width=width)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -121,9 +123,10 @@ def train(
     step, log = 0, []
 
     def budget_left() -> bool:
-        if cpu_minutes is not None:
-            return time.process_time() - cpu0 < cpu_minutes * 60
-        return time.perf_counter() - start < minutes * 60
+        wall_ok = time.perf_counter() - start < minutes * 60
+        if cpu_minutes is not None:  # whichever runs out first
+            return wall_ok and time.process_time() - cpu0 < cpu_minutes * 60
+        return wall_ok
 
     while budget_left():
         x = data[torch.randint(len(data), (64,), generator=gen)]
@@ -154,6 +157,8 @@ def train(
                 }
             )
             print(json.dumps(log[-1]), flush=True)
+        if step % 500 == 0:  # a snapshot, so that a run stopped early still has its G
+            torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict()}, out / "generators.pt")
     report = {
         "world": world,
         "steps": step,
@@ -163,6 +168,7 @@ def train(
         "threads": torch.get_num_threads(),
         "budget": {"cpu_minutes": cpu_minutes} if cpu_minutes else {"minutes": minutes},
         "n_real": n_real,
+        "width": width,
         "log": log,
     }
     torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict()}, out / "generators.pt")
@@ -177,7 +183,7 @@ def _load_generators(run: Path) -> dict[str, Generator]:
     state = torch.load(run / "generators.pt", weights_only=True)  # our own file, tensors only
     nets = {}
     for name, sd in state.items():
-        g = Generator()
+        g = Generator(width=sd["net.0.weight"].shape[1] // 4)  # (z_dim, 4 w, 4, 4)
         g.load_state_dict(sd)
         nets[name] = g.eval()
     return nets
@@ -223,7 +229,10 @@ def evaluate(world: str, run: Path, n: int = 1000) -> dict:
         result[f"real_{how}"] = frechet_distance(feats(degraded(other, how)), ref)
     gen = torch.Generator().manual_seed(123)
     z = torch.randn(n, Z_DIM, generator=gen)
-    for name, g in _load_generators(run).items():
+    nets = _load_generators(run)
+    torch.manual_seed(0)  # the bottom rung: an untrained G of the same width
+    nets["untrained"] = Generator(width=nets["G"].net[0].weight.shape[1] // 4).eval()
+    for name, g in nets.items():
         with torch.no_grad():
             result[f"samples_{name}"] = frechet_distance(feats(g(z)), ref)
     (run / "evaluate.json").write_text(json.dumps(result, indent=1))
@@ -271,11 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-minutes", type=float, help="CPU-time budget instead (all threads)")
     p.add_argument("--out", "--run", dest="run", default="runs/learnability_faces")
     p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--width", type=int, default=32, help="G's and D's base width")
     p.add_argument("--figure", default="book/figures/faces_learnability.png")
     args = p.parse_args(argv)
     run = Path(args.run)
     if args.action == "train":
-        report = train(args.world, args.minutes, run, cpu_minutes=args.cpu_minutes)
+        report = train(
+            args.world, args.minutes, run, cpu_minutes=args.cpu_minutes, width=args.width
+        )
         print(json.dumps({k: v for k, v in report.items() if k != "log"}, indent=1))
     elif args.action == "evaluate":
         print(json.dumps(evaluate(args.world, run, args.n), indent=1))

@@ -207,7 +207,7 @@ def held_out_scores(judge: FaceJudge, n: int = CHECK_N, size: int = CHECK_SIZE) 
 
 
 def train_face_judge(
-    steps: int = 2000, batch: int = 64, lr: float = 2e-3, seed: int = 0, n_faces: int = 20000
+    steps: int = 800, batch: int = 64, lr: float = 3e-3, seed: int = 0, n_faces: int = 20000
 ):
     torch.manual_seed(seed)
     data = load_faces(n_faces, "train", INPUT_SIZE)
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--train", action="store_true")
     p.add_argument("--out", default="face_judge.safetensors")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=800)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if not args.train:
