@@ -25,7 +25,9 @@ Architecture (input (N, 3, H, W) in [-1, 1], any H from 8 to 256, resized to 64 
     stage 3: the same, 64 -> 128                                       -> (N, 128, 8, 8)
     stage 4: the same, 128 -> 160                                      -> (N, 160, 4, 4)
     mean over positions -> linear(160 -> 256) LReLU                    -> features (N, 256)
-    one linear head per categorical factor, one linear(256 -> 11) for the continuous ones
+    one linear head per categorical factor on the features
+    continuous: conv1x1 160 -> 32, LReLU, flatten the 4x4 map (512), linear 128, LReLU,
+    linear 11 (pose and position are *where* things are; the mean over positions drops it)
 
 Training: the first 20,000 faces of ``train`` at 64 px; a third of each batch is blurred and
 a third is drawn at 32 px and upsampled (generators' images are softer and smaller than the
@@ -105,7 +107,16 @@ class FaceJudge(nn.Module):
         self.heads = nn.ModuleDict(
             {name: nn.Linear(feature_dim, len(v)) for name, v in CATEGORIES.items()}
         )
-        self.continuous = nn.Linear(feature_dim, len(CONTINUOUS))
+        # pose, position and sizes are *where* things are: read them from the 4x4 map itself
+        # (a mean over positions would throw the layout away)
+        self.continuous = nn.Sequential(
+            nn.Conv2d(c, 32, 1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(32 * 16, 128),
+            nn.LeakyReLU(0.2),
+            nn.Linear(128, len(CONTINUOUS)),
+        )
 
     def multilayer_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The four stages' activations, (N, C_l, H_l, W_l) at 32, 16, 8 and 4 px."""
@@ -123,9 +134,10 @@ class FaceJudge(nn.Module):
         return self._embed(self.multilayer_features(images)[-1])
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.features(images)
+        top = self.multilayer_features(images)[-1]
+        h = self._embed(top)
         out = {name: head(h) for name, head in self.heads.items()}
-        out["continuous"] = self.continuous(h)
+        out["continuous"] = self.continuous(top)
         return out
 
     @torch.no_grad()
@@ -207,7 +219,7 @@ def held_out_scores(judge: FaceJudge, n: int = CHECK_N, size: int = CHECK_SIZE) 
 
 
 def train_face_judge(
-    steps: int = 800, batch: int = 64, lr: float = 3e-3, seed: int = 0, n_faces: int = 20000
+    steps: int = 900, batch: int = 64, lr: float = 3e-3, seed: int = 0, n_faces: int = 20000
 ):
     torch.manual_seed(seed)
     data = load_faces(n_faces, "train", INPUT_SIZE)
@@ -315,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--train", action="store_true")
     p.add_argument("--out", default="face_judge.safetensors")
-    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--steps", type=int, default=900)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if not args.train:
