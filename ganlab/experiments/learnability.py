@@ -253,14 +253,14 @@ def figure(run: Path, out: Path, which: str = "G_ema", title: str | None = None)
     real = real_images(report["world"], 64, "test")
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.8))
     for ax, imgs, name in ((axes[0], real, "real (test split)"), (axes[1], samples, which)):
-        grid = make_grid(imgs.clamp(-1, 1), nrow=8).add(1).div(2).permute(1, 2, 0).numpy()
+        grid = make_grid(imgs.clamp(-1, 1), nrow=8).permute(1, 2, 0).numpy()  # in [0, 1]
         ax.imshow(grid, interpolation="nearest")
         ax.set_title(name)
         ax.axis("off")
     fig.suptitle(
         title
-        or f"DCGAN at 32 px, {report['steps']} steps "
-        f"({report['wall_s'] / 60:.0f} min wall, {report['threads']} threads)"
+        or f"DCGAN at 32 px after {report['steps']} steps: {report['process_s'] / 60:.0f} min of "
+        f"CPU ({report['threads']} thread(s), {report['wall_s'] / 60:.0f} min wall)"
     )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
