@@ -174,7 +174,7 @@ def test_markings_and_mouth_masks_follow_their_factors():
 
 
 def test_drawing_is_fast():
-    """About 3-4 ms of CPU per 64 px face on one core; the bound is generous for busy CI."""
+    """About 2 ms of CPU per 64 px face on one core; the bound is generous for busy CI."""
     world = FacesWorld("train")
     faces = [world.face(i) for i in range(20)]
     best = float("inf")

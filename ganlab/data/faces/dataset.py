@@ -164,6 +164,9 @@ def load_faces(
 ) -> FacesData:
     """The first ``n`` faces of ``split`` (of one ``domain``, or all) at ``size`` px.
 
+    Drawing a 64 px face and its masks takes about 3.4 ms of CPU on one core (2.2 ms for the
+    image alone), so 20,000 faces take about a minute the first time.
+
     Cached on disk as .npz (``$GANLAB_CACHE``, default ``~/.cache/ganlab/faces``), written to
     a temporary file and renamed, so that a crash or a second process never leaves half a
     file; a damaged cache file is redrawn, never trusted.
