@@ -67,7 +67,9 @@ def _autocast_off(device_type: str):
         yield
 
 
-def input_gradients(discriminator: Discriminator, x: torch.Tensor):
+def input_gradients(
+    discriminator: Discriminator, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores, grad) of D at a float32 copy of x, autocast off; grad = d sum(D(x)) / dx.
 
     x (B, ...) -> scores: D's output in float32; grad (B, ...) float32, built with
@@ -132,7 +134,7 @@ def r1_penalty(
     gamma: float = 1.0,
     *,
     return_scores: bool = False,
-):
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """gamma / 2 * mean_b ||grad_x D(x)_b||_2^2 on the reals; float32 scalar.
 
     real (B, ...). ``gamma``: StyleGAN's r1_gamma (10 at 1024 px) or StarGAN v2's lambda_reg
