@@ -164,3 +164,168 @@ def test_swd_bad_inputs():
         sliced_wasserstein_distance(x.to(torch.uint8), x.to(torch.uint8))
     with pytest.raises(ValueError, match="NaN"):
         sliced_wasserstein_distance(x * np.nan, x)
+
+
+# ------------------------------------------------------------------ perceptual path length
+def ref_slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """The textbook formula (Shoemake 1985) on the unit vectors of a and b."""
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    omega = np.arccos(np.clip(a @ b, -1, 1))
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def ref_draws(seed, num_samples, batch_size, z_dim, sampling):
+    """The documented random draws: per batch z (2B, z_dim) then t (B,), float64."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = []
+    for start in range(0, num_samples, batch_size):
+        b = min(batch_size, num_samples - start)
+        z = torch.randn(2 * b, z_dim, generator=g, dtype=torch.float64).numpy()
+        t = (
+            torch.rand(b, generator=g, dtype=torch.float64).numpy()
+            if sampling == "full"
+            else (np.zeros(b))
+        )
+        pairs += [(z[2 * i], z[2 * i + 1], t[i]) for i in range(b)]
+    return pairs
+
+
+def sq_l2(x, y):
+    return (x - y).pow(2).flatten(1).sum(1)
+
+
+class ToyStyleGenerator:
+    """mapping: z -> w = tanh(M z) (B, 2, 4) (a per-layer w, as StyleGAN's dlatents);
+    synthesis: w -> sin(A w) images (B, 1, 8, 8). Float64 so that the reference is exact."""
+
+    def __init__(self, z_dim=4, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.m = torch.randn(z_dim, 8, generator=g, dtype=torch.float64)
+        self.a = torch.randn(8, 64, generator=g, dtype=torch.float64)
+
+    def mapping(self, z):
+        return torch.tanh(z @ self.m).reshape(-1, 2, 4)
+
+    def synthesis(self, w):
+        return torch.sin(w.reshape(-1, 8) @ self.a).reshape(-1, 1, 8, 8)
+
+    def np_mapping(self, z):
+        return np.tanh(z @ self.m.numpy())
+
+    def np_synthesis(self, w):
+        return np.sin(w @ self.a.numpy())
+
+
+@pytest.mark.parametrize("sampling", ["full", "end"])
+def test_ppl_in_w_matches_a_per_sample_reference(sampling):
+    from ganlab.metrics.ppl import path_length_samples, perceptual_path_length
+
+    gen = ToyStyleGenerator()
+    kw = dict(mapping=gen.mapping, synthesis=gen.synthesis, space="w", sampling=sampling)
+    kw |= dict(num_samples=50, batch_size=16, crop=None, seed=3, dtype=torch.float64)
+    ours = path_length_samples(sq_l2, 4, **kw)
+    ref = []
+    for z0, z1, t in ref_draws(3, 50, 16, 4, sampling):
+        w0, w1 = gen.np_mapping(z0), gen.np_mapping(z1)
+        x0 = gen.np_synthesis(w0 + (w1 - w0) * t)
+        x1 = gen.np_synthesis(w0 + (w1 - w0) * (t + 1e-4))
+        ref.append(np.sum((x0 - x1) ** 2) / 1e-8)
+    np.testing.assert_allclose(ours, ref, rtol=1e-7)
+    # percentiles of 50 values: 1st 'lower' = sorted[floor(0.49)] = the minimum, 99th
+    # 'higher' = sorted[ceil(48.51)] = the maximum: at this n nothing is dropped
+    assert perceptual_path_length(sq_l2, 4, **kw) == pytest.approx(np.mean(ref), rel=1e-7)
+
+
+def test_ppl_in_z_matches_textbook_slerp_with_mapping_or_single_generator():
+    from ganlab.metrics.ppl import path_length_samples
+
+    gen = ToyStyleGenerator()
+    kw = dict(space="z", num_samples=20, batch_size=8, crop=None, seed=5, dtype=torch.float64)
+    ours = path_length_samples(sq_l2, 4, mapping=gen.mapping, synthesis=gen.synthesis, **kw)
+    single = path_length_samples(sq_l2, 4, generator=lambda z: gen.synthesis(gen.mapping(z)), **kw)
+    ref = []
+    for z0, z1, t in ref_draws(5, 20, 8, 4, "full"):
+        x0 = gen.np_synthesis(gen.np_mapping(ref_slerp(z0, z1, t)))
+        x1 = gen.np_synthesis(gen.np_mapping(ref_slerp(z0, z1, t + 1e-4)))
+        ref.append(np.sum((x0 - x1) ** 2) / 1e-8)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6)
+    np.testing.assert_array_equal(single, ours)
+
+
+def test_slerp_and_lerp():
+    from ganlab.metrics.ppl import lerp, slerp
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 6)), rng.normal(size=(5, 6))
+    t = rng.uniform(size=5)
+    ours = slerp(torch.tensor(a), torch.tensor(b), torch.tensor(t)[:, None]).numpy()
+    for i in range(5):
+        np.testing.assert_allclose(ours[i], ref_slerp(a[i], b[i], t[i]), atol=1e-12)
+    ends = slerp(torch.tensor(a), torch.tensor(b), torch.tensor([[0.0], [1.0]] * 2 + [[0.0]]))
+    np.testing.assert_allclose(ends[0].numpy(), a[0] / np.linalg.norm(a[0]), atol=1e-12)
+    np.testing.assert_allclose(ends[1].numpy(), b[1] / np.linalg.norm(b[1]), atol=1e-12)
+    w0, w1 = torch.tensor(a).reshape(5, 2, 3), torch.tensor(b).reshape(5, 2, 3)
+    mixed = lerp(w0, w1, torch.tensor(t))
+    np.testing.assert_allclose(mixed[2].numpy(), (w0[2] + t[2] * (w1[2] - w0[2])).numpy())
+
+
+def test_ppl_crop_downsample_and_percentile_filter():
+    from ganlab.metrics.ppl import crop_images, filtered_mean
+
+    x = torch.arange(64 * 64, dtype=torch.float32).reshape(1, 1, 64, 64)
+    assert torch.equal(crop_images(x), x[:, :, 24:56, 16:48])  # c = 8: rows 3c..7c, cols 2c..6c
+    assert torch.equal(crop_images(x, None), x)
+    assert torch.equal(crop_images(x, (0.25, 0.75, 0.0, 0.5)), x[:, :, 16:48, 0:32])
+    big = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(0))
+    small = crop_images(big, None)  # 512 > 256: averaged over 2 x 2 boxes
+    assert small.shape == (1, 3, 256, 256)
+    torch.testing.assert_close(small[0, :, 3, 5], big[0, :, 6:8, 10:12].mean(dim=(1, 2)))
+    assert crop_images(big).shape == (1, 3, 256, 256)  # the stylegan crop of 512 is 256
+    with pytest.raises(ValueError, match="top < bottom"):
+        crop_images(x, (0.5, 0.25, 0.0, 1.0))
+    with pytest.raises(ValueError, match="stylegan"):
+        crop_images(x, "face")
+
+    values = np.random.default_rng(1).permutation(np.arange(1.0, 301.0))  # 1 .. 300
+    # lower 1st percentile of 300 values: index floor(0.01 * 299) = 2 -> 3;
+    # higher 99th: index ceil(0.99 * 299) = 297 -> 298; keep 3 .. 298
+    assert filtered_mean(values) == pytest.approx(np.arange(3.0, 299.0).mean())
+    with pytest.raises(ValueError, match="finite"):
+        filtered_mean([1.0, np.nan])
+
+
+def test_ppl_guards():
+    from ganlab.metrics.ppl import path_length_samples
+
+    gen = ToyStyleGenerator()
+    noisy = lambda w: gen.synthesis(w) + 1e-3 * torch.randn(len(w), 1, 8, 8, dtype=w.dtype)
+    with pytest.raises(ValueError, match="same noise"):
+        path_length_samples(
+            sq_l2, 4, mapping=gen.mapping, synthesis=noisy, num_samples=4, dtype=torch.float64
+        )
+    with pytest.raises(ValueError, match='space="w" needs mapping'):
+        path_length_samples(sq_l2, 4, generator=gen.synthesis, space="w")
+    with pytest.raises(ValueError, match="sampling must be"):
+        path_length_samples(sq_l2, 4, generator=gen.synthesis, space="z", sampling="mid")
+    with pytest.raises(ValueError, match=r"must return \(N,\)"):
+        path_length_samples(
+            lambda x, y: sq_l2(x, y)[:1],
+            4,
+            mapping=gen.mapping,
+            synthesis=gen.synthesis,
+            num_samples=4,
+            crop=None,
+            dtype=torch.float64,
+        )
+
+
+def test_ppl_float32_networks_agree_with_float64():
+    """Latents drawn and interpolated in float64: float32 networks lose only ~1e-5 here."""
+    from ganlab.metrics.ppl import perceptual_path_length
+
+    gen = ToyStyleGenerator()
+    kw = dict(mapping=gen.mapping, synthesis=gen.synthesis, num_samples=64, crop=None)
+    exact = perceptual_path_length(sq_l2, 4, dtype=torch.float64, **kw)
+    gen.m, gen.a = gen.m.float(), gen.a.float()
+    single = perceptual_path_length(sq_l2, 4, dtype=torch.float32, **kw)
+    assert single == pytest.approx(exact, rel=1e-3)
