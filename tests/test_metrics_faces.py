@@ -329,3 +329,106 @@ def test_ppl_float32_networks_agree_with_float64():
     gen.m, gen.a = gen.m.float(), gen.a.float()
     single = perceptual_path_length(sq_l2, 4, dtype=torch.float32, **kw)
     assert single == pytest.approx(exact, rel=1e-3)
+
+
+# ------------------------------------------------------------------ translation (StarGAN v2)
+class TinyJudge(torch.nn.Module):
+    """Two conv stages with fixed random weights: a stand-in for the face judge."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.s1 = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+        self.s2 = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, 2, 1), torch.nn.ReLU())
+
+    def multilayer_features(self, x):
+        f1 = self.s1(x)
+        return [f1, self.s2(f1)]
+
+
+def test_diversity_matches_the_pairwise_loop_for_tensor_and_list_inputs():
+    from ganlab.metrics.perceptual import PerceptualDistance
+    from ganlab.metrics.translation import diversity_per_input, perceptual_diversity
+
+    n, k = 3, 4
+    outputs = smooth_images(n * k, 16, seed=12).reshape(n, k, 3, 16, 16)
+    mse = lambda x, y: (x - y).pow(2).mean(dim=(1, 2, 3))
+    ref = [
+        np.mean(
+            [
+                mse(outputs[i, a][None], outputs[i, b][None]).item()
+                for a in range(k)
+                for b in range(a + 1, k)
+            ]
+        )
+        for i in range(n)
+    ]
+    np.testing.assert_allclose(diversity_per_input(outputs, mse), ref, rtol=1e-6)
+    as_list = [outputs[:, j] for j in range(k)]  # StarGAN v2's group_of_images
+    assert perceptual_diversity(as_list, mse) == pytest.approx(np.mean(ref), rel=1e-6)
+    # a PerceptualDistance takes the features-once path: same value as calling it per pair
+    dist = PerceptualDistance(TinyJudge().multilayer_features)
+    with torch.no_grad():
+        pairwise = [
+            np.mean(
+                [
+                    dist(outputs[i, a][None], outputs[i, b][None]).item()
+                    for a in range(k)
+                    for b in range(a + 1, k)
+                ]
+            )
+            for i in range(n)
+        ]
+    np.testing.assert_allclose(diversity_per_input(outputs, dist), pairwise, rtol=1e-5)
+    # a translator that ignores the style has diversity 0
+    same = outputs[:, :1].expand(n, k, 3, 16, 16)
+    assert perceptual_diversity(same, dist) == 0.0
+    with pytest.raises(ValueError, match="K >= 2"):
+        perceptual_diversity(outputs[:, :1], mse)
+    with pytest.raises(TypeError, match="group_of_images"):
+        perceptual_diversity("images", mse)
+
+
+def test_domain_accuracy_and_confusion_by_hand():
+    from ganlab.metrics.translation import domain_accuracy, domain_confusion
+
+    targets = np.array([0, 0, 1, 1, 2, 2, 2])
+    judged = np.array([0, 1, 1, 1, 2, 0, 2])
+    assert domain_accuracy(judged, targets) == pytest.approx(5 / 7)
+    logits = np.eye(3)[judged] * 4.0 - 1.0
+    assert domain_accuracy(torch.tensor(logits), targets) == pytest.approx(5 / 7)
+    want = np.array([[1, 1, 0], [0, 2, 0], [1, 0, 2]])
+    np.testing.assert_array_equal(domain_confusion(judged, targets, 3), want)
+    np.testing.assert_array_equal(domain_confusion(logits, targets, 3), want)
+    with pytest.raises(ValueError, match="one column per domain"):
+        domain_confusion(logits[:, :2], targets, 3)
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        domain_confusion(judged, targets + 1, 3)
+
+
+def test_factor_preservation_against_a_double_loop():
+    from ganlab.metrics.translation import factor_preservation
+
+    rng = np.random.default_rng(3)
+    src = rng.uniform(-30, 30, size=(40, 2))  # yaw, pitch in degrees
+    out = np.stack([src[:, 0] + rng.normal(0, 3, 40), rng.uniform(-30, 30, 40)], 1)
+    res = factor_preservation(src, out, names=["yaw", "pitch"])
+    for i, name in enumerate(["yaw", "pitch"]):
+        s, o = src[:, i], out[:, i]
+        chance = np.mean([abs(o[m] - s[n]) for n in range(40) for m in range(40) if m != n])
+        mae = np.mean([abs(o[n] - s[n]) for n in range(40)])
+        assert res[name]["mae"] == pytest.approx(mae)
+        assert res[name]["mae_chance"] == pytest.approx(chance)
+        assert res[name]["retained"] == pytest.approx(1 - mae / chance)
+        assert res[name]["correlation"] == pytest.approx(scipy.stats.pearsonr(s, o).statistic)
+        assert res[name]["n"] == 40
+    assert res["yaw"]["retained"] > 0.8 and res["yaw"]["correlation"] > 0.95  # kept
+    assert abs(res["pitch"]["retained"]) < 0.2 and abs(res["pitch"]["correlation"]) < 0.4  # lost
+    exact = factor_preservation(src[:, 0], src[:, 0])["factor"]
+    assert (exact["mae"], exact["retained"]) == (0.0, 1.0) and exact["correlation"] == 1.0
+    constant = factor_preservation(src[:, 0], np.zeros(40))["factor"]
+    assert np.isnan(constant["correlation"]) and constant["mae"] > 0
+    with pytest.raises(ValueError, match="one shape"):
+        factor_preservation(src, out[:10])
+    with pytest.raises(ValueError, match="1 names for 2 factors"):
+        factor_preservation(src, out, names=["yaw"])
