@@ -45,8 +45,10 @@ random draws come from ``np.random.default_rng(seed)`` in a fixed order (see
 official code asserts RGB; here any number of channels C gives C x 49-dimensional
 descriptors.
 
-Memory: the descriptors of one set take N x 128 x C x 49 x 4 bytes per level (75 kB per
-RGB image per level).
+Cost: the descriptors of one set take N x 128 x C x 49 x 4 bytes per level (75 kB per
+RGB image per level); most of the time goes into sorting the projections (numpy's sort on
+the CPU). Measured: 512 vs 512 images of 64 px with the official parameters took 9.9 s of
+one CPU core (``time.process_time``).
 """
 
 from __future__ import annotations
@@ -143,10 +145,14 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions) -> float:
         )
     results = []
     for dirs in directions:
-        dirs = dirs.to(device=a.device, dtype=a.dtype)
-        proj_a = torch.sort(a @ dirs, dim=0).values  # (M, k): sorted projections
-        proj_b = torch.sort(b @ dirs, dim=0).values
-        results.append((proj_a - proj_b).abs().mean().item())
+        dirs_t = dirs.to(device=a.device, dtype=a.dtype).T.contiguous()  # (k, D)
+        proj_a, proj_b = dirs_t @ a.T, dirs_t @ b.T  # (k, M): one row per direction
+        if a.device.type == "cpu":  # numpy's SIMD sort is several times faster on the CPU
+            gaps = np.sort(proj_a.numpy(), axis=1) - np.sort(proj_b.numpy(), axis=1)
+            results.append(float(np.abs(gaps).mean()))
+        else:
+            gaps = torch.sort(proj_a, dim=1).values - torch.sort(proj_b, dim=1).values
+            results.append(gaps.abs().mean().item())
     return float(np.mean(results))
 
 
