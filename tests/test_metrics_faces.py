@@ -432,3 +432,27 @@ def test_factor_preservation_against_a_double_loop():
         factor_preservation(src, out[:10])
     with pytest.raises(ValueError, match="1 names for 2 factors"):
         factor_preservation(src, out, names=["yaw"])
+
+
+def test_ppl_with_the_perceptual_distance_sees_the_cropped_face_region():
+    from ganlab.metrics.perceptual import PerceptualDistance
+    from ganlab.metrics.ppl import perceptual_path_length
+
+    g = torch.Generator().manual_seed(1)
+    lift = torch.randn(8, 3 * 16 * 16, generator=g) / 3
+    mapping = lambda z: torch.tanh(z[:, :8])  # (B, 8)
+    synthesis = lambda w: torch.tanh(w @ lift).reshape(-1, 3, 16, 16)
+    judge = TinyJudge().eval()
+    seen = []
+
+    def features(x):
+        seen.append(tuple(x.shape[-2:]))
+        return judge.multilayer_features(x)
+
+    dist = PerceptualDistance(features)
+    kw = dict(mapping=mapping, synthesis=synthesis, num_samples=24, batch_size=12)
+    value = perceptual_path_length(dist, 12, **kw)
+    assert np.isfinite(value) and value > 0
+    assert set(seen) == {(8, 8)}  # the StyleGAN crop of a 16 px image: rows 6..14, cols 4..12
+    whole = perceptual_path_length(dist, 12, crop=None, **kw)
+    assert seen[-1] == (16, 16) and whole != value

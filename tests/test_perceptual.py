@@ -143,6 +143,8 @@ def test_unit_normalize_and_bad_inputs(net):
         PerceptualDistance(net.multilayer_features, weights=[np.ones(6), np.ones(3), np.ones(5)])(
             x, x
         )
+    with pytest.raises(ValueError, match="2 weight vectors for 3 feature layers"):
+        PerceptualDistance(net.multilayer_features, weights=[np.ones(6), np.ones(8)])(x, x)
     with pytest.raises(ValueError, match=">= 0"):
         PerceptualDistance(net.multilayer_features, weights=[-np.ones(6)])
     with pytest.raises(TypeError, match="callable"):

@@ -123,6 +123,8 @@ class PerceptualDistance:
                 "features(x) must return a non-empty list of feature maps (N, C, H, W), got "
                 f"{type(maps).__name__}; for a single map wrap it in a list"
             )
+        if self.weights is not None and len(maps) != len(self.weights):
+            raise ValueError(f"{len(self.weights)} weight vectors for {len(maps)} feature layers")
         out = []
         for i, f in enumerate(maps):
             if f.ndim == 2:
@@ -133,10 +135,6 @@ class PerceptualDistance:
                     f"{tuple(f.shape)}"
                 )
             if self.weights is not None:
-                if len(maps) != len(self.weights):
-                    raise ValueError(
-                        f"{len(self.weights)} weight vectors for {len(maps)} feature layers"
-                    )
                 if self.weights[i].numel() != f.shape[1]:
                     raise ValueError(
                         f"weights[{i}] has {self.weights[i].numel()} entries, layer {i} has "

@@ -38,6 +38,9 @@ Protocol, official value -> course default:
 - the distance: LPIPS-VGG16 on [0, 255] pixels -> any ``distance(x, y) -> (N,)`` callable on
   the generator's images (the course's :class:`~ganlab.metrics.perceptual.PerceptualDistance`
   on the face judge);
+- in Z the networks receive the unit-length latents that :func:`slerp` returns, as in the
+  official code (StyleGAN's mapping network normalises z anyway; a generator that does not
+  normalise its input sees latents of an unusual length there);
 - outliers: distances below the 1st percentile (``interpolation='lower'``) or above the 99th
   (``'higher'``) are dropped before the mean (:func:`filtered_mean`).
 

@@ -25,7 +25,7 @@ its official code (tkarras/progressive_growing_of_gans, ``metrics/sliced_wassers
 4. **Sliced Wasserstein distance** (Rabin et al. 2011) between the two descriptor sets A, B
    (equal sizes M): for each of R = 4 repeats draw 128 random directions v (Gaussian,
    normalised to unit length), project, sort, and average the absolute differences of the
-   sorted projections (the exact 1-D Wasserstein-1 distance of the projected sets):
+   sorted projections (the exact 1-D Wasserstein-1 distance of the projected sets)::
 
        SWD(A, B) = (1 / R) sum_r mean_{v in V_r} (1/M) sum_i | sort(A v)_i - sort(B v)_i |.
 
