@@ -34,13 +34,27 @@ from ganlab.metrics.parzen import (
     parzen_log_likelihood,
     select_parzen_sigma,
 )
+from ganlab.metrics.perceptual import PerceptualDistance, calibrate_perceptual_distance
+from ganlab.metrics.ppl import path_length_samples, perceptual_path_length
 from ganlab.metrics.result import MetricResult
+from ganlab.metrics.swd import sliced_wasserstein_distance
+from ganlab.metrics.translation import (
+    domain_accuracy,
+    domain_confusion,
+    factor_preservation,
+    perceptual_diversity,
+)
 from ganlab.metrics.validate import DtypeError
 
 __all__ = [
     "DtypeError",
     "MetricResult",
+    "PerceptualDistance",
+    "calibrate_perceptual_distance",
     "conditional_accuracy",
+    "domain_accuracy",
+    "domain_confusion",
+    "factor_preservation",
     "feature_moments",
     "frechet_distance",
     "frechet_distance_from_moments",
@@ -49,6 +63,10 @@ __all__ = [
     "mean_pairwise_distance",
     "parzen_log_densities",
     "parzen_log_likelihood",
+    "path_length_samples",
+    "perceptual_diversity",
+    "perceptual_path_length",
     "select_parzen_sigma",
+    "sliced_wasserstein_distance",
     "softmax",
 ]
