@@ -17,7 +17,8 @@ Python floats (or ``(mean, spread)`` tuples). Each docstring states the sample s
 the number; :class:`MetricResult` carries them into reports (``describe()``, ``as_dict()``
 with keys ``value`` and ``n``). Wrong shapes, dtypes or scales raise ``ValueError`` (or
 :class:`DtypeError`, which is both a ``TypeError`` and a ``ValueError``) naming what was
-expected. The feature network is an argument of the caller: a course judge's
+expected (the checks live in :mod:`ganlab.validation`). A Frechet distance from fewer
+samples than features warns (:class:`ganlab.errors.GanLabWarning`). The feature network is an argument of the caller: a course judge's
 ``.features(x)`` by default, Inception-v3 pool3 features when they are available locally.
 """
 
@@ -35,7 +36,7 @@ from ganlab.metrics.parzen import (
     select_parzen_sigma,
 )
 from ganlab.metrics.result import MetricResult
-from ganlab.metrics.validate import DtypeError
+from ganlab.errors import DtypeError
 
 __all__ = [
     "DtypeError",

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganlab.metrics.validate import check_features
+from ganlab.validation import check_features
 
 
 def cosine_similarity_matrix(a, b) -> torch.Tensor:
