@@ -100,7 +100,7 @@ from torch import nn
 from ganlab.nn.attention import WordAttention
 from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
 from ganlab.nn.glu import GLU
-from ganlab.validation import check_choice, check_images, check_logits, check_tensor
+from ganlab.validation import check_choice, check_count, check_images, check_logits, check_tensor
 
 BASE_SIZES = (16, 32, 64)
 """First-stage image sizes the models accept; stage i works at base_size * 2**i."""
@@ -286,6 +286,7 @@ class Generator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ N(0, I), (n, z_dim)."""
+        n = check_count(n, "n (the number of samples)")
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(

@@ -99,7 +99,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab import validation
-from ganlab.validation import check_choice, check_logits, check_tensor
+from ganlab.validation import check_choice, check_count, check_logits, check_tensor
 
 IMAGE_SIZES = (16, 32, 64)
 
@@ -218,6 +218,7 @@ class Generator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ N(0, I), the official ``noise='normal'``."""
+        n = check_count(n, "n (the number of samples)")
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(self, z: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

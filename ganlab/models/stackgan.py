@@ -82,7 +82,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
-from ganlab.validation import check_choice, check_images, check_logits, check_tensor
+from ganlab.validation import check_choice, check_count, check_images, check_logits, check_tensor
 
 KL_WEIGHT = 2.0
 """The course's KL weight (both official configs), applied to the KL averaged over the c dims."""
@@ -227,6 +227,7 @@ class StageIGenerator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ N(0, I), (n, z_dim)."""
+        n = check_count(n, "n (the number of samples)")
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(
