@@ -121,7 +121,7 @@ def read_lines(path: Path) -> list[str]:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataNotFoundError(
-            f"{path}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x}); expected "
+            f"{path}, line {line}: not UTF-8 (byte {data[exc.start]:#04x}); expected "
             "UTF-8 (CUB's own lists are plain ASCII). Re-encode the file, e.g. "
             f"iconv -f latin1 -t utf-8 {path.name} > fixed.txt"
         ) from None

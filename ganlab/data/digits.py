@@ -123,7 +123,7 @@ def _read_mnist_pair(raw: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
     if bad.size:
         raise DataNotFoundError(
             f"{label_path}: labels must lie in 0..{NUM_CLASSES - 1}, got {int(y[bad[0]])} at "
-            f"index {int(bad[0])} ({bad.size} bad labels)"
+            f"index {int(bad[0])} ({bad.size} of {len(y)} labels out of range)"
         )
     return x, y.astype(np.int64)
 
