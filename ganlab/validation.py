@@ -88,12 +88,6 @@ def check_tensor(x, name: str, shape: Sequence, kind: str = "float", why: str = 
     return x
 
 
-def in_dtype_of(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
-    """Floating ``x`` converted to ``module``'s parameter dtype: float64 images (from numpy)
-    become float32 for a float32 network instead of failing inside its first layer."""
-    return x.to(next(module.parameters()).dtype)
-
-
 def check_range(x: torch.Tensor, name: str = "images", low: float = -1.0, high: float = 1.0):
     """Finite values in ``[low, high]`` (+- ``PIXEL_TOLERANCE``); reads ``x`` back to the host."""
     if x.numel() == 0 or torch.compiler.is_compiling():
@@ -112,7 +106,7 @@ def check_range(x: torch.Tensor, name: str = "images", low: float = -1.0, high: 
 def check_images(
     x,
     name: str = "images",
-    channels: int | str = "C",
+    channels: int | str | None = "C",
     size: int | tuple[int, int] | None = None,
     batch: int | str = "N",
     values: bool = True,
@@ -122,7 +116,7 @@ def check_images(
     ``values=False`` skips the range check (a host sync). Returns ``x``.
     """
     height, width = (size, size) if isinstance(size, int) else (size or ("H", "W"))
-    shape = (batch, channels, height, width)
+    shape = (batch, "C" if channels is None else channels, height, width)
     if isinstance(x, torch.Tensor) and not x.is_floating_point():
         raise DtypeError(
             f"{name} must be a float tensor in [-1, 1] of shape {_shape_text(shape)}, got dtype "
@@ -137,7 +131,13 @@ def check_logits(x, name: str):
     return check_tensor(x, name, ("B",), why="logits, one per image")
 
 
-# ------------------------------------------------------------------ labels, lengths, counts
+def in_dtype_of(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """Floating ``x`` converted to ``module``'s parameter dtype: float64 images (from numpy)
+    become float32 for a float32 network instead of failing inside its first layer."""
+    return x.to(next(module.parameters()).dtype)
+
+
+# ---------------------------------------------------- labels, lengths, masks, counts, captions
 
 
 def check_labels(
