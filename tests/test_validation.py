@@ -145,6 +145,17 @@ def test_cgan_generator_refuses_out_of_range_labels_in_train_mode(G):
         D(torch.zeros(2, 1, 28, 28), torch.tensor([1, 10]))
 
 
+def test_cgan_training_off_the_cpu_reads_no_values():
+    """A meta tensor has no values to read: a forward pass that tried (a host sync on a GPU)
+    would fail. In training none is tried; in eval mode the labels are read."""
+    G = ConvGenerator(z_dim=8, width=4).to("meta").train()
+    D = ConvDiscriminator(width=4).to("meta").train()
+    z, y = torch.zeros(2, 8, device="meta"), torch.zeros(2, dtype=torch.long, device="meta")
+    assert D(G(z, y), y).shape == (2,)
+    with pytest.raises(RuntimeError, match="meta"):
+        G.eval()(z, y)
+
+
 def test_cgan_names_both_shapes_for_3_z_and_2_labels():
     G = ConvGenerator(z_dim=8, width=4).eval()
     with pytest.raises(
