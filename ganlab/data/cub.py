@@ -62,8 +62,8 @@ captions              AttnGAN: one random caption per draw; Reed:     all captio
 ====================  ==============================================  =========================
 
 Nothing here unpickles anything: text files are parsed by hand, images opened with PIL.
-The helpers below (``read_table``, ``read_captions``, ``read_class_list``, ``load_image``,
-``collate``) are shared with ``ganlab.data.oxford102``.
+The helpers below (``read_lines``, ``read_table``, ``read_captions``, ``read_class_list``,
+``load_image``, ``collate``) are shared with ``ganlab.data.oxford102``.
 """
 
 from __future__ import annotations
@@ -113,11 +113,12 @@ def layout_error(problem: str, looked_at: Path, layout: str) -> DataNotFoundErro
 
 
 def read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file (a byte-order mark is allowed). A file in another
-    encoding (Latin-1, cp1252...) is refused naming the file, the line and the byte."""
+    """The lines of a UTF-8 text file (a byte-order mark is allowed; a line may end in
+    ``\r``). A file in another encoding (Latin-1, cp1252...) is refused naming the file, the
+    line and the byte."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig").splitlines()
+        return data.decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataNotFoundError(

@@ -18,9 +18,9 @@ Shapes: h (B, C, H, W), words (B, D, T) -> U -> (B, C, T); attention (B, T, H, W
 word a map over the pixels: what the chapter shows), context (B, C, H, W).
 
 Padding: ``mask`` (B, T) is True at padding words (``padding_mask(lengths, T)``, from
-``ganlab.validation``); they get weight exactly 0. A caption
-whose every word is masked gives an all-zero row (zero attention, zero context) instead of
-the NaN a plain ``softmax`` of all -inf returns.
+``ganlab.validation``); they get weight exactly 0. A caption whose every word is masked
+gives an all-zero row (zero attention, zero context) instead of the NaN a plain
+``softmax`` of all -inf returns.
 
 =========================  =====================================  ==========================
 what                       official (GlobalAttention.py)          course
