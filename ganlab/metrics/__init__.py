@@ -17,10 +17,13 @@ Python floats (or ``(mean, spread)`` tuples). Each docstring states the sample s
 the number; :class:`MetricResult` carries them into reports (``describe()``, ``as_dict()``
 with keys ``value`` and ``n``). Wrong shapes, dtypes or scales raise ``ValueError`` (or
 :class:`DtypeError`, which is both a ``TypeError`` and a ``ValueError``) naming what was
-expected. The feature network is an argument of the caller: a course judge's
-``.features(x)`` by default, Inception-v3 pool3 features when they are available locally.
+expected (the checks live in :mod:`ganlab.validation`). A Frechet distance from fewer
+samples than features warns (:class:`ganlab.errors.GanLabWarning`). The feature network is
+an argument of the caller: a course judge's ``.features(x)`` by default, Inception-v3 pool3
+features when they are available locally.
 """
 
+from ganlab.errors import DtypeError
 from ganlab.metrics.classification import conditional_accuracy, inception_score, softmax
 from ganlab.metrics.diversity import mean_pairwise_distance
 from ganlab.metrics.frechet import (
@@ -44,7 +47,6 @@ from ganlab.metrics.translation import (
     factor_preservation,
     perceptual_diversity,
 )
-from ganlab.metrics.validate import DtypeError
 
 __all__ = [
     "DtypeError",

@@ -46,7 +46,8 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 
-from ganlab.metrics.validate import DtypeError, to_numpy64
+from ganlab.errors import DtypeError
+from ganlab.validation import to_numpy64
 
 NORM_EPS = 1e-10  # LPIPS's normalize_tensor: x / (sqrt(sum x^2) + eps)
 

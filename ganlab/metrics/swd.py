@@ -57,7 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganlab.metrics.validate import DtypeError
+from ganlab.errors import DtypeError
 
 NHOOD_SIZE = 7  # 7 x 7 neighbourhoods
 NHOODS_PER_IMAGE = 128

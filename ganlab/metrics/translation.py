@@ -51,7 +51,8 @@ import torch
 
 from ganlab.metrics.classification import conditional_accuracy
 from ganlab.metrics.perceptual import PerceptualDistance
-from ganlab.metrics.validate import check_labels, to_numpy64
+from ganlab.validation import label_array as check_labels
+from ganlab.validation import to_numpy64
 
 OUTPUTS_PER_INPUT = 10  # StarGAN v2's num_outs_per_domain
 
