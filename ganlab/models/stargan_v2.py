@@ -16,11 +16,11 @@ domain y.
 
 Losses (paper Sec. 2.2, Eq. 1-5; the form below is the official solver's)::
 
-    L_adv = E[log D_y(x)] + E[log(1 - D_y~(G(x, s~)))]          (non-saturating, BCE with logits)
-    L_sty = E[ |s~ - E_y~(G(x, s~))|_1 ]                        style reconstruction
-    L_ds  = E[ |G(x, s~_1) - G(x, s~_2)|_1 ]                    diversity sensitive, s~_i = F_y~(z_i)
-    L_cyc = E[ |x - G(G(x, s~), s^)|_1 ],  s^ = E_y(x)          cycle through the SOURCE style
-    R_1   = 1/2 E[ |grad_x D_y(x)|_2^2 ]                        on reals only (appendix, gamma 1)
+    L_adv = E[log D_y(x)] + E[log(1 - D_y~(G(x, s~)))]    non-saturating, BCE with logits
+    L_sty = E[ |s~ - E_y~(G(x, s~))|_1 ]                  style reconstruction
+    L_ds  = E[ |G(x, s~_1) - G(x, s~_2)|_1 ]              diversity sensitive, s~_i = F_y~(z_i)
+    L_cyc = E[ |x - G(G(x, s~), s^)|_1 ],  s^ = E_y(x)    cycle through the SOURCE style
+    R_1   = 1/2 E[ |grad_x D_y(x)|_2^2 ]                  on reals only (appendix, gamma 1)
 
     min_{G,F,E} max_D  L_adv + l_sty L_sty - l_ds L_ds + l_cyc L_cyc    (D: + l_reg R_1)
 
@@ -153,7 +153,7 @@ PAPER_RESULTS = {
                   "reference_fid": 23.84, "reference_lpips": 0.3880},
     "afhq": {"latent_fid": 16.18, "latent_lpips": 0.4501,
              "reference_fid": 19.78, "reference_lpips": 0.4315},
-}  # fmt: skip
+}
 """The official README's FID / LPIPS of the released models (the paper's Table 2/3 protocol)."""
 
 NET_NAMES = ("generator", "mapping_network", "style_encoder", "discriminator")
@@ -186,7 +186,7 @@ def official_dim_in(img_size: int) -> int:
 def _check_img_size(img_size: int) -> int:
     ok = isinstance(img_size, int) and img_size >= 16 and img_size & (img_size - 1) == 0
     if not ok:
-        raise ValueError(f"img_size must be a power of 2 >= 16 (16, 32, ..., 256), got {img_size!r}")
+        raise ValueError(f"img_size must be a power of 2 >= 16 (16, 32, ...), got {img_size!r}")
     return img_size
 
 
@@ -196,7 +196,7 @@ def _widths(img_size: int, dim_in: int | None, max_conv_dim: int, n: int) -> lis
     if dim_in is None:
         dim_in = official_dim_in(img_size)
     if not (isinstance(dim_in, int) and dim_in >= 1):
-        raise ValueError(f"dim_in must be an int >= 1 or None (official 2**14 // S), got {dim_in!r}")
+        raise ValueError(f"dim_in must be an int >= 1 or None (2**14 // S), got {dim_in!r}")
     if not (isinstance(max_conv_dim, int) and max_conv_dim >= 1):
         raise ValueError(f"max_conv_dim must be an int >= 1, got {max_conv_dim!r}")
     widths = [min(dim_in, max_conv_dim)]
@@ -230,7 +230,7 @@ def domain_labels(y, batch: int, num_domains: int, check_range: bool = True) -> 
     in training mode, the losses check once per call.
     """
     if isinstance(y, bool) or not isinstance(y, (int, torch.Tensor)):
-        raise TypeError(f"domain labels y must be an int or a LongTensor (B,), got {type(y).__name__}")
+        raise TypeError(f"domain labels y must be an int or a LongTensor (B,), got {type(y)}")
     if isinstance(y, int):
         if not 0 <= y < num_domains:
             raise ValueError(f"domain index must be in [0, {num_domains}), got {y}")
@@ -441,11 +441,14 @@ class MappingNetwork(nn.Module):
         self.shared = nn.Sequential(*layers)
         self.unshared = nn.ModuleList(
             nn.Sequential(
-                nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
-                nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
-                nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
+                nn.Linear(hidden_dim, hidden_dim),
+                nn.ReLU(),
+                nn.Linear(hidden_dim, hidden_dim),
+                nn.ReLU(),
+                nn.Linear(hidden_dim, hidden_dim),
+                nn.ReLU(),
                 nn.Linear(hidden_dim, style_dim),
-            )  # fmt: skip
+            )
             for _ in range(num_domains)
         )
         self.apply(he_init)
@@ -613,7 +616,7 @@ class StarGANv2(nn.Module):
     def translate(
         self, x: torch.Tensor, y_trg, *, z: torch.Tensor | None = None,
         x_ref: torch.Tensor | None = None, ema: bool = True,
-    ) -> torch.Tensor:  # fmt: skip
+    ) -> torch.Tensor:
         """x (B, 3, S, S) into domain ``y_trg`` with the style F_y(z) (latent-guided) or
         E_y(x_ref) (reference-guided); exactly one of ``z`` (B, latent_dim), ``x_ref``
         (B, 3, S, S). Uses the EMA nets unless ``ema=False``. -> (B, 3, S, S)."""
@@ -769,10 +772,10 @@ def compute_g_loss(
     -> (loss, {"adv", "sty", "ds", "cyc"}: detached, unweighted parts).
     """
     if (z_trgs is None) == (x_refs is None):
-        raise ValueError("compute_g_loss needs exactly one of z_trgs (latent) or x_refs (reference)")
+        raise ValueError("compute_g_loss needs exactly one of z_trgs (latent) or x_refs (ref)")
     pair = z_trgs if z_trgs is not None else x_refs
     if len(pair) != 2:
-        raise ValueError(f"z_trgs / x_refs must be a pair (two styles of the target), got {len(pair)}")
+        raise ValueError(f"z_trgs / x_refs must be a pair (two target styles), got {len(pair)}")
     args = LossWeights() if args is None else args
     G, E, D = (_net(nets, n) for n in ("generator", "style_encoder", "discriminator"))
     k, batch = _num_domains(nets), len(x_real)
@@ -797,7 +800,7 @@ def compute_g_loss(
     loss = (
         loss_adv + args.lambda_sty * loss_sty - args.lambda_ds * loss_ds
         + args.lambda_cyc * loss_cyc
-    )  # fmt: skip
+    )
     parts = {"adv": loss_adv, "sty": loss_sty, "ds": loss_ds, "cyc": loss_cyc}
     return loss, {name: v.detach() for name, v in parts.items()}
 
@@ -915,8 +918,8 @@ def evaluation_pairs(num_domains: int) -> list[tuple[int, int]]:
     """Every (source, target) domain pair with source != target, as the official
     ``calculate_metrics`` visits them: K (K - 1) pairs. For each, every source test image
     gets ``NUM_OUTS_PER_DOMAIN`` outputs (10 latents, or 10 references from the target's
-    test images); FID compares the outputs with the target's training images, LPIPS is the mean pairwise
-    distance among an input's 10 outputs."""
+    test images); FID compares the outputs with the target's training images, LPIPS is the
+    mean pairwise distance among an input's 10 outputs."""
     if num_domains < 2:
         raise ValueError(f"translation needs at least 2 domains, got {num_domains}")
     return [(s, t) for t in range(num_domains) for s in range(num_domains) if s != t]
