@@ -166,9 +166,7 @@ def test_adain_resblk_one_plus_gamma_and_scaled_sum():
 
     def adain(h, norm):
         gamma, beta = norm.affine(s).chunk(2, dim=1)  # official torch.chunk order
-        return (1 + gamma[:, :, None, None]) * F.instance_norm(h, eps=1e-5) + beta[
-            :, :, None, None
-        ]
+        return (1 + gamma[:, :, None, None]) * F.instance_norm(h, eps=1e-5) + beta[:, :, None, None]
 
     h = F.leaky_relu(adain(x, blk.norm1), 0.2)
     h = blk.conv1(F.interpolate(h, scale_factor=2, mode="nearest"))
@@ -257,6 +255,8 @@ def test_clear_errors():
         compute_d_loss(m, None, x, 0, 1, z_trg=z, x_ref=x)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         compute_g_loss(m, None, x, 0, torch.tensor([1, 5]), z_trgs=(z, z))
+    with pytest.raises(TypeError, match="a pair"):
+        compute_g_loss(m, None, x, 0, 1, z_trgs=z)
 
 
 # ------------------------------------------------------------------------------ losses
@@ -277,7 +277,8 @@ def test_d_loss_parts_by_hand():
         torch.testing.assert_close(parts["real"], F.softplus(-out).mean().detach())
         torch.testing.assert_close(parts["fake"], fake.detach())
         torch.testing.assert_close(parts["reg"], reg)
-        torch.testing.assert_close(loss.detach(), (F.softplus(-out).mean() + fake + 3 * reg).detach())
+        want = F.softplus(-out).mean() + fake + 3 * reg
+        torch.testing.assert_close(loss.detach(), want.detach())
 
 
 def test_g_loss_parts_by_hand_and_the_cycle_uses_the_source_style():

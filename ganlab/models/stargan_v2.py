@@ -85,8 +85,8 @@ EMA (G, F, E)          ``lerp(p, p_ema, 0.999)`` from step 1,       ``ganlab.tra
                        copies taken BEFORE He init (PyTorch         0.999 with warm-up
                        default init)                                min(beta, (1+t)/(10+t)),
                                                                     copies of the He-init nets
-D, E parameters in     gradients computed, then not stepped         frozen
-G steps                                                             (``requires_grad``): the
+nets a step does not  gradients computed, then not stepped (D in   frozen
+update                 G steps, F and E in the reference G step)    (``requires_grad``): the
                                                                     same updates, less work
 R1 precision           whatever the forward runs in                 fp32, autocast off
                                                                     (``ganlab.nn.r1_penalty``)
@@ -774,6 +774,8 @@ def compute_g_loss(
     if (z_trgs is None) == (x_refs is None):
         raise ValueError("compute_g_loss needs exactly one of z_trgs (latent) or x_refs (ref)")
     pair = z_trgs if z_trgs is not None else x_refs
+    if isinstance(pair, torch.Tensor):
+        raise TypeError("z_trgs / x_refs must be a pair (z1, z2) / (x_ref, x_ref2), not a tensor")
     if len(pair) != 2:
         raise ValueError(f"z_trgs / x_refs must be a pair (two target styles), got {len(pair)}")
     args = LossWeights() if args is None else args
