@@ -782,18 +782,17 @@ def compute_g_loss(
     G, E, D = (_net(nets, n) for n in ("generator", "style_encoder", "discriminator"))
     k, batch = _num_domains(nets), len(x_real)
     y_org, y_trg = domain_labels(y_org, batch, k), domain_labels(y_trg, batch, k)
-    if z_trgs is not None:
-        F_ = _net(nets, "mapping_network")
-        s_trg, s_trg2 = F_(pair[0], y_trg), F_(pair[1], y_trg)  # (B, style_dim) each
-    else:
-        s_trg, s_trg2 = E(pair[0], y_trg), E(pair[1], y_trg)
+    style_net = _net(nets, "mapping_network") if z_trgs is not None else E
+    s_trg = style_net(pair[0], y_trg)  # (B, style_dim): F_y_trg(z1) or E_y_trg(x_ref)
     # adversarial
     x_fake = G(x_real, s_trg)  # (B, 3, S, S)
     loss_adv = adv_loss(D(x_fake, y_trg), 1)
     # style reconstruction
     loss_sty = torch.mean(torch.abs(E(x_fake, y_trg) - s_trg))
-    # diversity sensitive: the second image is a fixed target (official detach)
-    x_fake2 = G(x_real, s_trg2).detach()
+    # diversity sensitive: the second image is a fixed target (the official code detaches
+    # it; making it without a graph is the same and cheaper)
+    with torch.no_grad():
+        x_fake2 = G(x_real, style_net(pair[1], y_trg))  # (B, 3, S, S)
     loss_ds = torch.mean(torch.abs(x_fake - x_fake2))
     # cycle consistency, back with the source's own style
     s_org = E(x_real, y_org)  # (B, style_dim)
