@@ -59,8 +59,8 @@ Deviations from the paper and the official code (clovaai/stargan-v2):
 =====================  ===========================================  ==========================
 what                   official                                     course
 =====================  ===========================================  ==========================
-image size             256 (CelebA-HQ, AFHQ)                        any power of 2 >= 16; the
-                                                                    chapter trains at 32
+image size             256 (CelebA-HQ, AFHQ)                        any power of 2 >= 16, set
+                                                                    by the chapter's configs
 channel widths         ``dim_in = 2**14 // S``, each next width     ``dim_in`` and
                        ``min(2 w, 512)``; the cap spares the first  ``max_conv_dim`` arguments;
                        width, so at 32 px EVERY layer is 512 wide   the cap applies to the
@@ -69,8 +69,8 @@ channel widths         ``dim_in = 2**14 // S``, each next width     ``dim_in`` a
 batch size             8 (``main.py``); 4 trains badly (maintainer  8 (``BATCH_SIZE``);
                        in issue #40: "use batch_size >= 8";         :func:`train_step` warns
                        issue #101)                                  below it
-high-pass path         ``w_hpf`` 1 for CelebA-HQ: face-landmark     left out (no landmark
-(``w_hpf``)            (FAN) masks add high-passed encoder          network); ``repeat_num``
+``w_hpf`` high-pass    ``w_hpf`` 1 for CelebA-HQ: face-landmark     left out (no landmark
+                       (FAN) masks add high-passed encoder          network); ``repeat_num``
                        features to the decoder, one more down/up    rebuilds its layout for
                        block; 0 for AFHQ                            the parameter count
 iterations             100k, ``ds_iter`` 100k                       the chapter's config;
@@ -85,8 +85,8 @@ EMA (G, F, E)          ``lerp(p, p_ema, 0.999)`` from step 1,       ``ganlab.tra
                        copies taken BEFORE He init (PyTorch         0.999 with warm-up
                        default init)                                min(beta, (1+t)/(10+t)),
                                                                     copies of the He-init nets
-nets a step does not  gradients computed, then not stepped (D in   frozen
-update                 G steps, F and E in the reference G step)    (``requires_grad``): the
+idle nets in a step    gradients computed, then not stepped (D in   frozen
+                       G steps, F and E in the reference G step)    (``requires_grad``): the
                                                                     same updates, less work
 R1 precision           whatever the forward runs in                 fp32, autocast off
                                                                     (``ganlab.nn.r1_penalty``)
