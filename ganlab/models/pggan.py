@@ -99,8 +99,8 @@ schedule granularity     re-evaluated every 4 minibatches            every step
 optimiser reset          ``reset_opt_for_new_lod``: whenever floor   ``reset_optimizer`` at
                          or ceil of lod changes, i.e. at the start   the same points; the
                          of every fade-in and of every stabilise     loop acts on it
-upsample + conv in G     fused transposed conv (``fused_scale``),    nearest x2 then conv3x3
-                         the same function as nearest x2 + conv3x3   (the paper's figure)
+upsample + conv in G     a fused transposed conv (``fused_scale``)   nearest x2 then conv3x3
+                         standing for nearest x2 + conv3x3           (the paper's Table 2)
 conv + pool in D         fused strided conv, LReLU AFTER the pool    conv3x3, LReLU, avg-pool
                          (``fused_scale=True``); the paper's Table   (the paper's order)
                          2 and the unfused path: LReLU, then pool
@@ -110,12 +110,14 @@ G's first layer          paper: 4x4 conv on the 1x1 latent; code:    the code's 
 G EMA                    beta 0.999 from step 0                      the loop's EMA: 0.999
                                                                      with a warm-up
                                                                      min(0.999, (1+t)/(10+t))
+minibatch stddev         paper (Sec. 3): std over the minibatch;     groups of 4
+                         code: groups of ``mbstd_group_size`` = 4
+                         (16 in the 1-GPU v1 preset)
 conditioning             AC-GAN label head for CIFAR-10 only         unconditional
 =======================  ==========================================  =========================
 
 Results the paper reports (FIDELITY 5.7): CIFAR-10 Inception score 8.80 (unsupervised);
-CelebA-HQ 1024 FID 7.30 (in the later StyleGAN paper's table); SWD on Laplacian-pyramid patches
-is ``ganlab.metrics``' job.
+CelebA-HQ 1024x1024 FID 7.30. SWD on Laplacian-pyramid patches is ``ganlab.metrics``' job.
 """
 
 from __future__ import annotations
