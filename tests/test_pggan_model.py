@@ -394,6 +394,19 @@ def test_schedule_batch_per_resolution_and_variants():
         ProgressiveSchedule(2, 0, 10, 2)
 
 
+def test_schedule_scaled_to_a_run():
+    s = ProgressiveSchedule.for_steps(100, max_level=3, batch_size=8)
+    assert [p.steps for p in s.phases] == [14] * 7  # 100 // 7 steps per phase
+    assert [s(t).level for t in (0, 13, 14, 41, 42, 70, 99)] == [0, 0, 1, 1, 2, 3, 3]
+    assert (s(70).phase, s(70).alpha, s(77).alpha) == (FADE, 0.0, 0.5)  # fade 3: steps 70..83
+    assert s(84).phase == STABILISE and s(84).reset_optimizer and s(99).phase == STABILISE
+    assert s(14).images_seen == 14 * 8
+    fixed = ProgressiveSchedule.for_steps(50, max_level=3, batch_size=8, start_level=3)
+    assert {(s.level, s.alpha) for s in map(fixed, range(50))} == {(3, 1.0)}
+    with pytest.raises(ValueError, match="total_steps must be >= 7"):
+        ProgressiveSchedule.for_steps(6, max_level=3, batch_size=8)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

@@ -707,6 +707,27 @@ class ProgressiveSchedule:
                     start += steps
         self.phases: tuple[Phase, ...] = tuple(phases)
 
+    @classmethod
+    def for_steps(
+        cls, total_steps: int, max_level: int, batch_size: int, start_level: int = 0
+    ) -> ProgressiveSchedule:
+        """A schedule scaled to a run of ``total_steps`` at one batch size: every phase (the
+        official fade-in = stabilise length) gets total_steps // phases steps, phases =
+        2 (max_level - start_level) + 1; the last stabilise phase also takes the remainder."""
+        levels = max_level - start_level if isinstance(max_level, Integral) else 0
+        phases = 2 * max(levels, 0) + 1
+        if isinstance(total_steps, bool) or not isinstance(total_steps, Integral):
+            raise ValueError(f"total_steps must be an int, got {total_steps!r}")
+        if total_steps < phases:
+            raise ValueError(
+                f"total_steps must be >= {phases} (one step per phase: levels {start_level}.."
+                f"{max_level} stabilise, and each after the first fades in), got {total_steps}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        images = total_steps // phases * batch_size
+        return cls(max_level, images, images, batch_size, start_level=start_level)
+
     def _batch_sizes(self, batch_size) -> dict[int, int]:
         levels = range(self.start_level, self.max_level + 1)
         if isinstance(batch_size, Mapping):
