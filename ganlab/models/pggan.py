@@ -99,11 +99,13 @@ schedule granularity     re-evaluated every 4 minibatches            every step
 optimiser reset          ``reset_opt_for_new_lod``: whenever floor   ``reset_optimizer`` at
                          or ceil of lod changes, i.e. at the start   the same points; the
                          of every fade-in and of every stabilise     loop acts on it
-upsample + conv in G     a fused transposed conv (``fused_scale``)   nearest x2 then conv3x3
-                         standing for nearest x2 + conv3x3           (the paper's Table 2)
-conv + pool in D         fused strided conv, LReLU AFTER the pool    conv3x3, LReLU, avg-pool
-                         (``fused_scale=True``); the paper's Table   (the paper's order)
-                         2 and the unfused path: LReLU, then pool
+upsample + conv in G     a fused transposed conv (``fused_scale``):  nearest x2 then conv3x3
+                         the same function as nearest x2 + conv3x3   (the paper's Table 2)
+                         with the kernel stored flipped
+conv + pool in D         fused strided conv (``fused_scale``) =      conv3x3, LReLU, avg-pool
+                         conv3x3 + avg-pool, but bias and LReLU      (the paper's order)
+                         AFTER the pool; the paper's Table 2 and
+                         the unfused path: LReLU, then pool
 G's first layer          paper: 4x4 conv on the 1x1 latent; code:    the code's dense, gain
                          dense with gain sqrt(2)/4 (= the conv's He  sqrt(2)/4, one bias per
                          constant) and one bias per channel          channel
