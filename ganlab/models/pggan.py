@@ -290,7 +290,7 @@ def fade_reals(x: torch.Tensor, alpha) -> torch.Tensor:
     alpha = _check_alpha(alpha, level=1)
     if isinstance(alpha, float) and alpha == 1.0:
         return x
-    return torch.lerp(upsample(downsample(x)), x, alpha)
+    return _lerp(upsample(downsample(x)), x, alpha)
 
 
 def reals_for(x: torch.Tensor, level: int, alpha) -> torch.Tensor:
@@ -311,7 +311,9 @@ def reals_for(x: torch.Tensor, level: int, alpha) -> torch.Tensor:
 
 
 def _lerp(a: torch.Tensor, b: torch.Tensor, alpha) -> torch.Tensor:
-    """a + alpha (b - a); alpha == 1 returns b (the stabilise phase: a is not even needed)."""
+    """a + alpha (b - a), the fade-in blend: alpha = 0 gives a (the old path), 1 gives b."""
+    if isinstance(alpha, torch.Tensor):
+        alpha = alpha.to(device=b.device, dtype=b.dtype)
     return torch.lerp(a, b, alpha)
 
 
