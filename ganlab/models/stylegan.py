@@ -209,8 +209,7 @@ def resolution_log2(resolution: int) -> int:
         raise TypeError(f"resolution must be an int, got {type(resolution).__name__}")
     if resolution not in RESOLUTIONS:
         raise ValueError(
-            f"resolution must be a power of 2 in [8, 1024], one of {RESOLUTIONS}; "
-            f"got {resolution}"
+            f"resolution must be a power of 2 in [8, 1024], one of {RESOLUTIONS}; got {resolution}"
         )
     return int(math.log2(resolution))
 
@@ -256,8 +255,7 @@ def style_groups(resolution: int, scheme: str = "course") -> dict[str, range]:
     middle = octaves - coarse - fine
     bounds = [0, 2 * coarse, 2 * (coarse + middle), 2 * octaves]  # two layers per octave
     return {
-        name: range(bounds[i], bounds[i + 1])
-        for i, name in enumerate(("coarse", "middle", "fine"))
+        name: range(bounds[i], bounds[i + 1]) for i, name in enumerate(("coarse", "middle", "fine"))
     }
 
 
@@ -326,8 +324,7 @@ def mix_styles(ws1: torch.Tensor, ws2: torch.Tensor, crossover: int) -> torch.Te
     _check_ws(ws2, "ws2")
     if ws1.shape != ws2.shape:
         raise ValueError(
-            f"ws1 and ws2 must have the same shape, got {tuple(ws1.shape)} and "
-            f"{tuple(ws2.shape)}"
+            f"ws1 and ws2 must have the same shape, got {tuple(ws1.shape)} and {tuple(ws2.shape)}"
         )
     k = check_crossover(crossover, ws1.shape[1])
     return torch.cat([ws1[:, :k], ws2[:, k:]], dim=1)
@@ -449,7 +446,9 @@ class SynthesisLayer(nn.Module):
             raise ValueError("a 'const' layer has no conv: in_channels must equal out_channels")
         self.kind = kind
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if kind == "up" else None
-        self.conv = None if kind == "const" else EqualizedConv2d(in_channels, out_channels, 3, bias=False)
+        self.conv = (
+            None if kind == "const" else EqualizedConv2d(in_channels, out_channels, 3, bias=False)
+        )
         self.blur = Blur(blur_filter) if kind == "up" and blur_filter else None
         self.noise = NoiseInjection(out_channels)  # B in the paper, per channel, init 0
         self.bias = nn.Parameter(torch.zeros(out_channels))  # applied after the noise
@@ -810,8 +809,10 @@ class Discriminator(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         r, c = self.resolution, self.img_channels
-        if not isinstance(images, torch.Tensor) or not images.is_floating_point() or (
-            images.dim() != 4 or images.shape[1:] != (c, r, r)
+        if (
+            not isinstance(images, torch.Tensor)
+            or not images.is_floating_point()
+            or (images.dim() != 4 or images.shape[1:] != (c, r, r))
         ):
             raise ValueError(
                 f"images must be a float tensor (B, {c}, {r}, {r}), got "
