@@ -109,6 +109,9 @@ def test_style_groups_paper_bands_and_course_adaptation():
             )
     with pytest.raises(ValueError, match="scheme"):
         sg.style_groups(32, "thirds")
+    assert sg.noise_groups(1024) == {"coarse": range(0, 8), "fine": range(8, 18)}  # Fig. 5
+    assert sg.noise_groups(32) == {"coarse": range(0, 6), "fine": range(6, 8)}
+    assert sg.noise_groups(32, "paper") == {"coarse": range(0, 8), "fine": range(0)}
 
 
 # --------------------------------------------------------------------------------------
@@ -364,6 +367,8 @@ def test_truncation_toward_w_avg_on_the_first_cutoff_layers():
             g(z, psi=bad)
     with pytest.raises(ValueError, match="cutoff"):
         g(z, psi=0.5, truncation_cutoff=9)
+    with pytest.raises(ValueError, match="truncation_cutoff must be an int >= 0"):
+        _g(32, truncation_cutoff=-1)
     g.train()
     with pytest.raises(ValueError, match="truncation is off during training"):
         g(z, psi=0.7)

@@ -55,8 +55,8 @@ in training and in the FID numbers.
 same smoothness the sum shrinks as 1 / (number of pixels), so gamma must grow with the pixel
 count to keep the same strength; the course scales the paper's value by the area,
 :math:`\gamma(R) = 10\,(R / 1024)^2` (:func:`r1_gamma`): 0.0098 at 32 px, 0.039 at 64 px.
-StyleGAN2-ADA used gamma = 0.01 for CIFAR-10 (32 px) and the heuristic
-0.0002 R^2 / minibatch for its 'auto' config, both of that size.
+For comparison, StyleGAN2-ADA used gamma = 0.01 for CIFAR-10 (32 px), and its 'auto' config's
+heuristic 0.0002 R^2 / minibatch gives 0.0064 at 32 px and 0.0256 at 64 px (batch 32).
 The discriminator is PGGAN's (equalised LR, minibatch standard deviation at 4x4) with a
 [1, 2, 1] blur before each downsampling. Optimiser: Adam lr 0.001, betas (0, 0.99), eps 1e-8;
 sampling uses an exponential moving average of G's weights with a half-life of 10k images.
@@ -83,7 +83,8 @@ Shapes (official widths nf(s) = min(8192 / 2^s, 512); R = 1024, L = 18)::
 **Coarse, middle and fine styles** (Sec. 3.1, Fig. 3): coarse = the layers at 4-8 px (pose,
 face shape, glasses), middle = 16-32 px (features, hair style, eyes open/closed), fine =
 64-1024 px (colour scheme, microstructure). At R < 64 the paper's fine band does not exist;
-:func:`style_groups` then gives the last resolution to "fine" (see there).
+:func:`style_groups` then gives the last resolution to "fine" (see there). The noise figure
+(Fig. 5) splits in two: :func:`noise_groups`.
 
 Deviations from the paper and the official code (NVlabs/stylegan, ``networks_stylegan.py``,
 ``loss.py``, ``train.py``):
@@ -121,9 +122,16 @@ truncation in training  forced off (``is_training``)               ``ValueError`
 fixed noise             per-layer non-trainable N(0, 1) variables  ``noise_const_<l>``
                         (``randomize_noise=False``)                buffers,
                                                                    ``noise_mode='const'``
-per-layer noise         all or nothing (``use_noise``); the        ``noise_layers=`` and
-switches                figures feed their own noise arrays        ``noise=`` per layer
+per-layer noise         ``generate_figures.py`` zeroes the stored  ``noise_layers=`` (and
+switches                noise outside a layer range: Fig. 5 uses   ``noise=`` per layer);
+                        all, none, range(8, 18) (64-1024 px) and   :func:`noise_groups`
+                        range(0, 8) (4-32 px)
 ======================  =========================================  ==========================
+
+The paper's figures use the same layer ranges as :func:`style_groups` at 1024 px: Fig. 3
+(style mixing) copies range(0, 4), range(4, 8) or range(8, 18) from source B.
+Parameters of the course's G at 1024 px: 26,212,019 (the official growing G adds 7,608 in its
+eight lower-resolution toRGB layers).
 
 Both use: w_avg zero-initialised and updated in EVERY training-mode forward of G (the official
 graph builds one update in the G loss and one in the D loss); one mixing crossover per
@@ -135,6 +143,7 @@ baseline 8.04), CelebA-HQ 5.17; generator 26.2M trainable parameters (23.1M trad
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -259,6 +268,15 @@ def style_groups(resolution: int, scheme: str = "course") -> dict[str, range]:
     }
 
 
+def noise_groups(resolution: int, scheme: str = "course") -> dict[str, range]:
+    """The two noise bands of the paper's Fig. 5: "coarse" = every layer before the fine
+    styles (4-32 px at R >= 64: range(0, 8)), "fine" = :func:`style_groups`' fine layers."""
+    fine = style_groups(resolution, scheme)["fine"]
+    if len(fine) == 0:  # scheme="paper" below 64 px: no fine layers
+        return {"coarse": range(num_style_layers(resolution)), "fine": fine}
+    return {"coarse": range(0, fine.start), "fine": fine}
+
+
 def fmap_width(stage: int, fmap_base: int = FMAP_BASE, fmap_max: int = FMAP_MAX) -> int:
     """The official nf(stage) = min(int(fmap_base / 2^stage), fmap_max) (fmap_decay 1)."""
     width = min(int(fmap_base / 2.0**stage), fmap_max)
@@ -332,7 +350,7 @@ def mix_styles(ws1: torch.Tensor, ws2: torch.Tensor, crossover: int) -> torch.Te
 
 def check_psi(psi) -> float:
     """psi must be a finite number in PSI_RANGE ([-1, 1])."""
-    if isinstance(psi, bool) or not isinstance(psi, (int, float)):
+    if isinstance(psi, bool) or not isinstance(psi, numbers.Real):
         raise TypeError(f"psi must be a number, got {type(psi).__name__}")
     lo, hi = PSI_RANGE
     if not (math.isfinite(psi) and lo <= psi <= hi):
@@ -616,6 +634,12 @@ class Generator(nn.Module):
             raise ValueError(f"style_mixing_prob must lie in [0, 1], got {style_mixing_prob}")
         if not 0.0 <= w_avg_beta < 1.0:
             raise ValueError(f"w_avg_beta must lie in [0, 1), got {w_avg_beta}")
+        if (
+            isinstance(truncation_cutoff, bool)
+            or not isinstance(truncation_cutoff, int)
+            or (truncation_cutoff < 0)
+        ):
+            raise ValueError(f"truncation_cutoff must be an int >= 0, got {truncation_cutoff!r}")
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, mapping_hidden, mapping_lr_mul)
         self.synthesis = SynthesisNetwork(
             resolution, w_dim, fmap_base, fmap_max, img_channels, blur_filter
