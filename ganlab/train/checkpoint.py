@@ -172,9 +172,7 @@ class Metadata(dict):
     """
 
     def __init__(self, data: Mapping, path: Path, where: str = "") -> None:
-        super().__init__(
-            (k, _wrap(v, path, f"{where}{k}.")) for k, v in data.items()
-        )
+        super().__init__((k, _wrap(v, path, f"{where}{k}.")) for k, v in data.items())
         self._path, self._where = path, where
 
     def __missing__(self, key):
@@ -215,7 +213,7 @@ def _check_header(path: Path, meta) -> None:
     if not isinstance(meta, dict):
         raise CheckpointError(
             f"{path}: its ganlab metadata is a JSON {type(meta).__name__}, but a JSON object "
-            "({\"kind\": ..., \"config\": {...}, ...}) was expected"
+            '({"kind": ..., "config": {...}, ...}) was expected'
         )
     if "config" in meta:
         if not isinstance(meta["config"], dict):
