@@ -178,7 +178,7 @@ class Metadata(dict):
     def __missing__(self, key):
         have = ", ".join(sorted(map(str, self))) or "none"
         raise MissingMetadataError(
-            f"{self._path}: its ganlab metadata has no {self._where}{key!r} entry (it has: "
+            f"{self._path}: its ganlab metadata has no {self._where + str(key)!r} entry (it has: "
             f"{have}); ganlab writes it when it saves this kind of file: was the header made "
             "or edited by hand, or written by another version?"
         )

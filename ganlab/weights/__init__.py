@@ -44,15 +44,15 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+_SHA_CACHE: dict[tuple, str] = {}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """:func:`sha256_of`, cached per (resolved path, size, mtime in ns): a file rewritten in
-    place gets a new mtime or size, hence a fresh hash."""
+    """:func:`sha256_of`, cached per file version: (resolved path, inode, size, modification
+    and change times in ns). A file rewritten or replaced gets a new key, hence a fresh hash."""
     path = Path(path).resolve()
     st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _SHA_CACHE:
         _SHA_CACHE[key] = sha256_of(path)
     return _SHA_CACHE[key]
