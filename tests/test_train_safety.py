@@ -340,3 +340,35 @@ def test_a_save_failing_midway_keeps_the_last_good_file(tmp_path, monkeypatch, w
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     tensors, meta = ckpt.load_state(path)  # still loads, checksum and all
     assert meta["step"] == 1 and torch.equal(tensors["a"], torch.ones(1000))
+
+
+def test_kill_between_the_two_renames_of_a_save_still_resumes_bit_identically(
+    tmp_path, monkeypatch
+):
+    """SIGKILL after the checkpoint's rename, before its sidecar's: the sidecar is the previous
+    save's (its checksum describes another file) and a half-written .tmp is left behind."""
+    straight = tiny(out=str(tmp_path / "a"), checkpoint_every=3)
+    straight.fit()
+
+    class Killed(BaseException):
+        pass
+
+    write_text = ckpt.atomic_write_text
+
+    def killed_at_step_6(path, text):
+        if json.loads(text).get("step") == 6:
+            (path.parent / "checkpoint.json.ganlab-x1y2z3w4.tmp").write_text(text[:10])
+            raise Killed
+        return write_text(path, text)
+
+    monkeypatch.setattr(ckpt, "atomic_write_text", killed_at_step_6)
+    with pytest.raises(Killed):
+        tiny(out=str(tmp_path / "b"), checkpoint_every=3).fit()
+    monkeypatch.undo()
+    run = tmp_path / "b"
+    assert ckpt.read_meta(run / "checkpoint.safetensors")["step"] == 6
+    assert json.loads((run / "checkpoint.json").read_text())["step"] == 3  # stale sidecar
+    resumed = tiny(out=str(run), checkpoint_every=3, resume=True)
+    resumed.fit()
+    assert resumed.step == 12 and not list(run.glob("*.tmp"))
+    assert_same_weights(straight, resumed)
