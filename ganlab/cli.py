@@ -38,8 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for checkpoint.safetensors (default runs/CHAPTER)")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--checkpoint-minutes", type=float, metavar="M",
-                   help="also save a checkpoint every M minutes (default 10; 0: off)")  # fmt: skip
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        metavar="M",
+        help="also checkpoint every M minutes (default 10; 0: only every steps/4)",
+    )
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
     p.add_argument("--variant", help="a chapter's model variant (gan-int-cls: gan, gan-cls, ...)")

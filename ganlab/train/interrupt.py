@@ -92,8 +92,8 @@ class GracefulStop:
 
     def _restore(self) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else
-                          signal.default_int_handler)  # fmt: skip
+            previous = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
             self._installed = False
 
     # -------------------------------------------------------------- between steps
