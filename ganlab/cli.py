@@ -1,6 +1,7 @@
 """The ``ganlab`` command (also ``python -m ganlab``); every chapter extends it.
 
-ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume] [--stage 1|2]
+ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume | --overwrite]
+                    [--checkpoint-minutes M] [--stage 1|2]
 ganlab sample CHAPTER [--weights W] [--out PNG] [condition options]
 ganlab evaluate CHAPTER [--weights W] [--n N] --json
 ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
@@ -36,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="override the profile's number of steps")
     p.add_argument("--out", help="folder for checkpoint.safetensors (default runs/CHAPTER)")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        metavar="M",
+        help="also checkpoint every M minutes (default 10; 0: only every steps/4)",
+    )
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
     p.add_argument("--variant", help="a chapter's model variant (gan-int-cls: gan, gan-cls, ...)")
@@ -164,7 +172,10 @@ def run(args: argparse.Namespace) -> int:
 
     chapter = get_chapter(args.chapter)
     if args.command == "train":
-        chapter.train(args)
+        from ganlab.train.run_dir import command_line_options
+
+        with command_line_options(args.overwrite, args.checkpoint_minutes):  # TrainConfig defaults
+            chapter.train(args)
     elif args.command == "sample":
         chapter.sample(args)
     elif args.command == "evaluate":
@@ -188,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"ganlab: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint; no traceback
+        from ganlab.train.interrupt import cli_message
+
+        print(cli_message(exc, args.argv), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ one training step); :class:`Trainer` does the rest the same way for every chapte
   ``(seed, rank, t)``, so a run resumed from a checkpoint continues bit for bit;
 * an EMA copy of the generator;
 * checkpoints in safetensors with JSON metadata, written atomically, and exact resume;
+  every ``checkpoint_every`` steps and every ``checkpoint_minutes`` of wall-clock time;
+* the run folder checked before the first step (``run_dir``), Ctrl-C saving a checkpoint
+  at the end of the current step (``interrupt``);
 * a guard that stops on NaN/inf with a clear message and keeps the last good checkpoint;
 * device auto-selection, bf16 autocast on CUDA, optional ``torch.compile``, fused Adam;
 * DDP under ``torchrun``.
@@ -29,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ganlab.errors import CheckpointError, NonFiniteLossError
 from ganlab.train import checkpoint as ckpt
+from ganlab.train import interrupt, run_dir
 from ganlab.train.distributed import DistInfo, device_for, init_distributed
 from ganlab.train.ema import EMA
 
@@ -50,6 +54,10 @@ class TrainConfig:
     out: str | None = None  # folder for checkpoint.safetensors
     resume: bool = False
     progress: bool = True
+    # replace a run already in ``out`` (else refused unless ``resume``); ``--overwrite``
+    overwrite: bool = field(default_factory=run_dir.default_overwrite)
+    # also checkpoint every this many minutes (0: off); ``--checkpoint-minutes``
+    checkpoint_minutes: float = field(default_factory=run_dir.default_checkpoint_minutes)
 
     @classmethod
     def from_settings(cls, s: dict, profile: str, steps: int | None = None) -> TrainConfig:
@@ -242,8 +250,8 @@ class Trainer:
         params = [p for m in self.raw.values() for p in m.parameters()]
         if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
             raise NonFiniteLossError(
-                f"weights became NaN/inf by step {self.step}; the last good checkpoint was "
-                f"kept at {self.checkpoint_path}"
+                f"training diverged: weights became NaN/inf by step {self.step}; the last good "
+                f"checkpoint was kept: {ckpt.describe_kept(self.checkpoint_path)}"
             )
 
     # ---------------------------------------------------------------- training
@@ -251,6 +259,7 @@ class Trainer:
         """Train until ``cfg.steps``; ``callback(trainer)`` runs after every step."""
         cfg = self.cfg
         path = self.checkpoint_path
+        run_dir.prepare_run(self)  # refuse to replace a run, check --out, remove orphan .tmp
         if cfg.resume and path is not None:
             if path.exists():
                 self.load_checkpoint(path)
@@ -272,35 +281,40 @@ class Trainer:
         seconds_before = self.seconds
         for module in self.raw.values():
             module.train()
-        while self.step < cfg.steps:
-            torch.manual_seed(step_seed(cfg.seed, self.dist.rank, self.step))
-            ctx = StepContext(
-                self.step,
-                cfg.batch_size,
-                self.device,
-                self.modules,
-                self.raw,
-                self.opts,
-                data,
-                cfg.amp,
-            )
-            losses = self.recipe.step(ctx)
-            for ema in self.ema.values():
-                ema.update()
-            for k, v in losses.items():  # accumulate on the device: no host sync
-                sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
-            count += 1
-            self.step += 1
-            bar.update(1)
-            at_ckpt = path is not None and self.step % cfg.checkpoint_every == 0
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps or at_ckpt:
-                self._log(sums, count, bar)
-                sums, count = {}, 0
-            if at_ckpt or (path is not None and self.step == cfg.steps):
-                self.seconds = seconds_before + time.perf_counter() - start
-                self.save_checkpoint()
-            if callback is not None:
-                callback(self)
+        clock = run_dir.CheckpointClock(cfg.checkpoint_minutes)
+        with interrupt.GracefulStop(self) as stop:  # Ctrl-C: finish the step, save, stop
+            while self.step < cfg.steps:
+                torch.manual_seed(step_seed(cfg.seed, self.dist.rank, self.step))
+                ctx = StepContext(
+                    self.step,
+                    cfg.batch_size,
+                    self.device,
+                    self.modules,
+                    self.raw,
+                    self.opts,
+                    data,
+                    cfg.amp,
+                )
+                losses = self.recipe.step(ctx)
+                for ema in self.ema.values():
+                    ema.update()
+                for k, v in losses.items():  # accumulate on the device: no host sync
+                    sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
+                count += 1
+                self.step += 1
+                bar.update(1)
+                at_ckpt = path is not None and self.step % cfg.checkpoint_every == 0
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps or at_ckpt:
+                    self._log(sums, count, bar)
+                    sums, count = {}, 0
+                on_time = path is not None and clock.due()  # no log: the history stays regular
+                if at_ckpt or on_time or (path is not None and self.step == cfg.steps):
+                    self.seconds = seconds_before + time.perf_counter() - start
+                    self.save_checkpoint()
+                    clock.reset()
+                if callback is not None:
+                    callback(self)
+                stop.check()  # after Ctrl-C: save at this step boundary, raise TrainingInterrupted
         bar.close()
         seconds = time.perf_counter() - start
         self.seconds = seconds_before + seconds
@@ -315,10 +329,10 @@ class Trainer:
         record = {"step": self.step, **{k: v for k, v in zip(keys, values)}}
         bad = [k for k, v in record.items() if k != "step" and not math.isfinite(v)]
         if bad:
-            kept = self.checkpoint_path if self.checkpoint_path else "none (no --out given)"
             raise NonFiniteLossError(
-                f"{', '.join(bad)} became NaN/inf between steps {self.step - count} and "
-                f"{self.step}; training stopped. Last good checkpoint kept: {kept}. "
+                f"training diverged: {', '.join(bad)} became NaN/inf between steps "
+                f"{self.step - count} and {self.step}; training stopped. Last good checkpoint "
+                f"kept: {ckpt.describe_kept(self.checkpoint_path)}. "
                 "Try a lower learning rate or check the data range."
             )
         self.history.append(record)
