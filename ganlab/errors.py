@@ -19,3 +19,10 @@ class NonFiniteLossError(GanLabError, FloatingPointError):
 
 class ChapterNotReadyError(GanLabError, NotImplementedError):
     """The chapter exists in the course plan but is not written yet."""
+
+
+class UnknownChapterError(GanLabError, KeyError):
+    """A chapter name that is not in the course plan (``ganlab.chapters.PLAN``)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
