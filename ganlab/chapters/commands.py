@@ -20,7 +20,6 @@ from ganlab.train.loop import Trainer
 SEED_MAX = 2**32 - 1  # seeds are 32-bit, as NumPy's: torch's generators take them all
 MAX_PER_ROW = 64  # sample --n: images per condition (one grid row)
 MAX_SAMPLES = 1024  # sample: images in one grid (a 1024-image grid of 64 px is 4 MB)
-IMAGE_FORMATS = (".png", ".jpg", ".jpeg")  # what ``--out`` may end with
 
 
 # ---------------------------------------------------------------- checks of the options
@@ -37,9 +36,11 @@ def check_positive(value: int | None, option: str) -> None:
 
 def check_image_path(out: str) -> None:
     """``--out`` must name a PNG or JPEG file: the grid is written in the format it names."""
-    if Path(out).suffix.lower() not in IMAGE_FORMATS:
+    from ganlab.viz.grids import FORMATS
+
+    if Path(out).suffix.lower() not in FORMATS:
         raise ValueError(
-            f"--out {out!r}: expected a file ending in {', '.join(IMAGE_FORMATS)} "
+            f"--out {out!r}: expected a file ending in {', '.join(FORMATS)} "
             "(the grid is written in the format its name says)"
         )
 
