@@ -157,9 +157,7 @@ class AttnGANRecipe(Recipe):
             loss_i = M.discriminator_loss(
                 real_u.float(), real_c.float(), fake_u.float(), fake_c.float(), wrong_c.float()
             )
-            ctx.opts[name].zero_grad(set_to_none=True)
-            loss_i.backward()
-            ctx.opts[name].step()
+            ctx.update(name, loss_i)
             loss_d = loss_d + loss_i.detach()
 
         # --- G: fool every D_i, match the words (DAMSM on the last image), stay near N(0, I)
@@ -174,9 +172,7 @@ class AttnGANRecipe(Recipe):
             )
             damsm = damsm["total"]
         loss_g = M.generator_loss(pairs, mu.float(), logvar.float(), damsm, self.lambda_damsm)
-        ctx.opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opts["G"].step()
+        ctx.update("G", loss_g)
         out = {
             "loss_D": loss_d,
             "loss_G": loss_g.detach(),

@@ -105,9 +105,7 @@ class CGANRecipe(Recipe):
             real_logits = D(x, y).float()
             fake_logits = D(fake.to(x.dtype), y_fake).float()
         loss_d = discriminator_loss(real_logits, fake_logits)
-        ctx.opts["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        ctx.opts["D"].step()
+        ctx.update("D", loss_d)
 
         # --- generator: non-saturating, fool D on fresh z and labels
         z = ctx.raw["G"].sample_z(n, device=dev)
@@ -115,9 +113,7 @@ class CGANRecipe(Recipe):
         with ctx.autocast():
             g_logits = D(G(z, y_fake), y_fake).float()
         loss_g = generator_loss(g_logits)
-        ctx.opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opts["G"].step()
+        ctx.update("G", loss_g)
         return {
             "loss_D": loss_d.detach(),
             "loss_G": loss_g.detach(),

@@ -132,9 +132,7 @@ class GANINTCLSRecipe(Recipe):
                 wrong = M.mismatched_indices(data["species"][idx], check=False)
                 s_w = D(x[wrong], t).float()
         loss_d = M.discriminator_loss(s_r, s_w, s_f, cls=self.switches.cls)
-        ctx.opts["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        ctx.opts["D"].step()
+        ctx.update("D", loss_d)
 
         # --- G: fool D on the right text, and (INT) on interpolated text that D never sees
         z = torch.randn(n, self.z_dim, device=dev)
@@ -148,9 +146,7 @@ class GANINTCLSRecipe(Recipe):
         # Official balance: one BCE over B right + B/2 interpolated texts, i.e. the
         # interpolations weigh half as much per batch mean as the right texts.
         loss_g = M.generator_loss(g_f, g_int, int_weight=INT_WEIGHT)
-        ctx.opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opts["G"].step()
+        ctx.update("G", loss_g)
         return {
             "loss_D": loss_d.detach(),
             "loss_G": loss_g.detach(),

@@ -120,9 +120,7 @@ class _StackGANRecipe(Recipe):
             (s_r, s_w), s_f, u_r, u_f = real_out, fake_out, None, None
         s_r, s_w, s_f = s_r.float(), s_w.float(), s_f.float()
         loss_d = M.discriminator_loss(s_r, s_w, s_f, u_r, u_f)
-        ctx.opts["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        ctx.opts["D"].step()
+        ctx.update("D", loss_d)
 
         z = torch.randn(ctx.batch_size, z_dim, device=ctx.device)
         with ctx.autocast():
@@ -133,9 +131,7 @@ class _StackGANRecipe(Recipe):
             g_cond.float(), mu.float(), logvar.float(), self.kl_weight,
             None if g_uncond is None else g_uncond.float(),
         )  # fmt: skip
-        ctx.opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opts["G"].step()
+        ctx.update("G", loss_g)
         return {
             "loss_D": loss_d.detach(),
             "loss_G": loss_g.detach(),

@@ -179,6 +179,14 @@ class StepContext:
             return torch.autocast("cuda", enabled=False)
         return nullcontext()
 
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """One optimiser step of player ``name`` on ``loss``: zero its gradients, backpropagate,
+        step. (Gradients reaching other players' parameters are cleared by their own update.)"""
+        opt = self.opts[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     def every(self, k: int) -> bool:
         """True on one step in ``k`` (steps 0, k, 2k...): lazy regularisation's schedule."""
         if not isinstance(k, int) or k < 1:
