@@ -17,10 +17,13 @@ Python floats (or ``(mean, spread)`` tuples). Each docstring states the sample s
 the number; :class:`MetricResult` carries them into reports (``describe()``, ``as_dict()``
 with keys ``value`` and ``n``). Wrong shapes, dtypes or scales raise ``ValueError`` (or
 :class:`DtypeError`, which is both a ``TypeError`` and a ``ValueError``) naming what was
-expected. The feature network is an argument of the caller: a course judge's
-``.features(x)`` by default, Inception-v3 pool3 features when they are available locally.
+expected (the checks live in :mod:`ganlab.validation`). A Frechet distance from fewer
+samples than features warns (:class:`ganlab.errors.GanLabWarning`). The feature network is
+an argument of the caller: a course judge's ``.features(x)`` by default, Inception-v3 pool3
+features when they are available locally.
 """
 
+from ganlab.errors import DtypeError
 from ganlab.metrics.classification import conditional_accuracy, inception_score, softmax
 from ganlab.metrics.diversity import mean_pairwise_distance
 from ganlab.metrics.frechet import (
@@ -34,13 +37,26 @@ from ganlab.metrics.parzen import (
     parzen_log_likelihood,
     select_parzen_sigma,
 )
+from ganlab.metrics.perceptual import PerceptualDistance, calibrate_perceptual_distance
+from ganlab.metrics.ppl import path_length_samples, perceptual_path_length
 from ganlab.metrics.result import MetricResult
-from ganlab.metrics.validate import DtypeError
+from ganlab.metrics.swd import sliced_wasserstein_distance
+from ganlab.metrics.translation import (
+    domain_accuracy,
+    domain_confusion,
+    factor_preservation,
+    perceptual_diversity,
+)
 
 __all__ = [
     "DtypeError",
     "MetricResult",
+    "PerceptualDistance",
+    "calibrate_perceptual_distance",
     "conditional_accuracy",
+    "domain_accuracy",
+    "domain_confusion",
+    "factor_preservation",
     "feature_moments",
     "frechet_distance",
     "frechet_distance_from_moments",
@@ -49,6 +65,10 @@ __all__ = [
     "mean_pairwise_distance",
     "parzen_log_densities",
     "parzen_log_likelihood",
+    "path_length_samples",
+    "perceptual_diversity",
+    "perceptual_path_length",
     "select_parzen_sigma",
+    "sliced_wasserstein_distance",
     "softmax",
 ]
