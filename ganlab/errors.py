@@ -31,6 +31,8 @@ class DtypeError(GanLabError, TypeError, ValueError):
 
 class GanLabWarning(UserWarning):
     """The input works, but the result needs care: the message says why and what to do."""
+
+
 class UnknownChapterError(GanLabError, KeyError):
     """A chapter name that is not in the course plan (``ganlab.chapters.PLAN``)."""
 
