@@ -217,3 +217,19 @@ def test_a_scheduled_run_resumes_bit_for_bit(tmp_path):
     a, b = straight.state_tensors()[0], resumed.state_tensors()[0]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "weights or optimiser states differ"
+
+
+def test_the_course_penalties_run_through_the_step_context():
+    """``ganlab.nn.penalties`` plug into ``ctx.penalty``: R1 every 16 steps, scaled by 16."""
+    from ganlab.nn.penalties import r1_penalty
+
+    torch.manual_seed(0)
+    D = nn.Sequential(nn.Flatten(), nn.Linear(12, 1))
+    x = torch.randn(4, 3, 2, 2)
+    lazy = StepContext(32, 4, torch.device("cpu"), {}, {}, {}, None, amp=True, total=100)
+    value = lazy.penalty(r1_penalty, D, x, every=16, gamma=10.0)
+    assert torch.allclose(value, 16 * r1_penalty(D, x, gamma=10.0))
+    value.backward()  # the penalty trains D
+    assert D[1].weight.grad is not None
+    skipped = StepContext(33, 4, torch.device("cpu"), {}, {}, {}, None, amp=True, total=100)
+    assert skipped.penalty(r1_penalty, D, x, every=16) is None
