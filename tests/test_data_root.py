@@ -4,6 +4,9 @@ tried on the tiny fixtures of ``ganlab.data.text_fixtures``)."""
 
 from __future__ import annotations
 
+import struct
+
+import numpy as np
 import pytest
 import torch
 
@@ -25,6 +28,31 @@ def cub(tmp_path_factory):
 @pytest.fixture(scope="module")
 def flowers(tmp_path_factory):
     return make_oxford102_fixture(tmp_path_factory.mktemp("flowers"))
+
+
+def write_mnist(root, n_train: int = 6, n_test: int = 4):
+    """A tiny MNIST in torchvision's layout (``root/MNIST/raw/*-ubyte``)."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        for kind, array in (
+            ("images-idx3", rng.integers(0, 256, (n, 28, 28))),
+            ("labels-idx1", np.arange(n) % 10),
+        ):
+            header = struct.pack(">I", 0x0800 | array.ndim)
+            header += struct.pack(">" + "I" * array.ndim, *array.shape)
+            (raw / f"{prefix}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())
+    return root
+
+
+def test_cgan_trains_on_full_mnist_from_data_root(tmp_path):
+    root = write_mnist(tmp_path / "mnist")
+    argv = ["train", "cgan", "--profile", "smoke", "--steps", "1", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--data-root", str(root)]) == 0
+    recipe, _ = get_chapter("cgan").recipe("smoke", data_root=str(root))
+    x, y = recipe.data(CPU)
+    assert x.shape == (6, 1, 28, 28) and y.tolist() == [0, 1, 2, 3, 4, 5]  # not the 4,000
 
 
 def test_real_data_load_as_the_recipes_use_them(cub, flowers):
