@@ -75,6 +75,11 @@ class _StackGANRecipe(Recipe):
         trainable = {k: [p for p in modules[k].parameters() if p.requires_grad] for k in "GD"}
         return {k: adam(trainable[k], self.lr, self.betas, device) for k in "GD"}
 
+    def data(self, device):
+        """Birds (or ``data_root``'s real images) at the stage's size, tokenised captions and
+        the frozen text encoder, on ``device``."""
+        return self.load_data(device, self.image_size)
+
     def load_data(self, device, size: int) -> dict:
         birds = load_captioned(self.n_birds, "train", size, self.data_root)
         text_enc, _ = load_encoders("joint", self.encoder_path, device=device)
@@ -166,9 +171,6 @@ class StageIRecipe(_StackGANRecipe):
         D = M.StageIDiscriminator(ndf=self.ndf, image_size=self.image_size)
         return {"G": G, "D": D}
 
-    def data(self, device):
-        return self.load_data(device, self.image_size)
-
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         x, t = self.batch(ctx)
         G = ctx.modules["G"]
@@ -216,9 +218,6 @@ class StageIIRecipe(_StackGANRecipe):
         ckpt.load_module(G.stage1, tensors, generator_prefix(tensors, meta))  # (a resume too)
         D = M.StageIIDiscriminator(ndf=self.ndf, image_size=self.image_size)
         return {"G": G, "D": D}
-
-    def data(self, device):
-        return self.load_data(device, self.image_size)
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         x, t = self.batch(ctx)
