@@ -1,14 +1,19 @@
 """The ``ganlab`` command (also ``python -m ganlab``); every chapter extends it.
 
 ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume | --overwrite]
-                    [--checkpoint-minutes M] [--stage 1|2]
-ganlab sample CHAPTER [--weights W] [--out PNG] [condition options]
-ganlab evaluate CHAPTER [--weights W] [--n N] --json
+                    [--checkpoint-minutes M] [chapter options]
+ganlab sample CHAPTER [--weights W] [--out PNG|JPG] [--n N] [--seed S] [chapter options]
+ganlab evaluate CHAPTER [--weights W] [--n N] --json [chapter options]
 ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
 ganlab exercises build|check
-ganlab bench CHAPTER [--profile P] --json
+ganlab bench CHAPTER [--profile P] --json [chapter options]
 ganlab world birds [--split S] [--n N] [--size PX] [--out PNG] [--retrieve CAPTION]
 ganlab info
+
+The five chapter commands (train, sample, evaluate, bench, ship) are written once, in
+``ganlab.chapters.commands``; a chapter adds its own options (``--variant``, ``--stage``,
+``--digit``, ``--caption``...) through its contract's ``add_options``, and an option that the
+chapter does not have is refused, naming the ones it has.
 """
 
 from __future__ import annotations
@@ -17,9 +22,23 @@ import argparse
 import json
 import sys
 
-from ganlab import CHAPTERS, __version__
+from ganlab import __version__
+from ganlab.chapters import CHAPTERS
 from ganlab.errors import GanLabError
 from ganlab.profiles import PROFILES
+
+CHAPTER_COMMANDS = ("train", "sample", "evaluate", "bench", "ship")
+
+
+class UsageError(GanLabError, ValueError):
+    """A command-line option the chosen chapter does not have."""
+
+
+class _ChapterOptions(argparse.ArgumentParser):
+    """The chapter's own options of one command; errors become :class:`UsageError`."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def _chapter_arg(p: argparse.ArgumentParser) -> None:
@@ -46,15 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
-    p.add_argument("--variant", help="a chapter's model variant (gan-int-cls: gan, gan-cls, ...)")
-    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: train one stage only")
-    p.add_argument("--stage1", help="stackgan --stage 2: the Stage-I weights (default shipped)")
 
-    p = sub.add_parser("sample", help="draw samples into a PNG grid")
+    p = sub.add_parser("sample", help="draw samples into a PNG (or JPEG) grid")
     _chapter_arg(p)
     p.add_argument("--weights", help="exported weights or checkpoint (default: shipped)")
-    p.add_argument("--out", help="PNG file to write")
-    p.set_defaults(_needs_conditions=True)
+    p.add_argument("--out", help="PNG or JPEG file to write")
+    p.add_argument("--n", type=int, default=8, help="samples per condition (default 8)")
+    p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="the chapter's metrics as JSON")
     _chapter_arg(p)
@@ -62,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5000, help="generated samples (default 5000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON only")
-    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: the shipped stage")
 
     p = sub.add_parser("grade", help="grade submitted notebooks")
     p.add_argument("path", help="a notebook or a folder of notebooks")
@@ -80,14 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     _chapter_arg(p)
     p.add_argument("--profile", choices=PROFILES)
     p.add_argument("--steps", type=int, help="timed steps (after warm-up)")
-    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: the stage (default 2)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ship", help="(maintainers) measure a run and ship its weights")
     _chapter_arg(p)
     p.add_argument("run", help="a finished run's --out folder")
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
-    p.add_argument("--main", action="store_true", help="ship as the chapter's main model")
 
     p = sub.add_parser("world", help="show a world: birds with their captions, or retrieval")
     p.add_argument("world", choices=("birds",))
@@ -125,15 +139,31 @@ def show_world(args: argparse.Namespace) -> str:
     return args.out
 
 
+def chapter_options(command: str, chapter) -> _ChapterOptions:
+    """The parser of ``chapter``'s own options of ``command``."""
+    parser = _ChapterOptions(prog=f"ganlab {command} {chapter.name}", add_help=False)
+    chapter.add_options(command, parser)
+    return parser
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
+    """The command line as one namespace: the command's options, then the chapter's own
+    (a chapter not written yet, or an option it does not have, is a :class:`GanLabError`)."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if getattr(args, "_needs_conditions", False):
+    if args.command in CHAPTER_COMMANDS:
         from ganlab.chapters import get_chapter
 
-        cond = argparse.ArgumentParser(prog=f"ganlab sample {args.chapter}")
-        get_chapter(args.chapter).add_condition_arguments(cond)
-        args = argparse.Namespace(**vars(args), **vars(cond.parse_args(rest)))
+        own = chapter_options(args.command, get_chapter(args.chapter))
+        usage = own.format_usage().strip().removeprefix(f"usage: {own.prog}").strip()
+        have = f"its own {args.command} options: {usage or 'none'}"
+        try:
+            extra, unknown = own.parse_known_args(rest)
+        except UsageError as exc:
+            raise UsageError(f"{exc}; {have}") from None
+        if unknown:
+            raise UsageError(f"{own.prog} does not take {' '.join(unknown)}; {have}")
+        args = argparse.Namespace(**vars(args), **vars(extra))
     elif rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     args.argv = list(argv)
@@ -168,30 +198,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2) if args.json else format_table(results))
         return 0
 
-    from ganlab.chapters import get_chapter
+    from ganlab.chapters import commands, get_chapter
 
     chapter = get_chapter(args.chapter)
     if args.command == "train":
         from ganlab.train.run_dir import command_line_options
 
         with command_line_options(args.overwrite, args.checkpoint_minutes):  # TrainConfig defaults
-            chapter.train(args)
-    elif args.command == "sample":
-        chapter.sample(args)
-    elif args.command == "evaluate":
-        result = chapter.evaluate(args)
-        print(json.dumps(result, indent=2, sort_keys=True))
-    elif args.command == "ship":
-        chapter.ship(args)
-    elif args.command == "bench":
-        result = chapter.bench(args)
+            result = commands.run(args.command, chapter, args)
+    else:
+        result = commands.run(args.command, chapter, args)
+    if args.command in ("evaluate", "bench"):
         print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
     try:
+        args = _parse(sys.argv[1:] if argv is None else argv)
         return run(args)
     except GanLabError as exc:
         print(f"ganlab: error: {exc}", file=sys.stderr)

@@ -31,3 +31,10 @@ class DtypeError(GanLabError, TypeError, ValueError):
 
 class GanLabWarning(UserWarning):
     """The input works, but the result needs care: the message says why and what to do."""
+
+
+class UnknownChapterError(GanLabError, KeyError):
+    """A chapter name that is not in the course plan (``ganlab.chapters.PLAN``)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
