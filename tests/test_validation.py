@@ -173,7 +173,7 @@ def test_class_grid_with_a_negative_count_says_what_is_expected():
     from ganlab.chapters.cgan import class_grid
 
     G = ConvGenerator(z_dim=8, width=4).eval()
-    with pytest.raises(ValueError, match=r"number of samples\) must be an integer >= 1, got -2"):
+    with pytest.raises(ValueError, match=r"n_per_class must be a positive integer, got -2"):
         class_grid(G, -2)
     images, labels = class_grid(G, 1)
     assert images.shape == (10, 1, 28, 28) and labels.tolist() == list(range(10))

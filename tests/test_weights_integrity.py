@@ -113,7 +113,8 @@ def handmade(path, meta_text, tensors=None):
     return path
 
 
-GOOD = {"chapter": "cgan", "kind": "weights", "model": "cgan.ConvGenerator"}
+SPEC = {"class": "ganlab.models.cgan.ConvGenerator", "kwargs": {"width": 4, "z_dim": 8}}
+GOOD = {"chapter": "cgan", "kind": "weights", "model": "cgan.ConvGenerator", "generator": SPEC}
 CONFIG = {"arch": "conv", "width": 4, "z_dim": 8, "lr": 0.0002, "betas": [0.5, 0.999]}
 
 
@@ -130,19 +131,25 @@ def test_invalid_json_in_the_header_names_the_file(tmp_path, capsys):
         ckpt.read_meta(listed)
 
 
-def test_a_missing_config_names_the_file_and_the_key(tmp_path, capsys):
-    path = handmade(tmp_path / "noconfig.safetensors", json.dumps(GOOD))
-    with pytest.raises(CheckpointError, match="no 'config' entry") as err:
+def test_a_missing_model_spec_names_the_file(tmp_path, capsys):
+    bare = {k: v for k, v in GOOD.items() if k != "generator"}
+    path = handmade(tmp_path / "nospec.safetensors", json.dumps({**bare, "config": CONFIG}))
+    with pytest.raises(CheckpointError, match="no model spec") as err:
         load_generator(path)
     assert str(path) in str(err.value) and not str(err.value).startswith("'")
-    assert isinstance(err.value, KeyError)  # still a KeyError for code that expects one
     assert main(["sample", "cgan", "--weights", str(path)]) == 2
     err = capsys.readouterr().err
-    assert str(path) in err and "no 'config' entry" in err
-    no_arch = {**GOOD, "config": {k: v for k, v in CONFIG.items() if k != "arch"}}
-    path = handmade(tmp_path / "noarch.safetensors", json.dumps(no_arch))
-    with pytest.raises(CheckpointError, match="no 'config.arch' entry"):
+    assert str(path) in err and "no model spec" in err
+
+
+def test_a_negative_width_in_the_model_spec_names_the_file_and_the_key(tmp_path, capsys):
+    spec = {**SPEC, "kwargs": {"width": -4, "z_dim": 8}}
+    path = handmade(tmp_path / "neg.safetensors", json.dumps({**GOOD, "generator": spec}))
+    with pytest.raises(CheckpointError, match="generator.kwargs.width is -4") as err:
         load_generator(path)
+    assert str(path) in str(err.value)
+    assert main(["sample", "cgan", "--weights", str(path)]) == 2
+    assert str(path) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

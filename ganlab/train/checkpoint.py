@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from ganlab.atomic import atomic_write as _atomic_write
+from ganlab.atomic import atomic_write_text
 from ganlab.errors import CheckpointError, NonFiniteLossError
 from ganlab.weights import file_sha256, verify_file
 
@@ -40,52 +41,9 @@ META_KEY = "ganlab"
 
 # Temporary files are named TARGET.ganlab-XXXXXXXX.tmp (8 random characters from mkstemp), so
 # that the orphans a killed save leaves behind can be told from anyone else's files.
-TMP_MARK = ".ganlab-"
 ORPHAN_TMP = re.compile(r"^(?P<target>.+)\.ganlab-[a-z0-9_]{8}\.tmp$")
 # ...and the names older versions used for a run's own files (TARGET.XXXXXXXX.tmp).
 LEGACY_TMP = re.compile(r"^(checkpoint|generator)\.(safetensors|json)\.[a-z0-9_]{8}\.tmp$")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entry list, so that a rename survives a power cut (POSIX only)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a folder
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename over ``path``; clean up on any failure.
-
-    A reader (or a crash at any instant) sees either the old file or the new one, never half
-    of one: ``os.replace`` is atomic within a folder.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + TMP_MARK, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-    return path
 
 
 def remove_orphan_tmp(folder: str | os.PathLike) -> list[Path]:
@@ -222,6 +180,9 @@ def _check_header(path: Path, meta) -> None:
                 "model's constructor arguments was expected"
             )
         _check_numbers(path, meta["config"], "config")
+    spec = meta.get("generator")
+    if isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict):  # the model's arguments
+        _check_numbers(path, spec["kwargs"], "generator.kwargs")
     if meta.get("kind") == "checkpoint":
         step = meta.get("step")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:

@@ -29,8 +29,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganlab.atomic import TMP_MARK
 from ganlab.errors import GanLabError
-from ganlab.train.checkpoint import TMP_MARK, describe_kept, remove_orphan_tmp
+from ganlab.train.checkpoint import describe_kept, remove_orphan_tmp
 
 RUN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # what a run writes
 FILE_SUFFIXES = (".safetensors", ".json", ".png", ".jpg", ".pt", ".pth", ".ckpt")

@@ -141,7 +141,7 @@ def write_manifest_sha256(path: str | os.PathLike) -> str:
         raise CheckpointError(f"{path} has no sidecar {sidecar}: save it with save_state first")
     doc = json.loads(sidecar.read_text())
     doc["sha256"] = sha256_of(path)
-    from ganlab.train.checkpoint import atomic_write_text
+    from ganlab.atomic import atomic_write_text
 
     atomic_write_text(sidecar, json.dumps(doc, indent=2, sort_keys=True) + "\n")  # never half
     return doc["sha256"]
@@ -189,23 +189,6 @@ def index() -> dict:
 
 def write_index() -> Path:
     """Rewrite ``manifest.json``, the index of every shipped file, atomically."""
-    from ganlab.train.checkpoint import atomic_write_text
+    from ganlab.atomic import atomic_write_text
 
     return atomic_write_text(INDEX, json.dumps(index(), indent=2, sort_keys=True) + "\n")
-
-
-def ship(source: str | os.PathLike, name: str, manifest_update: dict) -> Path:
-    """Copy trained weights into the package as ``NAME.safetensors`` with their manifest.
-
-    ``manifest_update`` adds what is known only after training (e.g. the metrics measured
-    at save time); the checksum and the index are written last.
-    """
-    from ganlab.train.checkpoint import load_state, save_state
-
-    tensors, meta = load_state(source)
-    meta = {**meta, "manifest": {**meta.get("manifest", {}), **manifest_update}}
-    path = save_state(HERE / f"{name}.safetensors", tensors, meta)
-    os.chmod(path, 0o644)
-    write_manifest_sha256(path)
-    write_index()
-    return path
