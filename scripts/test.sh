@@ -12,8 +12,10 @@ start=$(date +%s)
 "$VENV/bin/ruff" check . || exit 1
 "$VENV/bin/ganlab" exercises check || exit 1
 
-"$VENV/bin/pytest" -n 2 --dist loadfile --nbval-lax -p no:cacheprovider \
-  --durations=15 tests notebooks solutions "$@"
+# --nbval-cell-timeout: a notebook cell that gives no reply within 5 minutes fails its test
+# (the default is 2000 s) instead of stalling the suite; smoke cells take seconds.
+"$VENV/bin/pytest" -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=300 \
+  -p no:cacheprovider --durations=15 tests notebooks solutions "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests"; rc=0
