@@ -61,18 +61,13 @@ def positive_timeout(value) -> int:
     Zero or a negative number would mean "no limit" to nbclient, which is how one endless
     cell used to stop a whole run: a limit is always required here.
     """
-    try:
-        seconds = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"a cell timeout must be a whole number of seconds, got {value!r}"
-        ) from None
-    if seconds <= 0 or str(value).strip() not in (str(seconds), f"+{seconds}"):
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\+?[0-9]+", text) or int(text) <= 0:
         raise ValueError(
             f"a cell timeout must be a positive whole number of seconds, got {value!r} "
             "(there is no 'no limit': pick a generous number instead)"
         )
-    return seconds
+    return int(text)
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
