@@ -271,3 +271,21 @@ def test_notebooks_that_are_not_assignments_stay_out_of_the_mean():
     table = format_table([row("a", "cgan", 10, 10), row("b", "cgan", 4, 10), row("c", None, 0, 0)])
     assert "cgan: 2 notebook(s) graded, mean score 7.00/10" in table
     assert "1 notebook(s) not graded (not in the mean)" in table
+
+
+def test_torchs_own_wrapper_of_manual_seed_is_not_tampering(monkeypatch):
+    import functools
+
+    import torch
+
+    import ganlab
+
+    nonce = secrets.token_hex(8)
+    guard.arm(nonce, ganlab.__file__)
+    snapshot = guard._SNAPSHOTS.pop(nonce)
+    original = torch.manual_seed
+    # What importing torch._dynamo does: replace manual_seed by a wrapper of it.
+    monkeypatch.setattr("torch.manual_seed", functools.wraps(original)(lambda s: original(s)))
+    assert guard.tampering(snapshot) == []
+    monkeypatch.setattr("torch.allclose", functools.wraps(torch.allclose)(lambda *a, **k: True))
+    assert guard.tampering(snapshot) == ["torch.allclose was replaced"]
