@@ -264,7 +264,8 @@ def score(
         if status == "passed" and report is not None:
             recheck = rechecks.get(exercise.id)
             if recheck is None:
-                status, message = "error", "the grader's own re-check did not run"
+                why = f" ({run_error})" if run_error else ""
+                status, message = "error", f"the grader's own re-check did not run{why}"
             elif recheck["status"] != "passed":
                 status = "error"
                 message = (
