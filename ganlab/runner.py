@@ -14,11 +14,12 @@ the grader (:mod:`ganlab.grading.grade`) to run submissions. Both rest on
   between the client and the kernel (seen with ipykernel 7, see issue 13), and a rerun
   usually succeeds.
 
-The limits per cell, :data:`CELL_TIMEOUT`, are sized from the lectures' longest cells as
-stored in their outputs (``cpu`` profile, 2 CPU threads): 218 s (chapter 3's training run),
-209 s (chapter 2), 151 s (chapter 4), 85 s (chapter 1). The ``cpu`` limit, 20 minutes, is
-about 5x the longest; ``smoke`` cells take seconds (2 minutes leaves room for a first run
-that fills the data cache); ``gpu`` runs train longer per cell, hence 30 minutes.
+The limits per cell, :data:`CELL_TIMEOUT`, are sized from the lectures' longest cells. In
+the ``cpu`` profile (2 CPU threads; the timings stored in the notebooks) they took 218 s
+(chapter 3's training run), 209 s (chapter 2), 151 s (chapter 4), 85 s (chapter 1): the
+limit, 20 minutes, is about 5x the longest. In ``smoke`` the longest took 29 s (chapter 2's
+evaluation, executed by this runner on 2 cores shared with other work): 2 minutes is 4x
+that. ``gpu`` runs train longer per cell, hence 30 minutes (not measured here).
 
 Command line::
 
