@@ -258,7 +258,9 @@ class NotebookRunner(NotebookClient):
         self.reset_execution_trackers()
         result = None
         async with self.async_setup_kernel(env=env):
+            self._cell = (-1, "the kernel's first reply (kernel_info)", None)
             info = await self.async_wait_for_reply(await ensure_async(self.kc.kernel_info()))
+            self._cell = None
             if info is not None and "language_info" in info["content"]:
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
             if setup:
