@@ -202,12 +202,14 @@ def execute(
     if content is not None:
         expression = content.get("user_expressions", {}).get("report", {})
         if expression.get("status") == "ok":
-            text = ast.literal_eval(expression["data"]["text/plain"])  # the repr of a str
-            report = json.loads(text)
-            if report.get("nonce") == nonce:
+            try:  # the repr of the JSON string guard.report returned
+                report = json.loads(ast.literal_eval(expression["data"]["text/plain"]))
+            except (KeyError, ValueError, SyntaxError, TypeError):
+                report = {}
+            if isinstance(report, dict) and report.get("nonce") == nonce:
                 run.report = report
             else:
-                run.report = {"tampered": ["the grader's report came back with another nonce"]}
+                run.report = {"tampered": ["the grader's report came back altered"]}
         else:
             ename = expression.get("ename", "no reply")
             run.report = {"tampered": [f"the grader's re-check failed to run ({ename})"]}
