@@ -289,3 +289,13 @@ def test_torchs_own_wrapper_of_manual_seed_is_not_tampering(monkeypatch):
     assert guard.tampering(snapshot) == []
     monkeypatch.setattr("torch.allclose", functools.wraps(torch.allclose)(lambda *a, **k: True))
     assert guard.tampering(snapshot) == ["torch.allclose was replaced"]
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+def test_the_courses_own_notebooks_raise_no_review_flags(folder):
+    from ganlab.grading.grade import prepare_for_grading
+
+    for path in sorted((ROOT / folder).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        prepare_for_grading(nb)
+        assert review_flags(nb) == [], path.name
