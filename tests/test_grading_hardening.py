@@ -1,6 +1,6 @@
 """The grader against hostile or careless submissions and teachers (issue 13, item 4).
 
-One folder of three tiny chapter-1 submissions is graded once, in real kernels (about 20 s
+One folder of four tiny chapter-1 submissions is graded once, in real kernels (about 25 s
 on 2 cores), and several tests read the result:
 
 * ``a_attacker``: overwrites its classmates' notebooks, then loops forever catching
@@ -8,7 +8,9 @@ on 2 cores), and several tests read the result:
 * ``b_classmate``: answers exercise 3 correctly (it must still score, from the copy read
   before grading);
 * ``c_forger``: answers nothing and replaces ``ganlab.grading.check`` with one that prints
-  "passed" (it must score 0, marked tampered).
+  "passed" (it must score 0, marked tampered);
+* ``d_restorer``: the same forgery, undone in its last cell (the grader's own re-check must
+  still score it 0).
 
 Everything else (the snapshot of the check machinery, CSV paths, folder listings, timeouts
 that are not positive, the table) is tested without a kernel.
@@ -86,12 +88,17 @@ def graded(tmp_path_factory):
         f"open(os.path.join({str(scratch)!r}, 'pid'), 'w').write(str(os.getpid()))\n"
         "for name in os.listdir('.'):  # the run's own folder: only its own copy\n"
         "    open(name, 'w').write('{}')\n"
-        f"for name in ('b_classmate.ipynb', 'c_forger.ipynb'):  # and by absolute path\n"
+        "for name in ('b_classmate.ipynb', 'c_forger.ipynb'):  # and by absolute path\n"
         f"    open(os.path.join({str(folder)!r}, name), 'w').write('{{}}')"
     )
     nbformat.write(notebook(IMPORTS, overwrite, LOOP, answer, check), folder / "a_attacker.ipynb")
     nbformat.write(notebook(IMPORTS, answer, check), folder / "b_classmate.ipynb")
     nbformat.write(notebook(IMPORTS, UNANSWERED, FORGE, check), folder / "c_forger.ipynb")
+    keep = "import ganlab.grading\noriginal = ganlab.grading.check"
+    restore = "ganlab.grading.check = original  # no trace left"
+    nbformat.write(
+        notebook(IMPORTS, UNANSWERED, keep, FORGE, check, restore), folder / "d_restorer.ipynb"
+    )
     before = sorted(p.name for p in folder.iterdir())
     results = grade_path(folder, timeout=4)
     return folder, {Path(r["notebook"]).stem: r for r in results}, before, scratch
@@ -108,7 +115,7 @@ def test_an_endless_cell_is_killed_named_and_the_folder_goes_on(graded):
     pid = int((scratch / "pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    assert set(results) == {"a_attacker", "b_classmate", "c_forger"}
+    assert set(results) == {"a_attacker", "b_classmate", "c_forger", "d_restorer"}
 
 
 def test_a_submission_cannot_destroy_a_classmates_grade(graded):
@@ -129,6 +136,17 @@ def test_replacing_the_check_function_is_detected(graded):
     assert {e["status"] for e in forger["exercises"]} == {"tampered"}
     assert any("imports the grading machinery" in flag for flag in forger["review"])
     assert "TAMPERED: ganlab.grading.check was replaced" in format_table([forger])
+
+
+def test_a_forgery_undone_before_the_end_still_scores_nothing(graded):
+    _, results, _, _ = graded
+    restorer = results["d_restorer"]
+    assert restorer["tampered"] == []  # nothing left to see at the end...
+    ex3 = {e["id"]: e for e in restorer["exercises"]}["3"]
+    # ...but the grader's own re-check of the answer is what scores.
+    assert ex3["status"] == "error" and ex3["points"] == 0
+    assert "the check cell printed a pass" in ex3["message"]
+    assert "says not_implemented" in ex3["message"]
 
 
 # --- the snapshot, in this process --------------------------------------------------------
