@@ -78,7 +78,7 @@ def notebook(*cells):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade the three-submission folder once; returns (folder, results, files before)."""
+    """Grade the four-submission folder once: (folder, results by name, files before, scratch)."""
     folder = tmp_path_factory.mktemp("submissions")
     scratch = tmp_path_factory.mktemp("scratch")
     answer, check = exercise_3_cells()
