@@ -4,7 +4,7 @@ ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume | --overwri
                     [--checkpoint-minutes M] [chapter options]
 ganlab sample CHAPTER [--weights W] [--out PNG|JPG] [--n N] [--seed S] [chapter options]
 ganlab evaluate CHAPTER [--weights W] [--n N] --json [chapter options]
-ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
+ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--timeout S] [--profile P]
 ganlab exercises build|check
 ganlab bench CHAPTER [--profile P] --json [chapter options]
 ganlab world birds [--split S] [--n N] [--size PX] [--out PNG] [--retrieve CAPTION]
@@ -80,11 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON only")
 
+    def cell_timeout(value: str) -> int:
+        from ganlab.runner import positive_timeout
+
+        try:
+            return positive_timeout(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
     p = sub.add_parser("grade", help="grade submitted notebooks")
     p.add_argument("path", help="a notebook or a folder of notebooks")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--csv", help="write a CSV, one row per notebook")
-    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    p.add_argument(
+        "--timeout",
+        type=cell_timeout,
+        help="seconds per cell (default by profile: smoke 120, cpu 1200, gpu 1800); a cell "
+        "past it is interrupted, and its kernel killed if it has not stopped 10 s later",
+    )
     p.add_argument("--profile", choices=PROFILES, default="smoke", help="default smoke")
 
     p = sub.add_parser("exercises", help="build exercises/ from solutions/, or check them")
@@ -192,10 +205,29 @@ def run(args: argparse.Namespace) -> int:
         print("exercises are up to date" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
     if args.command == "grade":
-        from ganlab.grading.grade import format_table, grade_path
+        from ganlab.grading import grade
 
-        results = grade_path(args.path, csv=args.csv, timeout=args.timeout, profile=args.profile)
-        print(json.dumps(results, indent=2) if args.json else format_table(results))
+        if args.csv:
+            grade.check_csv_path(args.csv)  # before an hour of grading, not after
+        _, skipped = grade.find_submissions(args.path)
+        try:
+            results = grade.grade_path(args.path, timeout=args.timeout, profile=args.profile)
+        except grade.GradingError as error:
+            if getattr(error, "results", None):
+                print(grade.format_table(error.results))
+            raise
+        print(json.dumps(results, indent=2) if args.json else grade.format_table(results, skipped))
+        if args.csv:
+            try:
+                grade.write_csv(results, args.csv)
+            except OSError as error:
+                print(
+                    f"ganlab: error: could not write {args.csv} ({error}); every grade is "
+                    "in the table above",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"wrote {args.csv}", file=sys.stderr)
         return 0
 
     from ganlab.chapters import commands, get_chapter
