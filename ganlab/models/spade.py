@@ -874,8 +874,8 @@ def perceptual_loss(
             f"{tuple(fake.shape)} and {tuple(real.shape)}"
         )
     fake_features = list(perceptual_net(fake))
-    with torch.no_grad():
-        real_features = list(perceptual_net(real))
+    with torch.no_grad():  # detach too: a net may hand back its input (a layer-0 feature)
+        real_features = [r.detach() for r in perceptual_net(real)]
     if len(fake_features) != len(weights):
         raise ValueError(
             f"perceptual_net returned {len(fake_features)} feature maps, but {len(weights)} "
