@@ -232,9 +232,10 @@ maps, 'normal'), counted by building NVlabs/SPADE's classes (fecacc9) on the met
 def official_init(layer: nn.Module, gain: float = INIT_GAIN) -> nn.Module:
     """Xavier-normal weight with ``gain`` (official default 0.02), bias 0; returns the layer.
 
-    Applied to a plain conv or linear layer BEFORE any spectral norm wraps it (the official
-    code inits after wrapping, through storage the wrapper shares; the result is the same
-    weight, and PyTorch's spectral norm then starts its power iteration from that weight).
+    Applied to a plain conv or linear layer BEFORE any spectral norm wraps it. The official
+    code inits after wrapping (writing through the storage the old wrapper shares), so its
+    weights have the same distribution, but its u starts random, while PyTorch's
+    parametrisation runs 15 power iterations on the initialised weight when attached.
     """
     nn.init.xavier_normal_(layer.weight, gain=gain)
     if layer.bias is not None:
@@ -587,10 +588,10 @@ class SPADEGenerator(nn.Module):
         x = self.head_0(x, segmap)  # (B, 16 nf, s, s)
         if up >= 5:  # 'fewer' keeps head_0 and the middle blocks at the same size
             x = x2(x)
-        x = self.G_middle_0(x, segmap)  # (B, 16 nf, 2s, 2s)
-        if up >= 6:  # 'more' and 'most'
+        x = self.G_middle_0(x, segmap)  # (B, 16 nf, 2s, 2s); 'fewer': (B, 16 nf, s, s)
+        if up >= 6:  # 'more' and 'most' double once more between the middle blocks
             x = x2(x)
-        x = self.G_middle_1(x, segmap)  # (B, 16 nf, ...)
+        x = self.G_middle_1(x, segmap)  # (B, 16 nf, H / 16, W / 16)
         for block in (self.up_0, self.up_1, self.up_2, self.up_3):
             x = block(x2(x), segmap)  # channels 8 nf, 4 nf, 2 nf, nf; size doubles each time
         if up == 7:
