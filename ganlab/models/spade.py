@@ -591,7 +591,7 @@ class SPADEGenerator(nn.Module):
         x = self.G_middle_0(x, segmap)  # (B, 16 nf, 2s, 2s); 'fewer': (B, 16 nf, s, s)
         if up >= 6:  # 'more' and 'most' double once more between the middle blocks
             x = x2(x)
-        x = self.G_middle_1(x, segmap)  # (B, 16 nf, H / 16, W / 16)
+        x = self.G_middle_1(x, segmap)  # (B, 16 nf, H / 16, W / 16); 'most': H / 32
         for block in (self.up_0, self.up_1, self.up_2, self.up_3):
             x = block(x2(x), segmap)  # channels 8 nf, 4 nf, 2 nf, nf; size doubles each time
         if up == 7:
