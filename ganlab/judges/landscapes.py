@@ -199,7 +199,7 @@ def train_landscape_judge(
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps - 1:
-            print(f"step {step:5d}  loss {float(loss):.4f}  "
+            print(f"step {step:5d}  loss {float(loss.detach()):.4f}  "
                   f"cpu {time.process_time() - cpu_start:.0f} s", flush=True)  # fmt: skip
     report = {
         "steps": steps,
