@@ -192,8 +192,11 @@ def load_landscapes(
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)  # atomic
+            try:
+                np.savez(tmp, **arrays)
+                os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+            finally:
+                tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind
     return LandscapesData(
         split=split,
         size=size,
