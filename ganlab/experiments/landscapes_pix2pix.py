@@ -21,9 +21,17 @@ pix2pix's dropout noise is left out (its authors found it did little); the textu
 the tint that the style codes do not fix make the L1 target a mean, so G's textures are
 smoother than the world's.
 
-Run (single-threaded; writes OUT/generator.safetensors and OUT/report.json)::
+Run (single-threaded; writes OUT/generator.safetensors and OUT/report.json), then measure
+and draw the figure (``book/figures/landscapes_learnability.png``)::
 
     OMP_NUM_THREADS=1 python -m ganlab.experiments.landscapes_pix2pix --cpu-minutes 20
+    python -m ganlab.experiments.landscapes_pix2pix --evaluate runs/landscapes_pix2pix
+
+Measured (``evaluate``): the landscape judge's mIoU / pixel accuracy of G's images against
+their input maps (SPADE's protocol), beside the same on the real images of those maps (the
+ceiling) and on G's images of *other* maps (the floor: what a picture that ignores its map
+scores); the judge's Frechet distance of G's images to real test images, beside real train
+vs real test (the floor) and real images drawn at a quarter of the size and upsampled.
 """
 
 from __future__ import annotations
@@ -197,6 +205,93 @@ def load_generator(path) -> Pix2PixUNet:
     return G.eval().requires_grad_(False)
 
 
+@torch.no_grad()
+def evaluate(run, n: int = 500, figure: str | None = None) -> dict:
+    """SPADE's protocol and the judge's Frechet distance on ``n`` test scenes (see the module
+    docstring); writes ``RUN/eval.json`` and, when asked, the learnability figure."""
+    from ganlab.judges.landscapes import judge_maps, load_landscape_judge
+    from ganlab.metrics import frechet_distance
+
+    run = Path(run)
+    G = load_generator(run / "generator.safetensors")
+    size = json.loads((run / "report.json").read_text())["size"]
+    judge = load_landscape_judge()
+    test = load_landscapes(n, "test", size, progress=False)
+    train_real = load_landscapes(n, "train", size, seed=1, progress=False)  # unseen by G
+    labels = test.labels.long()
+    fake = torch.cat([G(condition(labels[s : s + 100], test.styles[s : s + 100]))
+                      for s in range(0, n, 100)])  # fmt: skip
+    real = test.float_images()
+    small = F.interpolate(real, scale_factor=0.25, mode="bilinear", antialias=True)
+    quarter = F.interpolate(small, size=(size, size), mode="bilinear")
+    shifted = labels.roll(1, dims=0)  # each image judged against another scene's map
+    feats = {k: judge.embed_images(x) for k, x in
+             (("real", real), ("fake", fake), ("train", train_real.float_images()),
+              ("quarter", quarter))}  # fmt: skip
+    pick = lambda d: {k: d[k] for k in ("n", "miou", "accuracy")}  # noqa: E731
+    result = {
+        "n": n,
+        "size": size,
+        "spade_protocol": {
+            "pix2pix": judge_maps(judge, fake, labels),
+            "real_images": pick(judge_maps(judge, real, labels)),
+            "pix2pix_vs_other_maps": pick(judge_maps(judge, fake, shifted)),
+        },
+        "frechet_judge": {
+            "pix2pix_vs_real_test": frechet_distance(feats["fake"], feats["real"]),
+            "real_train_vs_real_test": frechet_distance(feats["train"], feats["real"]),
+            "quarter_res_vs_real_test": frechet_distance(feats["quarter"], feats["real"]),
+        },
+    }
+    (run / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+    if figure:
+        _figure(G, test, fake, size, figure, result)
+    return result
+
+
+def _figure(G, test, fake, size: int, path: str, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ganlab.data.landscapes import painted_map
+    from ganlab.viz.landscapes import _unit, add_legend, map_image_grid
+
+    k = 12
+    fig = map_image_grid(test.labels[:k], test.images[:k], ncol=4, extra=fake[:k],
+                         extra_title="pix2pix")  # fmt: skip
+    proto = result["spade_protocol"]
+    fig.suptitle(
+        f"map -> image, pix2pix baseline at {size} px (held-out maps). Judge mIoU: pix2pix "
+        f"{proto['pix2pix']['miou']:.3f}, real {proto['real_images']['miou']:.3f}, "
+        f"other maps {proto['pix2pix_vs_other_maps']['miou']:.3f} (n {result['n']})",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    # a painted map, G's picture of it in four styles
+    labels = torch.from_numpy(painted_map(size).astype("int64"))[None].expand(4, -1, -1)
+    styles = torch.tensor([[0, 0], [1, 1], [2, 2], [3, 3]])
+    out = G(condition(labels, styles))
+    fig, axes = plt.subplots(1, 5, figsize=(9.5, 2.5))
+    from ganlab.data.landscapes import SEASONS, TIMES, colorize
+
+    axes[0].imshow(colorize(labels[0].numpy()), interpolation="nearest")
+    axes[0].set_title("painted map", fontsize=8)
+    for i, ax in enumerate(axes[1:]):
+        ax.imshow(_unit(out[i]), interpolation="nearest")
+        ax.set_title(f"pix2pix: {TIMES[i]}, {SEASONS[i]}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    add_legend(fig, labels[0].unique().tolist(), ncol=10)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    painted = Path(path).with_name(Path(path).stem + "_painted.png")
+    fig.savefig(painted, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m ganlab.experiments.landscapes_pix2pix")
@@ -205,8 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-minutes", type=float, default=20.0)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--wall-minutes", type=float, help="also stop after this wall-clock time")
+    p.add_argument("--evaluate", metavar="RUN", help="measure a finished run instead")
+    p.add_argument("--figure", default="book/figures/landscapes_learnability.png")
+    p.add_argument("--n", type=int, default=500, help="--evaluate: test scenes")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.evaluate:
+        result = evaluate(args.evaluate, args.n, args.figure)
+        print(json.dumps(result, indent=1))
+        return 0
     report = train(args.out, args.size, args.cpu_minutes, max_steps=args.max_steps,
                    wall_minutes=args.wall_minutes)  # fmt: skip
     print(f"{report['steps']} steps, {report['cpu_seconds']} s CPU, "

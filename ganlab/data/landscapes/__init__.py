@@ -23,7 +23,7 @@ from ganlab.data.landscapes.dataset import (
     one_hot,
     to_float,
 )
-from ganlab.data.landscapes.layout import Layout, draw_layout, rasterize
+from ganlab.data.landscapes.layout import Layout, draw_layout, painted_map, rasterize
 from ganlab.data.landscapes.render import SEASONS, TIMES, Style, draw_style, render
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "draw_style",
     "load_landscapes",
     "one_hot",
+    "painted_map",
     "rasterize",
     "render",
     "to_float",

@@ -233,3 +233,26 @@ def draw_layout(rng: np.random.Generator) -> Layout:
             placed += 1
     standing.sort(key=lambda t: t.v)  # far (high in the image) first
     return Layout(h, tuple(ridges), water, shore, lake, tuple(fields), tuple(clouds + standing))
+
+
+def painted_map(size: int = 64) -> np.ndarray:
+    """A map as a person paints one: flat shapes with a brush, no layout behind it.
+
+    Sky with a cloud, one triangular snow-capped mountain, a rectangular lake with a sand
+    edge, grass, a field, two trees and a rock; (size, size) uint8 class ids.
+    """
+    c = (np.arange(size) + 0.5) / size
+    u, v = np.meshgrid(c, c)
+    lab = np.full((size, size), SKY, np.uint8)
+    lab[((u - 0.25) / 0.12) ** 2 + ((v - 0.15) / 0.05) ** 2 < 1] = CLOUD
+    mountain = (v > 0.2 + 1.2 * np.abs(u - 0.6)) & (v < 0.5)
+    lab[mountain] = MOUNTAIN
+    lab[mountain & (v < 0.29)] = SNOW
+    lab[v >= 0.5] = GRASS
+    lab[(v >= 0.56) & (v < 0.72) & (u >= 0.1) & (u < 0.6)] = SAND
+    lab[(v >= 0.58) & (v < 0.7) & (u >= 0.13) & (u < 0.57)] = WATER
+    lab[(v >= 0.8) & (v < 0.93) & (u >= 0.55) & (u < 0.95)] = FIELD
+    for tu, tv, s in ((0.75, 0.7, 0.22), (0.88, 0.66, 0.16)):
+        lab[(v < tv) & (v > tv - s) & (np.abs(u - tu) < 0.3 * (v - tv + s))] = TREE
+    lab[((u - 0.3) / 0.05) ** 2 + ((v - 0.86) / 0.035) ** 2 < 1] = ROCK
+    return lab
