@@ -217,6 +217,8 @@ def train_landscape_judge(
 
 def save_landscape_judge(judge: LandscapeJudge, path, report: dict, command: str) -> Path:
     """Write the judge (float16 tensors) and its manifest; record the checksum."""
+    import os
+
     from ganlab.weights import write_manifest_sha256
 
     manifest = {
@@ -234,6 +236,7 @@ def save_landscape_judge(judge: LandscapeJudge, path, report: dict, command: str
     }
     meta = {"kind": "judge", "model": MODEL, "config": judge.config, "manifest": manifest}
     path = ckpt.save_state(path, tensors, meta)
+    os.chmod(path, 0o644)
     write_manifest_sha256(path)
     return path
 
@@ -272,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_landscape_judge(path)
     report["metrics"] = {f"test_{s}px": held_out_scores(loaded, s) for s in (64, 32)}
     path = save_landscape_judge(loaded, path, report, command)
+    if Path(path).resolve().parent == Path(__file__).resolve().parent.parent / "weights":
+        from ganlab.weights import write_index
+
+        write_index()  # shipped: the index of every shipped file includes it
     for key, m in report["metrics"].items():
         print(f"{key}: mIoU {m['miou']:.4f}  pixel accuracy {m['accuracy']:.4f}  (n {m['n']})")
     print(f"{report['steps']} steps, {report['cpu_seconds']} s CPU; wrote {path}")
