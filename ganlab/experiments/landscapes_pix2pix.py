@@ -259,7 +259,7 @@ def _figure(G, test, fake, size: int, path: str, result: dict) -> None:
     from ganlab.viz.landscapes import _unit, add_legend, map_image_grid
 
     k = 12
-    fig = map_image_grid(test.labels[:k], test.images[:k], ncol=4, extra=fake[:k],
+    fig = map_image_grid(test.labels[:k], test.images[:k], ncol=3, extra=fake[:k],
                          extra_title="pix2pix")  # fmt: skip
     proto = result["spade_protocol"]
     fig.suptitle(
