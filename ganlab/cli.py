@@ -8,6 +8,7 @@ ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--timeout S] [--profile P]
 ganlab exercises build|check
 ganlab bench CHAPTER [--profile P] --json [chapter options]
 ganlab world birds [--split S] [--n N] [--size PX] [--out PNG] [--retrieve CAPTION]
+ganlab world landscapes [--split S] [--n N] [--size PX] [--out PNG] [--styles]
 ganlab info
 
 The five chapter commands (train, sample, evaluate, bench, ship) are written once, in
@@ -117,16 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
 
     p = sub.add_parser("world", help="show a world: birds with their captions, or retrieval")
-    p.add_argument("world", choices=("birds",))
+    p.add_argument("world", choices=("birds", "landscapes"))
     p.add_argument("--split", default="train", help="train, test or zeroshot (default train)")
     p.add_argument("--n", type=int, default=8, help="birds to show (default 8)")
     p.add_argument("--size", type=int, default=128, help="pixels (16-256, default 128)")
-    p.add_argument("--out", default="birds.png", help="PNG file to write (default birds.png)")
+    p.add_argument("--out", help="PNG file to write (default WORLD.png)")
     p.add_argument("--retrieve", metavar="CAPTION", help="show the birds nearest to a caption")
     p.add_argument("--encoder", choices=("joint", "damsm"), default="damsm")
+    # -- landscapes (ganlab.viz.landscapes) --
+    p.add_argument("--styles", action="store_true",
+                   help="landscapes: each map in four styles (times of day, seasons)")  # fmt: skip
+    # -- end landscapes --
 
     sub.add_parser("info", help="profile, device and versions")
     return parser
+
+
+def show_landscapes(args: argparse.Namespace) -> str:
+    """``ganlab world landscapes``: map | image pairs with a legend, or maps in four styles."""
+    from ganlab.data.landscapes import LandscapesWorld, Style, load_landscapes
+    from ganlab.viz.landscapes import map_image_grid, styles_figure
+
+    if args.styles:
+        scene = LandscapesWorld(args.split).scene(0, args.size)
+        looks = [Style("morning", "spring"), Style("noon", "summer"),
+                 Style("evening", "autumn"), Style("overcast", "winter")]  # fmt: skip
+        fig = styles_figure(scene.labels, looks, scene.instances)
+    else:
+        data = load_landscapes(args.n, args.split, args.size, progress=False)
+        fig = map_image_grid(data.labels, data.images, ncol=min(4, args.n))
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+    return args.out
 
 
 def show_world(args: argparse.Namespace) -> str:
@@ -134,6 +157,9 @@ def show_world(args: argparse.Namespace) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
+    args.out = args.out or f"{args.world}.png"
+    if args.world == "landscapes":
+        return show_landscapes(args)
     from ganlab.data.birds import load_birds
     from ganlab.viz.birds import caption_grid, retrieval_figure
 

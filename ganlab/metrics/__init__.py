@@ -10,6 +10,8 @@ function                       what it measures                      module
 ``conditional_accuracy``       judge(G(z|y)) == y                    ``classification``
 ``inception_score``            exp E KL(p(y|x) || p(y)), judge's p   ``classification``
 ``mean_pairwise_distance``     diversity: mean L2 over pairs         ``diversity``
+``mean_iou``                   SPADE: segmenter's map vs input map   ``segmentation``
+``pixel_accuracy``             SPADE: fraction of pixels right       ``segmentation``
 =============================  ====================================  ======================
 
 Inputs are torch tensors or numpy arrays; everything is computed in float64 and returned as
@@ -40,6 +42,13 @@ from ganlab.metrics.parzen import (
 from ganlab.metrics.perceptual import PerceptualDistance, calibrate_perceptual_distance
 from ganlab.metrics.ppl import path_length_samples, perceptual_path_length
 from ganlab.metrics.result import MetricResult
+from ganlab.metrics.segmentation import (
+    confusion_matrix,
+    iou_per_class,
+    mean_iou,
+    pixel_accuracy,
+    segmentation_scores,
+)
 from ganlab.metrics.swd import sliced_wasserstein_distance
 from ganlab.metrics.translation import (
     domain_accuracy,
@@ -54,6 +63,7 @@ __all__ = [
     "PerceptualDistance",
     "calibrate_perceptual_distance",
     "conditional_accuracy",
+    "confusion_matrix",
     "domain_accuracy",
     "domain_confusion",
     "factor_preservation",
@@ -61,13 +71,17 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_from_moments",
     "inception_score",
+    "iou_per_class",
     "kernel_inception_distance",
+    "mean_iou",
     "mean_pairwise_distance",
     "parzen_log_densities",
     "parzen_log_likelihood",
     "path_length_samples",
     "perceptual_diversity",
     "perceptual_path_length",
+    "pixel_accuracy",
+    "segmentation_scores",
     "select_parzen_sigma",
     "sliced_wasserstein_distance",
     "softmax",

@@ -1,0 +1,1 @@
+"""Experiments that check the course itself (e.g. that a world is learnable at laptop scale)."""
