@@ -8,13 +8,6 @@ Chapters (``ganlab.chapters``) tie a world (``ganlab.data``), a paper's model
 
 __version__ = "0.1.0"
 
-CHAPTERS = (
-    "cgan",
-    "gan-int-cls",
-    "stackgan",
-    "attngan",
-    "pggan",
-    "stylegan",
-    "spade",
-    "stargan-v2",
-)
+from ganlab.chapters import CHAPTERS  # noqa: E402  (the one list: ganlab.chapters.PLAN)
+
+__all__ = ["CHAPTERS", "__version__"]

@@ -44,6 +44,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from ganlab.chapters import PLAN
+
 
 def find_repo(start: Path | None = None) -> Path:
     """The clone holding ``book/_toc.yml``: the current folder or a parent, else the package's."""
@@ -57,31 +59,11 @@ def find_repo(start: Path | None = None) -> Path:
 REPO = find_repo()
 BOOK = REPO / "book"
 
-# The eight chapters of the course (number -> name, world, payoff); see shared COURSE design.
-# The chapter map on the introduction links a chapter as soon as a lecture notebook whose
-# name starts with its number ("notebooks/02_...") is in the table of contents.
-CHAPTERS = {
-    1: ("CGAN", "real MNIST digits", "pick a digit, get that digit: the label really steers"),
-    2: (
-        "GAN-INT-CLS",
-        "birds with captions",
-        "text to image; a matching-aware discriminator; interpolated captions",
-    ),
-    3: (
-        "StackGAN",
-        "birds",
-        "a Stage-I sketch refined into Stage-II detail; conditioning augmentation",
-    ),
-    4: ("AttnGAN", "birds", "per-word attention maps; the DAMSM loss; R-precision"),
-    5: ("PGGAN", "faces", "growing from 4 px to N px with fade-in, live"),
-    6: ("StyleGAN", "faces", "style mixing (coarse, middle, fine), noise, truncation, PPL"),
-    7: ("SPADE", "landscapes", "paint a semantic map, get an image; multi-modal styles"),
-    8: (
-        "StarGAN v2",
-        "faces in domains",
-        "one model, many domains; latent- and reference-guided translation",
-    ),
-}
+# The eight chapters of the course (number -> name, world, payoff), from the one chapter list
+# (ganlab.chapters.PLAN). The chapter map on the introduction links a chapter as soon as a
+# lecture notebook whose name starts with its number ("notebooks/02_...") is in the table of
+# contents.
+CHAPTERS = {c.number: (c.title, c.world, c.payoff) for c in PLAN}
 CHAPTER_MAP_MARKER = "<!-- chapter-map -->"
 
 # npm packages vendored into book/_vendor, and the files kept from each (trimmed to what the

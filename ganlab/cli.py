@@ -1,14 +1,21 @@
 """The ``ganlab`` command (also ``python -m ganlab``); every chapter extends it.
 
-ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume] [--stage 1|2]
-ganlab sample CHAPTER [--weights W] [--out PNG] [condition options]
-ganlab evaluate CHAPTER [--weights W] [--n N] --json
-ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE]
+ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume | --overwrite]
+                    [--checkpoint-minutes M] [chapter options]
+ganlab sample CHAPTER [--weights W] [--out PNG|JPG] [--n N] [--seed S] [chapter options]
+ganlab evaluate CHAPTER [--weights W] [--n N] --json [chapter options]
+ganlab grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--timeout S] [--profile P]
 ganlab exercises build|check
-ganlab bench CHAPTER [--profile P] --json
+ganlab bench CHAPTER [--profile P] --json [chapter options]
 ganlab world birds [--split S] [--n N] [--size PX] [--out PNG] [--retrieve CAPTION]
 ganlab world faces [--split S] [--domain D] [--n N] [--size PX] [--out PNG] [--masks|--sweep]
+ganlab world landscapes [--split S] [--n N] [--size PX] [--out PNG] [--styles]
 ganlab info
+
+The five chapter commands (train, sample, evaluate, bench, ship) are written once, in
+``ganlab.chapters.commands``; a chapter adds its own options (``--variant``, ``--stage``,
+``--digit``, ``--caption``...) through its contract's ``add_options``, and an option that the
+chapter does not have is refused, naming the ones it has.
 """
 
 from __future__ import annotations
@@ -17,9 +24,23 @@ import argparse
 import json
 import sys
 
-from ganlab import CHAPTERS, __version__
+from ganlab import __version__
+from ganlab.chapters import CHAPTERS
 from ganlab.errors import GanLabError
 from ganlab.profiles import PROFILES
+
+CHAPTER_COMMANDS = ("train", "sample", "evaluate", "bench", "ship")
+
+
+class UsageError(GanLabError, ValueError):
+    """A command-line option the chosen chapter does not have."""
+
+
+class _ChapterOptions(argparse.ArgumentParser):
+    """The chapter's own options of one command; errors become :class:`UsageError`."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def _chapter_arg(p: argparse.ArgumentParser) -> None:
@@ -37,17 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="override the profile's number of steps")
     p.add_argument("--out", help="folder for checkpoint.safetensors (default runs/CHAPTER)")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        metavar="M",
+        help="also checkpoint every M minutes (default 10; 0: only every steps/4)",
+    )
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
-    p.add_argument("--variant", help="a chapter's model variant (gan-int-cls: gan, gan-cls, ...)")
-    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: train one stage only")
-    p.add_argument("--stage1", help="stackgan --stage 2: the Stage-I weights (default shipped)")
 
-    p = sub.add_parser("sample", help="draw samples into a PNG grid")
+    p = sub.add_parser("sample", help="draw samples into a PNG (or JPEG) grid")
     _chapter_arg(p)
     p.add_argument("--weights", help="exported weights or checkpoint (default: shipped)")
-    p.add_argument("--out", help="PNG file to write")
-    p.set_defaults(_needs_conditions=True)
+    p.add_argument("--out", help="PNG or JPEG file to write")
+    p.add_argument("--n", type=int, default=8, help="samples per condition (default 8)")
+    p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="the chapter's metrics as JSON")
     _chapter_arg(p)
@@ -55,13 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5000, help="generated samples (default 5000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON only")
-    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: the shipped stage")
+
+    def cell_timeout(value: str) -> int:
+        from ganlab.runner import positive_timeout
+
+        try:
+            return positive_timeout(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     p = sub.add_parser("grade", help="grade submitted notebooks")
     p.add_argument("path", help="a notebook or a folder of notebooks")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--csv", help="write a CSV, one row per notebook")
-    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    p.add_argument(
+        "--timeout",
+        type=cell_timeout,
+        help="seconds per cell (default by profile: smoke 120, cpu 1200, gpu 1800); a cell "
+        "past it is interrupted, and its kernel killed if it has not stopped 10 s later",
+    )
     p.add_argument("--profile", choices=PROFILES, default="smoke", help="default smoke")
 
     p = sub.add_parser("exercises", help="build exercises/ from solutions/, or check them")
@@ -73,17 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     _chapter_arg(p)
     p.add_argument("--profile", choices=PROFILES)
     p.add_argument("--steps", type=int, help="timed steps (after warm-up)")
-    p.add_argument("--stage", type=int, choices=(1, 2), help="stackgan: the stage (default 2)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ship", help="(maintainers) measure a run and ship its weights")
     _chapter_arg(p)
     p.add_argument("run", help="a finished run's --out folder")
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
-    p.add_argument("--main", action="store_true", help="ship as the chapter's main model")
 
-    p = sub.add_parser("world", help="show a world: birds with their captions, or faces")
-    p.add_argument("world", choices=("birds", "faces"))
+    p = sub.add_parser("world", help="show a world: birds (captions), faces or landscapes")
+    p.add_argument("world", choices=("birds", "faces", "landscapes"))
     p.add_argument("--split", default="train", help="birds: train, test or zeroshot; "
                    "faces: train, test or reference (default train)")  # fmt: skip
     p.add_argument("--n", type=int, default=8, help="images to show (default 8)")
@@ -97,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", metavar="FACTOR", nargs="+",
                    help="faces: factor sweeps (vary one factor, hold the rest)")  # fmt: skip
     # -- end faces --
+    # -- landscapes (ganlab.viz.landscapes) --
+    p.add_argument("--styles", action="store_true",
+                   help="landscapes: each map in four styles (times of day, seasons)")  # fmt: skip
+    # -- end landscapes --
 
     sub.add_parser("info", help="profile, device and versions")
     return parser
@@ -120,6 +160,24 @@ def show_faces(args: argparse.Namespace) -> str:
     return args.out
 
 
+def show_landscapes(args: argparse.Namespace) -> str:
+    """``ganlab world landscapes``: map | image pairs with a legend, or maps in four styles."""
+    from ganlab.data.landscapes import LandscapesWorld, Style, load_landscapes
+    from ganlab.viz.landscapes import map_image_grid, styles_figure
+
+    if args.styles:
+        scene = LandscapesWorld(args.split).scene(0, args.size)
+        looks = [Style("morning", "spring"), Style("noon", "summer"),
+                 Style("evening", "autumn"), Style("overcast", "winter")]  # fmt: skip
+        fig = styles_figure(scene.labels, looks, scene.instances)
+    else:
+        data = load_landscapes(args.n, args.split, args.size, progress=False)
+        fig = map_image_grid(data.labels, data.images, ncol=min(4, args.n))
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+    return args.out
+
+
 def show_world(args: argparse.Namespace) -> str:
     """``ganlab world birds``: a captioned grid, or the birds nearest to a caption."""
     import matplotlib
@@ -128,6 +186,8 @@ def show_world(args: argparse.Namespace) -> str:
     args.out = args.out or f"{args.world}.png"
     if args.world == "faces":
         return show_faces(args)
+    if args.world == "landscapes":
+        return show_landscapes(args)
     from ganlab.data.birds import load_birds
     from ganlab.viz.birds import caption_grid, retrieval_figure
 
@@ -146,15 +206,31 @@ def show_world(args: argparse.Namespace) -> str:
     return args.out
 
 
+def chapter_options(command: str, chapter) -> _ChapterOptions:
+    """The parser of ``chapter``'s own options of ``command``."""
+    parser = _ChapterOptions(prog=f"ganlab {command} {chapter.name}", add_help=False)
+    chapter.add_options(command, parser)
+    return parser
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
+    """The command line as one namespace: the command's options, then the chapter's own
+    (a chapter not written yet, or an option it does not have, is a :class:`GanLabError`)."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if getattr(args, "_needs_conditions", False):
+    if args.command in CHAPTER_COMMANDS:
         from ganlab.chapters import get_chapter
 
-        cond = argparse.ArgumentParser(prog=f"ganlab sample {args.chapter}")
-        get_chapter(args.chapter).add_condition_arguments(cond)
-        args = argparse.Namespace(**vars(args), **vars(cond.parse_args(rest)))
+        own = chapter_options(args.command, get_chapter(args.chapter))
+        usage = own.format_usage().strip().removeprefix(f"usage: {own.prog}").strip()
+        have = f"its own {args.command} options: {usage or 'none'}"
+        try:
+            extra, unknown = own.parse_known_args(rest)
+        except UsageError as exc:
+            raise UsageError(f"{exc}; {have}") from None
+        if unknown:
+            raise UsageError(f"{own.prog} does not take {' '.join(unknown)}; {have}")
+        args = argparse.Namespace(**vars(args), **vars(extra))
     elif rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     args.argv = list(argv)
@@ -183,33 +259,49 @@ def run(args: argparse.Namespace) -> int:
         print("exercises are up to date" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
     if args.command == "grade":
-        from ganlab.grading.grade import format_table, grade_path
+        from ganlab.grading import grade
 
-        results = grade_path(args.path, csv=args.csv, timeout=args.timeout, profile=args.profile)
-        print(json.dumps(results, indent=2) if args.json else format_table(results))
+        if args.csv:
+            grade.check_csv_path(args.csv)  # before an hour of grading, not after
+        _, skipped = grade.find_submissions(args.path)
+        try:
+            results = grade.grade_path(args.path, timeout=args.timeout, profile=args.profile)
+        except grade.GradingError as error:
+            if getattr(error, "results", None):
+                print(grade.format_table(error.results))
+            raise
+        print(json.dumps(results, indent=2) if args.json else grade.format_table(results, skipped))
+        if args.csv:
+            try:
+                grade.write_csv(results, args.csv)
+            except OSError as error:
+                print(
+                    f"ganlab: error: could not write {args.csv} ({error}); every grade is "
+                    "in the table above",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"wrote {args.csv}", file=sys.stderr)
         return 0
 
-    from ganlab.chapters import get_chapter
+    from ganlab.chapters import commands, get_chapter
 
     chapter = get_chapter(args.chapter)
     if args.command == "train":
-        chapter.train(args)
-    elif args.command == "sample":
-        chapter.sample(args)
-    elif args.command == "evaluate":
-        result = chapter.evaluate(args)
-        print(json.dumps(result, indent=2, sort_keys=True))
-    elif args.command == "ship":
-        chapter.ship(args)
-    elif args.command == "bench":
-        result = chapter.bench(args)
+        from ganlab.train.run_dir import command_line_options
+
+        with command_line_options(args.overwrite, args.checkpoint_minutes):  # TrainConfig defaults
+            result = commands.run(args.command, chapter, args)
+    else:
+        result = commands.run(args.command, chapter, args)
+    if args.command in ("evaluate", "bench"):
         print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
     try:
+        args = _parse(sys.argv[1:] if argv is None else argv)
         return run(args)
     except GanLabError as exc:
         print(f"ganlab: error: {exc}", file=sys.stderr)
@@ -217,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"ganlab: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint; no traceback
+        from ganlab.train.interrupt import cli_message
+
+        print(cli_message(exc, args.argv), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

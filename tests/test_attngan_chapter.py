@@ -137,12 +137,11 @@ def test_attention_explorer_draws_and_reports_bad_captions(run, capsys):
 
     matplotlib.use("Agg")
     from ganlab.text.train import load_encoders
-    from ganlab.viz.attention import attention_explorer
 
     G, _ = chapter.load_generator(run / "generator.safetensors")
     text_encoder, _ = load_encoders("damsm")
     # outside a kernel the Output widget captures nothing: display() prints to stdout
-    box, seed, _ = attention_explorer(G, text_encoder, "a bird with a red crown").children
+    box, seed, _ = chapter.attention_explorer(G, text_encoder, "a bird with a red crown").children
     assert "Figure" in capsys.readouterr().out  # the first view is drawn at once
     box.value = "!!!"  # no words at all
     assert "cannot encode this caption" in capsys.readouterr().out

@@ -390,9 +390,9 @@ def test_generator_validation():
         G(torch.randn(2, 7), torch.randn(2, TEXT))
     with pytest.raises(TypeError, match="z must be a float"):
         G(torch.ones(2, Z, dtype=torch.long), torch.randn(2, TEXT))
-    with pytest.raises(ValueError, match=r"text must have shape \(B, 12\)"):
+    with pytest.raises(ValueError, match=r"text must have shape \(2, 12\)"):
         G(torch.randn(2, Z), torch.randn(2, 3, TEXT))
-    with pytest.raises(ValueError, match="text must have 2 rows"):
+    with pytest.raises(ValueError, match=r"text must have shape \(2, 12\) .* got shape \(3, 12\)"):
         G(torch.randn(2, Z), torch.randn(3, TEXT))
     with pytest.raises(TypeError, match="torch.Tensor"):
         G(torch.randn(2, Z), [[0.0] * TEXT] * 2)
@@ -409,7 +409,7 @@ def test_discriminator_validation():
         D(torch.zeros(2, 3, 32, 32), t)
     with pytest.raises(ValueError, match=r"\(N, 3, 16, 16\)"):
         D(torch.zeros(3, 16, 16), t)
-    with pytest.raises(ValueError, match="text must have 2 rows"):
+    with pytest.raises(ValueError, match=r"text must have shape \(2, 12\) \(one row per image\)"):
         D(torch.zeros(2, 3, 16, 16), torch.randn(4, TEXT))
     with pytest.raises(TypeError, match="text must be a float"):
         D(torch.zeros(2, 3, 16, 16), torch.ones(2, TEXT, dtype=torch.int64))

@@ -5,7 +5,7 @@ import hashlib
 import torch
 
 from ganlab.chapters import cgan as chapter
-from ganlab.chapters.cgan_eval import balanced_labels
+from ganlab.evaluation.digits import balanced_labels
 from ganlab.judges.digits import load_digit_judge
 from ganlab.train import checkpoint as ckpt
 from ganlab.weights import shipped

@@ -10,35 +10,41 @@ with the frozen DAMSM image encoder; ``variant="no-damsm"`` sets lambda to 0 (th
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ganlab.chapters.birds_commands import finish_training, sample_grid, ship_weights
-from ganlab.data.birds import load_birds
+from ganlab.chapters.contract import CaptionChapter, Profile, split_overrides
+from ganlab.data.captioned import load_captioned
 from ganlab.models import attngan as M
-from ganlab.profiles import get_profile
 from ganlab.text.damsm import damsm_loss
 from ganlab.text.train import load_encoders, tokenize_all
-from ganlab.train import checkpoint as ckpt
-from ganlab.train.loop import Recipe, StepContext, TrainConfig, Trainer, adam
+from ganlab.train.export import ModelSpec
+from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
 
-CHAPTER = "attngan"
+NAME = "attngan"
 SHIPPED = "attngan"  # ganlab/weights/attngan.safetensors
 SHIPPED_NO_DAMSM = "attngan_no_damsm"
 VARIANTS = ("damsm", "no-damsm")
 EVAL_SIZE = 64  # the bird judge's and DAMSM's resolution
 
+
+@dataclass(frozen=True)
+class AttnGANSettings:
+    """The model side of a profile: the first stage's size (the others double it), the
+    generator's and discriminators' widths, and the birds to train on."""
+
+    base_size: int
+    ngf: int
+    ndf: int
+    n_birds: int
+
+
 PROFILES = {
-    "smoke": dict(base_size=16, ngf=4, ndf=4, steps=4, batch_size=8, n_birds=64, log_every=2),
-    "cpu": dict(
-        base_size=16, ngf=16, ndf=8, steps=2000, batch_size=32, n_birds=10000, log_every=50
-    ),
-    "gpu": dict(
-        base_size=64, ngf=32, ndf=64, steps=20000, batch_size=20, n_birds=20000, log_every=100
-    ),
+    "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
+    "cpu": Profile(AttnGANSettings(16, 16, 8, 10000), LoopSettings(2000, 32, 50)),
+    "gpu": Profile(AttnGANSettings(64, 32, 64, 20000), LoopSettings(20000, 20, 100)),
 }
 
 
@@ -57,7 +63,8 @@ class AttnGANRecipe(Recipe):
     betas: tuple[float, float] = (0.5, 0.999)
     lambda_damsm: float = M.LAMBDA_DAMSM
     encoder_path: str | None = None
-    chapter: str = field(default=CHAPTER, init=False)
+    data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
+    chapter: str = field(default=NAME, init=False)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -80,11 +87,14 @@ class AttnGANRecipe(Recipe):
         keys += ("lambda_damsm", "lr")
         return {k: getattr(self, k) for k in keys} | {"betas": list(self.betas)}
 
-    def build(self):
-        G = M.Generator(
-            ngf=self.ngf, base_size=self.base_size, num_stages=self.num_stages,
+    def generator_spec(self) -> ModelSpec:
+        return ModelSpec.of(
+            M.Generator, ngf=self.ngf, base_size=self.base_size, num_stages=self.num_stages,
             num_residual=self.num_residual,
         )  # fmt: skip
+
+    def build(self):
+        G = self.generator_spec().build()
         Ds = M.build_discriminators(self.base_size, self.num_stages, self.ndf)
         return {"G": G, **dict(zip(self.d_names, Ds))}
 
@@ -92,7 +102,9 @@ class AttnGANRecipe(Recipe):
         return {k: adam(modules[k].parameters(), self.lr, self.betas, device) for k in modules}
 
     def data(self, device):
-        birds = {s: load_birds(self.n_birds, "train", s) for s in self.image_sizes}
+        birds = {
+            s: load_captioned(self.n_birds, "train", s, self.data_root) for s in self.image_sizes
+        }
         text_enc, image_enc = load_encoders("damsm", self.encoder_path, device=device)
         last = birds[self.image_sizes[-1]]
         ids, lengths = tokenize_all(text_enc.vocab, last.captions)
@@ -145,9 +157,7 @@ class AttnGANRecipe(Recipe):
             loss_i = M.discriminator_loss(
                 real_u.float(), real_c.float(), fake_u.float(), fake_c.float(), wrong_c.float()
             )
-            ctx.opts[name].zero_grad(set_to_none=True)
-            loss_i.backward()
-            ctx.opts[name].step()
+            ctx.update(name, loss_i)
             loss_d = loss_d + loss_i.detach()
 
         # --- G: fool every D_i, match the words (DAMSM on the last image), stay near N(0, I)
@@ -162,9 +172,7 @@ class AttnGANRecipe(Recipe):
             )
             damsm = damsm["total"]
         loss_g = M.generator_loss(pairs, mu.float(), logvar.float(), damsm, self.lambda_damsm)
-        ctx.opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opts["G"].step()
+        ctx.update("G", loss_g)
         out = {
             "loss_D": loss_d,
             "loss_G": loss_g.detach(),
@@ -176,66 +184,34 @@ class AttnGANRecipe(Recipe):
 
 
 def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainConfig]:
-    s = dict(PROFILES[profile])
-    s.update({k: v for k, v in overrides.items() if v is not None})
+    """The recipe and loop config of a profile, with overrides (model settings, ``variant``,
+    ``data_root``, loop and run fields)."""
+    model, loop, rest = split_overrides(PROFILES[profile], overrides)
     recipe = AttnGANRecipe(
-        variant=s.get("variant") or "damsm", base_size=s["base_size"], ngf=s["ngf"],
-        ndf=s["ndf"], n_birds=s["n_birds"],
-    )  # fmt: skip
-    cfg = TrainConfig.from_settings(s, profile)
-    return recipe, cfg
+        base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds, **rest
+    )
+    return recipe, PROFILES[profile].loop.config(profile, **loop)
 
 
 # ------------------------------------------------------------------ weights
 BN_BATCHES = 20  # batches of 32 for the generator's standing BatchNorm statistics
 
 
-@torch.no_grad()
 def standing_statistics(G, recipe: AttnGANRecipe, data, device, batches: int = BN_BATCHES):
     """Recompute G's BatchNorm statistics on fresh (z, caption) batches."""
-    from ganlab.train.ema import recalibrate_batchnorm
-
-    gen = torch.Generator().manual_seed(0)
-    inputs = []
-    for _ in range(batches):
-        idx = torch.randint(0, len(data["species"]), (32,), generator=gen)
-        sentence, words, _, padding = recipe.text(data, idx)
-        inputs.append(
-            (torch.randn(32, G.z_dim, generator=gen).to(device), sentence, words, padding)
-        )
-    return recalibrate_batchnorm(G, inputs)
+    return CHAPTER.standing_statistics(G, recipe, data, device, batches)
 
 
 def export_generator(trainer: Trainer, path, manifest: dict) -> Path:
     """The EMA generator, with standing BatchNorm statistics, and its manifest."""
-    G = trainer.generator("G")
-    standing_statistics(G, trainer.recipe, trainer.recipe.data(trainer.device), trainer.device)
-    meta = {
-        "chapter": CHAPTER,
-        "kind": "weights",
-        "model": "attngan.Generator",
-        "config": trainer.recipe.config(),
-        "manifest": {**manifest, "batchnorm": f"standing statistics, {BN_BATCHES} batches of 32"},
-    }
-    return ckpt.save_state(path, ckpt.module_tensors(G, "G"), meta)
+    from ganlab.chapters.commands import export_generator
+
+    return export_generator(CHAPTER, trainer, path, manifest)
 
 
 def load_generator(path=None, device="cpu") -> tuple[M.Generator, dict]:
     """A generator from exported weights or a checkpoint (its EMA copy); None: shipped."""
-    if path is None:
-        from ganlab.weights import shipped
-
-        path = shipped(SHIPPED)
-    meta = ckpt.read_meta(path)
-    if meta.get("chapter") != CHAPTER:
-        raise ckpt.CheckpointError(f"{path} holds chapter {meta.get('chapter')!r}, not {CHAPTER!r}")
-    cfg = meta["config"]
-    keep = ("variant", "base_size", "ngf", "ndf", "num_stages", "num_residual")
-    G = AttnGANRecipe(**{k: cfg[k] for k in keep}).build()["G"]
-    tensors, meta = ckpt.load_state(path)
-    prefix = "ema.G" if any(k.startswith("ema.G.") for k in tensors) else "G"
-    ckpt.load_module(G, tensors, prefix)
-    return G.to(device).eval(), meta
+    return CHAPTER.load(path, device)
 
 
 @torch.no_grad()
@@ -316,75 +292,75 @@ def attention_by_word_kind(G, captions: list[str], seed: int = 0, text_encoder=N
     return out
 
 
-def add_condition_arguments(parser) -> None:
-    parser.add_argument("--caption", action="append", help="caption(s) to draw (repeatable)")
-    parser.add_argument("--n", type=int, default=8, help="samples per caption (default 8)")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def train(args) -> dict:
-    profile = get_profile(args.profile)
-    print(profile.describe())
-    recipe, cfg = recipe_and_config(
-        profile.name, steps=args.steps, out=args.out or "runs/attngan", resume=args.resume,
-        seed=getattr(args, "seed", None), variant=getattr(args, "variant", None),
-    )  # fmt: skip
-    print(f"AttnGAN: {json.dumps(recipe.config())}")
-    trainer = Trainer(recipe, cfg, device=profile.device)
-    result = trainer.fit()
-    return finish_training(
-        args, CHAPTER, profile, trainer, result, export_generator, variant=recipe.variant
-    )
-
-
-def sample(args) -> str:
-    G, _ = load_generator(args.weights)
-    text_encoder, _ = load_encoders("damsm")
-    draw = lambda caps, seed: generate(G, caps, seed, text_encoder)  # noqa: E731
-    return sample_grid(args, draw, "attngan_samples.png")
-
-
 def evaluate_generator(G, n: int = 1000, split: str = "test", seed: int = 0) -> dict:
-    """The birds protocol (``chapters.birds_eval``) on G's last stage."""
-    from ganlab.chapters.birds_eval import evaluate_text_to_image
-
-    text_encoder, _ = load_encoders("damsm")
-    fn = lambda caps, s: generate(G, caps, s, text_encoder)  # noqa: E731
-    return evaluate_text_to_image(fn, n=n, split=split, seed=seed)
+    """The birds protocol (:mod:`ganlab.evaluation.birds`) on G's last stage."""
+    return CHAPTER.evaluate_generator(G, {}, n, split, seed)
 
 
-def evaluate(args) -> dict:
-    G, meta = load_generator(args.weights)
-    n = min(args.n, 2000)
-    return {
-        "chapter": CHAPTER,
-        "weights": str(args.weights or f"shipped:{SHIPPED}"),
-        "variant": meta["config"]["variant"],
-        "image_size": G.image_sizes[-1],
-        "test": evaluate_generator(G, n, "test", args.seed),
-        "zeroshot": evaluate_generator(G, n, "zeroshot", args.seed),
-    }
+def attention_explorer(G, text_encoder, caption: str | None = None, seed: int = 0):
+    """Type a caption (Enter) and pick a seed: AttnGAN's images at every stage with one
+    attention map per word (:func:`ganlab.viz.attention.word_attention_explorer` draws them).
+
+    ``G`` is an AttnGAN generator (:func:`load_generator`), ``text_encoder`` the chapter's
+    DAMSM caption encoder. Unknown words show as ``<unk>``; a caption without words prints
+    the encoder's error instead of a figure.
+    """
+    from ganlab.viz.attention import word_attention_explorer
+
+    def attend(text: str, seed: int):
+        words = caption_tokens(text_encoder, text)
+        images, attention, _ = generate_all(G, [text], seed, text_encoder)
+        return [x[0] for x in images], [a[0] for a in attention], words
+
+    return word_attention_explorer(attend, caption, seed)
 
 
-def bench(args) -> dict:
-    from ganlab.train.bench import bench_recipe
+# ------------------------------------------------------------------ the contract
+class AttnGAN(CaptionChapter):
+    """Chapter 4's contract: three stages, attention over the caption's words, DAMSM."""
 
-    profile = get_profile(args.profile)
-    recipe, cfg = recipe_and_config(profile.name, progress=False)
-    smoke = profile.name == "smoke"
-    steps = args.steps or (3 if smoke else 20)
-    model = "attngan.Generator"
-    return bench_recipe(recipe, cfg, profile.device, steps, 2 if smoke else 5, model, profile.name)
+    name = NAME
+    profiles = PROFILES
+    shipped = SHIPPED
+    sample_out = "attngan_samples.png"
+    bench_steps = (20, 5)
+    bench_steps_smoke = (3, 2)
+    bn_batch_size = 32
+
+    def recipe(self, profile, **overrides):
+        return recipe_and_config(profile, **overrides)
+
+    def add_options(self, command, parser) -> None:
+        super().add_options(command, parser)
+        if command == "train":
+            parser.add_argument("--variant", help=f"one of {', '.join(VARIANTS)}")
+
+    def train_options(self, args) -> dict:
+        return {"variant": args.variant}
+
+    def manifest_extra(self, recipe) -> dict:
+        return {"variant": recipe.variant}
+
+    def standing_inputs(self, G, recipe, data, gen, device):
+        idx = torch.randint(0, len(data["species"]), (32,), generator=gen)
+        sentence, words, _, padding = recipe.text(data, idx)
+        return torch.randn(32, G.z_dim, generator=gen).to(device), sentence, words, padding
+
+    def generator(self, G, meta, for_evaluation=False):
+        text_encoder, _ = load_encoders("damsm")
+        return lambda captions, seed: generate(G, captions, seed, text_encoder)
+
+    def evaluate(self, G, meta, n, seed) -> dict:
+        return {
+            "variant": meta["config"]["variant"],
+            "image_size": G.image_sizes[-1],
+            **super().evaluate(G, meta, n, seed),
+        }
+
+    def ship_target(self, meta, args):
+        """The main model, or the ``no-damsm`` ablation as ``attngan_no_damsm`` (float16)."""
+        main = meta["config"]["variant"] == "damsm"
+        return (SHIPPED, False) if main else (SHIPPED_NO_DAMSM, True)
 
 
-def ship(args) -> dict:
-    """``ganlab ship attngan RUN``: measure the run's generator and ship it (the ``no-damsm``
-    ablation as ``attngan_no_damsm``, float16)."""
-    from ganlab.chapters.stackgan import summary_metrics
-
-    source = Path(args.run) / "generator.safetensors"
-    G, meta = load_generator(source)
-    metrics = {s: summary_metrics(evaluate_generator(G, args.n, s)) for s in ("test", "zeroshot")}
-    main = meta["config"]["variant"] == "damsm"
-    ship_weights(source, SHIPPED if main else SHIPPED_NO_DAMSM, metrics, args.n, half=not main)
-    return metrics
+CHAPTER = AttnGAN()

@@ -13,28 +13,35 @@ from pathlib import Path
 
 import torch
 
-from ganlab.chapters.birds_commands import finish_training, sample_grid, ship_weights
-from ganlab.data.birds import load_birds
+from ganlab.chapters.contract import CaptionChapter, Profile, split_overrides
+from ganlab.data.captioned import load_captioned
 from ganlab.models import gan_int_cls as M
-from ganlab.profiles import get_profile
 from ganlab.text.train import load_encoders, tokenize_all
-from ganlab.train import checkpoint as ckpt
-from ganlab.train.loop import Recipe, StepContext, TrainConfig, Trainer, adam
+from ganlab.train.export import ModelSpec
+from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
 
-CHAPTER = "gan-int-cls"
+NAME = "gan-int-cls"
 SHIPPED = "gan_int_cls"  # ganlab/weights/gan_int_cls.safetensors
 CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
 VARIANT_NAMES = ("gan", "gan-cls", "gan-int", "gan-int-cls", "no-text")  # the comparison
 INT_WEIGHT = 0.5  # interpolated texts on the whole batch, weighted as the official code
 
+
+@dataclass(frozen=True)
+class GANINTCLSSettings:
+    """The model side of a profile: image size, generator and discriminator widths, and how
+    many birds of the world to train on."""
+
+    image_size: int
+    ngf: int
+    ndf: int
+    n_birds: int
+
+
 PROFILES = {
-    "smoke": dict(image_size=16, ngf=8, ndf=8, steps=20, batch_size=16, n_birds=128, log_every=10),
-    "cpu": dict(
-        image_size=32, ngf=16, ndf=16, steps=3000, batch_size=64, n_birds=10000, log_every=50
-    ),
-    "gpu": dict(
-        image_size=64, ngf=128, ndf=64, steps=20000, batch_size=64, n_birds=20000, log_every=100
-    ),
+    "smoke": Profile(GANINTCLSSettings(16, 8, 8, 128), LoopSettings(20, 16, 10)),
+    "cpu": Profile(GANINTCLSSettings(32, 16, 16, 10000), LoopSettings(3000, 64, 50)),
+    "gpu": Profile(GANINTCLSSettings(64, 128, 64, 20000), LoopSettings(20000, 64, 100)),
 }
 
 
@@ -53,7 +60,8 @@ class GANINTCLSRecipe(Recipe):
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     encoder_path: str | None = None
-    chapter: str = field(default=CHAPTER, init=False)
+    data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
+    chapter: str = field(default=NAME, init=False)
 
     def __post_init__(self):
         self.switches = M.variant(self.variant)
@@ -66,17 +74,22 @@ class GANINTCLSRecipe(Recipe):
         keys = ("variant", "text", "image_size", "ngf", "ndf", "z_dim", "proj_dim", "lr")
         return {k: getattr(self, k) for k in keys} | {"betas": list(self.betas)}
 
+    def generator_spec(self) -> ModelSpec:
+        return ModelSpec.of(
+            M.Generator, text_dim=1024, proj_dim=self.proj_dim, z_dim=self.z_dim,
+            ngf=self.ngf, image_size=self.image_size,
+        )  # fmt: skip
+
     def build(self):
-        text_dim = 1024
-        G = M.Generator(text_dim, self.proj_dim, self.z_dim, self.ngf, self.image_size)
-        D = M.Discriminator(text_dim, self.proj_dim, self.ndf, self.image_size)
+        G = self.generator_spec().build()
+        D = M.Discriminator(1024, self.proj_dim, self.ndf, self.image_size)
         return {"G": G, "D": D}
 
     def optimizers(self, modules, device):
         return {k: adam(modules[k].parameters(), self.lr, self.betas, device) for k in ("G", "D")}
 
     def data(self, device):
-        birds = load_birds(self.n_birds, "train", self.image_size)
+        birds = load_captioned(self.n_birds, "train", self.image_size, self.data_root)
         text_enc, _ = load_encoders("joint", self.encoder_path, device=device)
         ids, lengths = tokenize_all(text_enc.vocab, birds.captions)
         return {
@@ -119,9 +132,7 @@ class GANINTCLSRecipe(Recipe):
                 wrong = M.mismatched_indices(data["species"][idx], check=False)
                 s_w = D(x[wrong], t).float()
         loss_d = M.discriminator_loss(s_r, s_w, s_f, cls=self.switches.cls)
-        ctx.opts["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        ctx.opts["D"].step()
+        ctx.update("D", loss_d)
 
         # --- G: fool D on the right text, and (INT) on interpolated text that D never sees
         z = torch.randn(n, self.z_dim, device=dev)
@@ -135,9 +146,7 @@ class GANINTCLSRecipe(Recipe):
         # Official balance: one BCE over B right + B/2 interpolated texts, i.e. the
         # interpolations weigh half as much per batch mean as the right texts.
         loss_g = M.generator_loss(g_f, g_int, int_weight=INT_WEIGHT)
-        ctx.opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opts["G"].step()
+        ctx.update("G", loss_g)
         return {
             "loss_D": loss_d.detach(),
             "loss_G": loss_g.detach(),
@@ -147,20 +156,15 @@ class GANINTCLSRecipe(Recipe):
 
 
 def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, TrainConfig]:
-    s = dict(PROFILES[profile])
-    s.update({k: v for k, v in overrides.items() if v is not None})
-    if s.get("variant") == "no-text":  # the baseline: plain GAN, text zeroed
-        s["variant"], s["text"] = "gan", False
+    """The recipe and loop config of a profile, with overrides (model settings, ``variant``,
+    ``text``, ``data_root``, loop and run fields); variant ``no-text`` is the baseline."""
+    model, loop, rest = split_overrides(PROFILES[profile], overrides)
+    if rest.get("variant") == "no-text":  # the baseline: plain GAN, text zeroed
+        rest["variant"], rest["text"] = "gan", False
     recipe = GANINTCLSRecipe(
-        variant=s.get("variant", "gan-int-cls"),
-        text=s.get("text", True),
-        image_size=s["image_size"],
-        ngf=s["ngf"],
-        ndf=s["ndf"],
-        n_birds=s["n_birds"],
+        image_size=model.image_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds, **rest
     )
-    cfg = TrainConfig.from_settings(s, profile)
-    return recipe, cfg
+    return recipe, PROFILES[profile].loop.config(profile, **loop)
 
 
 # ------------------------------------------------------------------ weights
@@ -176,58 +180,21 @@ def shipped_variant(name: str) -> Path:
 BN_BATCHES = 20  # batches of 64 for the generator's standing BatchNorm statistics
 
 
-@torch.no_grad()
 def standing_statistics(G, recipe: GANINTCLSRecipe, data, device, batches: int = BN_BATCHES):
     """Recompute G's BatchNorm statistics on fresh (z, text) batches (see recalibrate_batchnorm)."""
-    from ganlab.train.ema import recalibrate_batchnorm
-
-    gen = torch.Generator().manual_seed(0)
-    inputs = []
-    for _ in range(batches):
-        idx = torch.randint(0, len(data["images"]), (64,), generator=gen).to(device)
-        inputs.append(
-            (torch.randn(64, G.z_dim, generator=gen).to(device), recipe.text_features(data, idx))
-        )
-    return recalibrate_batchnorm(G, inputs)
+    return CHAPTER.standing_statistics(G, recipe, data, device, batches)
 
 
 def export_generator(trainer: Trainer, path, manifest: dict) -> Path:
     """The EMA generator, with standing BatchNorm statistics, and its manifest."""
-    G = trainer.generator("G")
-    standing_statistics(G, trainer.recipe, trainer.recipe.data(trainer.device), trainer.device)
-    meta = {
-        "chapter": CHAPTER,
-        "kind": "weights",
-        "model": "gan_int_cls.Generator",
-        "config": trainer.recipe.config(),
-        "manifest": {
-            **manifest,
-            "batchnorm": f"standing statistics over {BN_BATCHES} batches of 64",
-        },
-    }
-    return ckpt.save_state(path, ckpt.module_tensors(G, "G"), meta)
+    from ganlab.chapters.commands import export_generator
+
+    return export_generator(CHAPTER, trainer, path, manifest)
 
 
 def load_generator(path=None, device="cpu") -> tuple[torch.nn.Module, dict]:
     """A generator from exported weights or a checkpoint (its EMA copy); None: shipped."""
-    if path is None:
-        from ganlab.weights import shipped
-
-        path = shipped(SHIPPED)
-    meta = ckpt.read_meta(path)
-    if meta.get("chapter") != CHAPTER:
-        raise ckpt.CheckpointError(f"{path} holds chapter {meta.get('chapter')!r}, not {CHAPTER!r}")
-    cfg = meta["config"]
-    recipe = GANINTCLSRecipe(**{k: v for k, v in cfg.items() if k not in ("lr", "betas")})
-    G = recipe.build()["G"]
-    tensors, meta = ckpt.load_state(path)
-    prefix = (
-        "ema.G"
-        if meta.get("kind") == "checkpoint" and any(k.startswith("ema.G.") for k in tensors)
-        else "G"
-    )
-    ckpt.load_module(G, tensors, prefix)
-    return G.to(device).eval(), meta
+    return CHAPTER.load(path, device)
 
 
 @torch.no_grad()
@@ -246,107 +213,63 @@ def generate(
     return G(z, t).float().cpu()
 
 
-def add_condition_arguments(parser) -> None:
-    parser.add_argument("--caption", action="append", help="caption(s) to draw (repeatable)")
-    parser.add_argument("--n", type=int, default=8, help="samples per caption (default 8)")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def train(args) -> dict:
-    profile = get_profile(args.profile)
-    print(profile.describe())
-    recipe, cfg = recipe_and_config(
-        profile.name,
-        steps=args.steps,
-        out=args.out or "runs/gan-int-cls",
-        resume=args.resume,
-        seed=getattr(args, "seed", None),
-        variant=getattr(args, "variant", None),
-    )
-    trainer = Trainer(recipe, cfg, device=profile.device)
-    result = trainer.fit()
-    return finish_training(
-        args, CHAPTER, profile, trainer, result, export_generator, variant=recipe.variant
-    )
-
-
-def sample(args) -> str:
-    G, _ = load_generator(args.weights)
-    text_encoder, _ = load_encoders("joint")
-    draw = lambda caps, seed: generate(G, caps, seed, text_encoder)  # noqa: E731
-    return sample_grid(args, draw, "gan_int_cls_samples.png")
-
-
 def evaluate_generator(
     G, n: int = 1000, split: str = "test", seed: int = 0, text: bool = True
 ) -> dict:
-    from ganlab.chapters.birds_eval import evaluate_text_to_image
-
-    text_encoder, _ = load_encoders("joint")
-    fn = lambda caps, s: generate(G, caps, s, text_encoder, text)  # noqa: E731
-    return evaluate_text_to_image(fn, n=n, split=split, seed=seed)
+    """The birds protocol (:mod:`ganlab.evaluation.birds`) on ``n`` captions of ``split``."""
+    return CHAPTER.evaluate_generator(G, {"config": {"text": text}}, n, split, seed)
 
 
-def evaluate(args) -> dict:
-    G, meta = load_generator(args.weights)
-    n = min(args.n, 2000)
-    return {
-        "chapter": CHAPTER,
-        "weights": str(args.weights or f"shipped:{SHIPPED}"),
-        "variant": meta.get("config", {}).get("variant"),
-        "test": evaluate_generator(G, n, "test", args.seed),
-        "zeroshot": evaluate_generator(G, n, "zeroshot", args.seed),
-    }
+# ------------------------------------------------------------------ the contract
+class GANINTCLS(CaptionChapter):
+    """Chapter 2's contract: captions in, one image out; variants for the comparison."""
 
+    name = NAME
+    profiles = PROFILES
+    shipped = SHIPPED
+    sample_out = "gan_int_cls_samples.png"
+    bench_steps = (30, 5)
+    bench_steps_smoke = (5, 2)
 
-def bench(args) -> dict:
-    from ganlab.train.bench import bench_recipe
+    def recipe(self, profile, **overrides):
+        return recipe_and_config(profile, **overrides)
 
-    profile = get_profile(args.profile)
-    recipe, cfg = recipe_and_config(profile.name, progress=False)
-    smoke = profile.name == "smoke"
-    steps = args.steps or (5 if smoke else 30)
-    model = "gan_int_cls.Generator"
-    return bench_recipe(recipe, cfg, profile.device, steps, 2 if smoke else 5, model, profile.name)
+    def add_options(self, command, parser) -> None:
+        super().add_options(command, parser)
+        if command == "train":
+            parser.add_argument("--variant", help=f"one of {', '.join(VARIANT_NAMES)}")
+        if command == "ship":
+            parser.add_argument("--main", action="store_true", help="ship as the main model")
 
+    def train_options(self, args) -> dict:
+        return {"variant": args.variant}
 
-def _measure(path, n: int) -> dict:
-    G, meta = load_generator(path)
-    text_on = meta["config"].get("text", True)
-    test = evaluate_generator(G, n, "test", 0, text=text_on)
-    zero = evaluate_generator(G, n, "zeroshot", 0, text=text_on)
-    return {"test": test, "zeroshot": zero}
+    def manifest_extra(self, recipe) -> dict:
+        return {"variant": recipe.variant}
 
+    def standing_inputs(self, G, recipe, data, gen, device):
+        idx = torch.randint(0, len(data["images"]), (64,), generator=gen).to(device)
+        return torch.randn(64, G.z_dim, generator=gen).to(device), recipe.text_features(data, idx)
 
-def ship_as(run, target: str, n: int = 1000, half: bool = False) -> dict:
-    """Measure ``run``'s generator (test and zero-shot captions) and ship it as ``target``.
+    def generator(self, G, meta, for_evaluation=False):
+        text_encoder, _ = load_encoders("joint")
+        text = meta.get("config", {}).get("text", True)
+        return lambda captions, seed: generate(G, captions, seed, text_encoder, text)
 
-    ``half=True`` stores float16 (the comparison models: half the bytes, the same samples up
-    to rounding); the metrics at shipping time go into the manifest and the index.
-    """
-    source = Path(run) / "generator.safetensors"
-    result = _measure(source, n)
-    metrics = {
-        s: {
-            "text_alignment": r["text_alignment"]["value"],
-            "chance": r["text_alignment"]["chance"],
-            "frechet_distance": r["frechet_distance"]["value"],
-            "r_precision": r["r_precision"].get("value"),
-            "n": r["n"],
+    def evaluate(self, G, meta, n, seed) -> dict:
+        return {
+            "variant": meta.get("config", {}).get("variant"),
+            **super().evaluate(G, meta, n, seed),
         }
-        for s, r in result.items()
-    }
-    ship_weights(source, target, metrics, n, half)
-    return result
+
+    def ship_target(self, meta, args):
+        """The main model (``--main``), or a variant in float16 as ``gan_int_cls_<variant>``
+        (``no-text`` for the baseline)."""
+        cfg = meta["config"]
+        name = "no-text" if not cfg.get("text", True) else cfg["variant"]
+        if getattr(args, "main", False):
+            return SHIPPED, False
+        return f"{SHIPPED}_{name.replace('-', '_')}", True
 
 
-def ship(args) -> dict:
-    """``ganlab ship gan-int-cls RUN [--main]``: the main model, or a variant (float16).
-
-    Variants ship as ``gan_int_cls_<variant>`` (``no-text`` for the baseline).
-    """
-    cfg = ckpt.read_meta(Path(args.run) / "generator.safetensors")["config"]
-    name = "no-text" if not cfg.get("text", True) else cfg["variant"]
-    if getattr(args, "main", False):
-        return ship_as(args.run, SHIPPED, args.n)
-    return ship_as(args.run, f"{SHIPPED}_{name.replace('-', '_')}", args.n, half=True)
+CHAPTER = GANINTCLS()

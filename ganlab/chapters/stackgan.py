@@ -12,41 +12,50 @@ conditioned on the compressed embedding mu itself, with no sampling and no KL te
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ganlab.chapters.birds_commands import finish_training, sample_grid, ship_weights
-from ganlab.data.birds import load_birds
+from ganlab.chapters.contract import CaptionChapter, Profile, Run, split_overrides
+from ganlab.data.captioned import load_captioned
 from ganlab.models import stackgan as M
-from ganlab.profiles import get_profile
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train import checkpoint as ckpt
-from ganlab.train.loop import Recipe, StepContext, TrainConfig, Trainer, adam
+from ganlab.train.export import ModelSpec, generator_prefix
+from ganlab.train.loop import LoopSettings, Recipe, StepContext, Trainer, adam
 
-CHAPTER = "stackgan"
+NAME = "stackgan"
 SHIPPED = {1: "stackgan_stage1", 2: "stackgan_stage2"}  # ganlab/weights/NAME.safetensors
 SHIPPED_NO_CA = "stackgan_stage1_no_ca"
 TEXT_DIM = 1024  # the joint encoder's sentence embedding
 VARIANTS = ("ca", "no-ca")
 
+
+@dataclass(frozen=True)
+class StackGANSettings:
+    """The model side of a profile: Stage-I's size and widths, Stage-II's widths and residual
+    blocks, the birds to train on, and Stage-II's number of steps (the loop's ``steps`` are
+    Stage-I's)."""
+
+    stage1_size: int
+    ngf1: int
+    ndf1: int
+    ngf2: int
+    ndf2: int
+    num_residual: int
+    n_birds: int
+    steps2: int
+
+
 PROFILES = {
-    "smoke": dict(
-        stage1_size=16, ngf1=8, ndf1=8, ngf2=8, ndf2=4, num_residual=1,
-        steps1=6, steps2=6, batch_size=8, n_birds=64, log_every=3,
+    "smoke": Profile(StackGANSettings(16, 8, 8, 8, 4, 1, 64, 6), LoopSettings(6, 8, 3)),
+    "cpu": Profile(StackGANSettings(16, 32, 16, 16, 8, 2, 10000, 2000), LoopSettings(3000, 64, 50)),
+    "gpu": Profile(
+        StackGANSettings(64, 64, 64, 64, 32, 4, 20000, 10000), LoopSettings(10000, 64, 100)
     ),
-    "cpu": dict(
-        stage1_size=16, ngf1=32, ndf1=16, ngf2=16, ndf2=8, num_residual=2,
-        steps1=3000, steps2=2000, batch_size=64, n_birds=10000, log_every=50,
-    ),
-    "gpu": dict(
-        stage1_size=64, ngf1=64, ndf1=64, ngf2=64, ndf2=32, num_residual=4,
-        steps1=10000, steps2=10000, batch_size=64, n_birds=20000, log_every=100,
-    ),
-}  # fmt: skip
+}
 
 
 # ------------------------------------------------------------------ the recipes
@@ -59,14 +68,20 @@ class _StackGANRecipe(Recipe):
     betas: tuple[float, float] = (0.5, 0.999)
     kl_weight: float = M.KL_WEIGHT
     encoder_path: str | None = None
-    chapter: str = field(default=CHAPTER, init=False)
+    data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
+    chapter: str = field(default=NAME, init=False)
 
     def optimizers(self, modules, device):
         trainable = {k: [p for p in modules[k].parameters() if p.requires_grad] for k in "GD"}
         return {k: adam(trainable[k], self.lr, self.betas, device) for k in "GD"}
 
+    def data(self, device):
+        """Birds (or ``data_root``'s real images) at the stage's size, tokenised captions and
+        the frozen text encoder, on ``device``."""
+        return self.load_data(device, self.image_size)
+
     def load_data(self, device, size: int) -> dict:
-        birds = load_birds(self.n_birds, "train", size)
+        birds = load_captioned(self.n_birds, "train", size, self.data_root)
         text_enc, _ = load_encoders("joint", self.encoder_path, device=device)
         ids, lengths = tokenize_all(text_enc.vocab, birds.captions)
         return {
@@ -110,9 +125,7 @@ class _StackGANRecipe(Recipe):
             (s_r, s_w), s_f, u_r, u_f = real_out, fake_out, None, None
         s_r, s_w, s_f = s_r.float(), s_w.float(), s_f.float()
         loss_d = M.discriminator_loss(s_r, s_w, s_f, u_r, u_f)
-        ctx.opts["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        ctx.opts["D"].step()
+        ctx.update("D", loss_d)
 
         z = torch.randn(ctx.batch_size, z_dim, device=ctx.device)
         with ctx.autocast():
@@ -123,9 +136,7 @@ class _StackGANRecipe(Recipe):
             g_cond.float(), mu.float(), logvar.float(), self.kl_weight,
             None if g_uncond is None else g_uncond.float(),
         )  # fmt: skip
-        ctx.opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opts["G"].step()
+        ctx.update("G", loss_g)
         return {
             "loss_D": loss_d.detach(),
             "loss_G": loss_g.detach(),
@@ -152,13 +163,13 @@ class StageIRecipe(_StackGANRecipe):
         keys = ("image_size", "ngf", "ndf", "use_ca", "kl_weight", "lr")
         return {"stage": 1, **{k: getattr(self, k) for k in keys}, "betas": list(self.betas)}
 
+    def generator_spec(self) -> ModelSpec:
+        return stage1_spec(self.config())
+
     def build(self):
-        G = _build_stage1(self.config())
+        G = self.generator_spec().build()
         D = M.StageIDiscriminator(ndf=self.ndf, image_size=self.image_size)
         return {"G": G, "D": D}
-
-    def data(self, device):
-        return self.load_data(device, self.image_size)
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         x, t = self.batch(ctx)
@@ -195,16 +206,18 @@ class StageIIRecipe(_StackGANRecipe):
             "betas": list(self.betas), "stage1": self.stage1,
         }  # fmt: skip
 
+    def generator_spec(self) -> ModelSpec:
+        return ModelSpec.of(
+            M.StageIIGenerator, stage1=stage1_spec(self.stage1), ngf=self.ngf,
+            num_residual=self.num_residual,
+        )  # fmt: skip
+
     def build(self):
-        stage1 = _build_stage1(self.stage1)  # trained weights; a resume reloads them too
-        tensors, _ = ckpt.load_state(self.stage1_path or _shipped(1))
-        ckpt.load_module(stage1, tensors, _generator_prefix(tensors))
-        G = M.StageIIGenerator(stage1, ngf=self.ngf, num_residual=self.num_residual)
+        G = self.generator_spec().build()
+        tensors, meta = ckpt.load_state(self.stage1_path or _shipped(1))  # the trained Stage-I
+        ckpt.load_module(G.stage1, tensors, generator_prefix(tensors, meta))  # (a resume too)
         D = M.StageIIDiscriminator(ndf=self.ndf, image_size=self.image_size)
         return {"G": G, "D": D}
-
-    def data(self, device):
-        return self.load_data(device, self.image_size)
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         x, t = self.batch(ctx)
@@ -217,15 +230,12 @@ class StageIIRecipe(_StackGANRecipe):
         return self.d_and_g_steps(ctx, x, t, generate, uncond=True)
 
 
-def _build_stage1(cfg: dict) -> M.StageIGenerator:
-    return M.StageIGenerator(
-        TEXT_DIM, ngf=cfg["ngf"], image_size=cfg["image_size"], use_ca=cfg.get("use_ca", True)
-    )
-
-
-def _generator_prefix(tensors: dict) -> str:
-    """Exported weights hold ``G.*``; a training checkpoint's generator is its EMA ``ema.G.*``."""
-    return "ema.G" if any(k.startswith("ema.G.") for k in tensors) else "G"
+def stage1_spec(cfg: dict) -> ModelSpec:
+    """The Stage-I generator of a Stage-I config (``StageIRecipe.config()``)."""
+    return ModelSpec.of(
+        M.StageIGenerator, text_dim=TEXT_DIM, ngf=cfg["ngf"], image_size=cfg["image_size"],
+        use_ca=cfg.get("use_ca", True),
+    )  # fmt: skip
 
 
 def _shipped(stage: int) -> Path:
@@ -235,63 +245,48 @@ def _shipped(stage: int) -> Path:
 
 
 def recipe_and_config(profile: str, stage: int, **overrides):
-    """The recipe and training config of ``stage`` (1 or 2) in ``profile``."""
+    """The recipe and training config of ``stage`` (1 or 2) in ``profile``; overrides of
+    model settings, ``variant`` (``ca``, ``no-ca``), ``stage1_path``, ``data_root``, loop and
+    run fields."""
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2, got {stage!r}")
-    s = dict(PROFILES[profile])
-    s.update({k: v for k, v in overrides.items() if v is not None})
-    variant = s.get("variant") or "ca"
+    model, loop, rest = split_overrides(PROFILES[profile], overrides)
+    variant = rest.pop("variant", None) or "ca"
     if variant not in VARIANTS:
         raise ValueError(f"unknown stackgan variant {variant!r}: expected one of {VARIANTS}")
     if stage == 1:
+        rest.pop("stage1_path", None)
         recipe = StageIRecipe(
-            image_size=s["stage1_size"], ngf=s["ngf1"], ndf=s["ndf1"],
-            use_ca=variant == "ca", n_birds=s["n_birds"],
+            image_size=model.stage1_size, ngf=model.ngf1, ndf=model.ndf1,
+            use_ca=variant == "ca", n_birds=model.n_birds, **rest,
         )  # fmt: skip
     else:
         if variant != "ca":
             raise ValueError("the no-ca variant is a Stage-I ablation; train it with --stage 1")
         recipe = StageIIRecipe(
-            stage1_path=s.get("stage1_path"), ngf=s["ngf2"], ndf=s["ndf2"],
-            num_residual=s["num_residual"], n_birds=s["n_birds"],
+            ngf=model.ngf2, ndf=model.ndf2, num_residual=model.num_residual,
+            n_birds=model.n_birds, **rest,
         )  # fmt: skip
-    steps = s.get("steps") or s[f"steps{stage}"]
-    cfg = TrainConfig.from_settings(s, profile, steps)
-    return recipe, cfg
+    steps = loop.pop("steps", None) or (
+        PROFILES[profile].loop.steps if stage == 1 else model.steps2
+    )
+    return recipe, PROFILES[profile].loop.config(profile, steps, **loop)
 
 
 # ------------------------------------------------------------------ weights
 BN_BATCHES = 20  # batches of 64 for the generator's standing BatchNorm statistics
 
 
-@torch.no_grad()
 def standing_statistics(G, recipe: _StackGANRecipe, data, device, batches: int = BN_BATCHES):
     """Recompute G's BatchNorm statistics on fresh (text, z) batches; Stage-I's stay frozen."""
-    from ganlab.train.ema import recalibrate_batchnorm
-
-    gen = torch.Generator().manual_seed(0)
-    inputs = []
-    for _ in range(batches):
-        idx = torch.randint(0, len(data["images"]), (64,), generator=gen).to(device)
-        z = torch.randn(64, G.z_dim, generator=gen).to(device)
-        inputs.append((recipe.text_embedding(data, idx), z))
-    return recalibrate_batchnorm(G, inputs, keep=getattr(G, "stage1", None))
+    return CHAPTER.standing_statistics(G, recipe, data, device, batches)
 
 
 def export_generator(trainer: Trainer, path, manifest: dict) -> Path:
     """The EMA generator, with standing BatchNorm statistics, and its manifest."""
-    G = trainer.generator("G")
-    recipe = trainer.recipe
-    standing_statistics(G, recipe, recipe.data(trainer.device), trainer.device)
-    stage = recipe.config()["stage"]
-    meta = {
-        "chapter": CHAPTER,
-        "kind": "weights",
-        "model": f"stackgan.{'StageIGenerator' if stage == 1 else 'StageIIGenerator'}",
-        "config": recipe.config(),
-        "manifest": {**manifest, "batchnorm": f"standing statistics, {BN_BATCHES} batches of 64"},
-    }
-    return ckpt.save_state(path, ckpt.module_tensors(G, "G"), meta)
+    from ganlab.chapters.commands import export_generator
+
+    return export_generator(CHAPTER, trainer, path, manifest)
 
 
 def load_generator(path=None, device="cpu", stage: int = 2) -> tuple[torch.nn.Module, dict]:
@@ -300,18 +295,7 @@ def load_generator(path=None, device="cpu", stage: int = 2) -> tuple[torch.nn.Mo
     ``path=None``: the shipped generator of ``stage``. A Stage-II generator carries its own
     frozen Stage-I (``G.stage1``), so one file draws both stages.
     """
-    path = _shipped(stage) if path is None else path
-    meta = ckpt.read_meta(path)
-    if meta.get("chapter") != CHAPTER:
-        raise ckpt.CheckpointError(f"{path} holds chapter {meta.get('chapter')!r}, not {CHAPTER!r}")
-    cfg = meta["config"]
-    if cfg.get("stage") == 1:
-        G = _build_stage1(cfg)
-    else:
-        G = M.StageIIGenerator(_build_stage1(cfg["stage1"]), cfg["ngf"], cfg["num_residual"])
-    tensors, meta = ckpt.load_state(path)
-    ckpt.load_module(G, tensors, _generator_prefix(tensors))
-    return G.to(device).eval(), meta
+    return CHAPTER.load(_shipped(stage) if path is None else path, device)
 
 
 def _seeded(seed: int, device) -> torch.Generator:
@@ -348,177 +332,133 @@ def generate(G, captions: list[str], seed: int = 0, text_encoder=None, size: int
     return images.clamp(-1, 1)
 
 
-def add_condition_arguments(parser) -> None:
-    parser.add_argument("--caption", action="append", help="caption(s) to draw (repeatable)")
-    parser.add_argument("--n", type=int, default=8, help="samples per caption (default 8)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=2, help="shipped stage")
-
-
-def _train_stage(profile, stage: int, out: Path, args, **overrides) -> dict:
-    recipe, cfg = recipe_and_config(
-        profile.name, stage, steps=args.steps, out=str(out), resume=args.resume,
-        seed=getattr(args, "seed", None), **overrides,
-    )  # fmt: skip
-    print(f"StackGAN Stage-{'I' * stage}: {json.dumps(recipe.config())}")
-    trainer = Trainer(recipe, cfg, device=profile.device)
-    result = trainer.fit()
-    return finish_training(args, CHAPTER, profile, trainer, result, export_generator, stage=stage)
-
-
-def train(args) -> dict:
-    """Stage-I then Stage-II on it (default), or one ``--stage``; runs in OUT/stage1, OUT/stage2.
-
-    ``--variant no-ca`` is the Stage-I ablation: it trains Stage-I only.
-    """
-    profile = get_profile(args.profile)
-    print(profile.describe())
-    out = Path(args.out or "runs/stackgan")
-    stage = getattr(args, "stage", None)
-    variant = getattr(args, "variant", None) or "ca"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown stackgan variant {variant!r}: expected one of {VARIANTS}")
-    if variant == "no-ca" and stage == 2:
-        raise ValueError("the no-ca variant is a Stage-I ablation; train it with --stage 1")
-    stages = (1,) if variant == "no-ca" else (1, 2) if stage is None else (stage,)
-    results = {}
-    if 1 in stages:
-        results["stage1"] = _train_stage(profile, 1, out / "stage1", args, variant=variant)
-    if 2 in stages:
-        stage1 = getattr(args, "stage1", None) or results.get("stage1", {}).get("generator")
-        results["stage2"] = _train_stage(profile, 2, out / "stage2", args, stage1_path=stage1)
-    return results
-
-
-def sample(args) -> str:
-    G, _ = load_generator(args.weights, stage=args.stage)
-    text_encoder, _ = load_encoders("joint")
-    draw = lambda caps, seed: generate(G, caps, seed, text_encoder)  # noqa: E731
-    return sample_grid(args, draw, "stackgan_samples.png")
-
-
 # ------------------------------------------------------------------ measuring
 EVAL_SIZE = 64  # the bird judge's and DAMSM's resolution
 
 
 def evaluate_generator(G, n: int = 1000, split: str = "test", seed: int = 0) -> dict:
-    """The birds protocol (``chapters.birds_eval``) on G's last stage at 64 px.
+    """The birds protocol (:mod:`ganlab.evaluation.birds`) on G's last stage at 64 px.
 
     A Stage-I generator's 16 or 32 px images are upsampled (bilinear) to 64 px: the Stage-II
     vs "Stage-I upsampled" comparison of the chapter.
     """
-    from ganlab.chapters.birds_eval import evaluate_text_to_image
-
-    text_encoder, _ = load_encoders("joint")
-    fn = lambda caps, s: generate(G, caps, s, text_encoder, EVAL_SIZE)  # noqa: E731
-    return evaluate_text_to_image(fn, n=n, split=split, seed=seed)
+    return CHAPTER.evaluate_generator(G, {}, n, split, seed)
 
 
-@torch.no_grad()
 def caption_diversity(G, captions: list[str], per_caption: int = 16, seed: int = 0) -> dict:
-    """Mean pairwise distance between ``per_caption`` samples of each caption, averaged.
+    """Mean pairwise distance between ``per_caption`` samples of each caption, averaged
+    (:func:`ganlab.evaluation.birds.caption_diversity`, at 64 px)."""
+    from ganlab.evaluation.birds import caption_diversity as diversity
 
-    In the bird judge's features (a perceptual stand-in for LPIPS) and in pixels, at 64 px.
-    Higher is more varied; compare models on the same captions and sample sizes.
-    """
-    from ganlab.chapters.birds_eval import _judge
-    from ganlab.metrics.diversity import mean_pairwise_distance
-
-    if per_caption < 2:
-        raise ValueError(f"per_caption must be at least 2, got {per_caption}")
-    text_encoder, _ = load_encoders("joint")
-    judge = _judge()
-    feats, pixels = [], []
-    for i, caption in enumerate(captions):
-        images = generate(G, [caption] * per_caption, seed + 1000 * i, text_encoder, EVAL_SIZE)
-        feats.append(mean_pairwise_distance(judge.embed_images(images)))
-        pixels.append(mean_pairwise_distance(images))
-    return {
-        "judge_features": sum(feats) / len(feats),
-        "pixels": sum(pixels) / len(pixels),
-        "captions": len(captions),
-        "per_caption": per_caption,
-    }
+    return diversity(CHAPTER.generator(G, {}, for_evaluation=True), captions, per_caption, seed)
 
 
 def diversity_captions(n: int = 50, split: str = "test") -> list[str]:
     """Caption 0 of the first ``n`` birds of ``split``: the diversity protocol's captions."""
-    from ganlab.chapters.birds_eval import eval_captions
+    from ganlab.evaluation.birds import diversity_captions as captions
 
-    return eval_captions(split, n)[0]
-
-
-def evaluate(args) -> dict:
-    stage = getattr(args, "stage", None) or 2
-    G, meta = load_generator(args.weights, stage=stage)
-    n = min(args.n, 2000)
-    return {
-        "chapter": CHAPTER,
-        "weights": str(args.weights or f"shipped:{SHIPPED[stage]}"),
-        "stage": meta["config"]["stage"],
-        "image_size": meta["config"]["image_size"],
-        "eval_size": EVAL_SIZE,
-        "test": evaluate_generator(G, n, "test", args.seed),
-        "zeroshot": evaluate_generator(G, n, "zeroshot", args.seed),
-    }
+    return captions(n, split)
 
 
-def bench(args) -> dict:
-    from ganlab.train.bench import bench_recipe
-
-    profile = get_profile(args.profile)
-    stage = getattr(args, "stage", None) or 2
-    stage1 = None if stage == 1 else _bench_stage1(profile.name)
-    recipe, cfg = recipe_and_config(profile.name, stage, progress=False, stage1_path=stage1)
-    smoke = profile.name == "smoke"
-    steps = args.steps or (3 if smoke else 20)
-    model = f"stackgan.Stage{'I' * stage}Generator"
-    return bench_recipe(recipe, cfg, profile.device, steps, 2 if smoke else 5, model, profile.name)
-
-
-def _bench_stage1(profile: str) -> str | None:
-    """The shipped Stage-I for cpu/smoke benches; the gpu profile's own size needs a fresh one."""
+def _fresh_stage1(profile: str) -> str | None:
+    """The shipped Stage-I for cpu/smoke benches; the gpu profile's own size needs a fresh
+    (untrained) one, exported to a temporary file."""
     if profile != "gpu":
         return None
     import tempfile
 
+    from ganlab.train.export import save_generator
+
     recipe, _ = recipe_and_config("gpu", 1)
     G = recipe.build()["G"]
     path = Path(tempfile.mkdtemp()) / "stage1.safetensors"
-    meta = {"chapter": CHAPTER, "kind": "weights", "config": recipe.config()}
-    return str(ckpt.save_state(path, ckpt.module_tensors(G, "G"), meta))
+    meta = {"chapter": NAME, "config": recipe.config()}
+    return str(save_generator(path, G, recipe.generator_spec(), meta))
 
 
-def summary_metrics(result: dict) -> dict:
-    """The headline numbers of one ``evaluate_generator`` result (what a manifest keeps)."""
-    return {
-        "text_alignment": result["text_alignment"]["value"],
-        "chance": result["text_alignment"]["chance"],
-        "frechet_distance": result["frechet_distance"]["value"],
-        "real_vs_real": result["frechet_distance"]["real_vs_real"],
-        "r_precision": result["r_precision"].get("value"),
-        "n": result["n"],
-    }
+# ------------------------------------------------------------------ the contract
+class StackGAN(CaptionChapter):
+    """Chapter 3's contract: two stages trained in order; one file draws both."""
+
+    name = NAME
+    profiles = PROFILES
+    shipped = SHIPPED[2]
+    sample_out = "stackgan_samples.png"
+    bench_steps = (20, 5)
+    bench_steps_smoke = (3, 2)
+
+    def recipe(self, profile, stage: int = 2, **overrides):
+        return recipe_and_config(profile, stage, **overrides)
+
+    def add_options(self, command, parser) -> None:
+        super().add_options(command, parser)
+        if command == "train":
+            parser.add_argument("--variant", help=f"one of {', '.join(VARIANTS)}")
+            parser.add_argument("--stage", type=int, choices=(1, 2), help="train one stage only")
+            parser.add_argument("--stage1", help="--stage 2: the Stage-I weights (default shipped)")
+        elif command in ("sample", "evaluate", "bench"):
+            default = 2 if command == "sample" else None
+            parser.add_argument(
+                "--stage", type=int, choices=(1, 2), default=default,
+                help="the shipped stage (default 2)",
+            )  # fmt: skip
+
+    def runs(self, profile, args, overrides, results):
+        """Stage-I then Stage-II on it (default), or one ``--stage``; runs in OUT/stage1,
+        OUT/stage2. ``--variant no-ca`` is the Stage-I ablation: it trains Stage-I only."""
+        stage, variant = args.stage, args.variant or "ca"
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown stackgan variant {variant!r}: expected one of {VARIANTS}")
+        if variant == "no-ca" and stage == 2:
+            raise ValueError("the no-ca variant is a Stage-I ablation; train it with --stage 1")
+        stages = (1,) if variant == "no-ca" else (1, 2) if stage is None else (stage,)
+        if 1 in stages:
+            recipe, cfg = self.recipe(profile, 1, variant=variant, **overrides)
+            yield Run("stage1", recipe, cfg, {"stage": 1})
+        if 2 in stages:
+            stage1 = args.stage1 or results.get("stage1", {}).get("generator")
+            recipe, cfg = self.recipe(profile, 2, stage1_path=stage1, **overrides)
+            yield Run("stage2", recipe, cfg, {"stage": 2})
+
+    def default_weights(self, args=None) -> str:
+        return SHIPPED[getattr(args, "stage", None) or 2]
+
+    def bench_recipe(self, profile, args):
+        stage = args.stage or 2
+        stage1 = None if stage == 1 else _fresh_stage1(profile)
+        return self.recipe(profile, stage, progress=False, stage1_path=stage1)
+
+    def standing_inputs(self, G, recipe, data, gen, device):
+        idx = torch.randint(0, len(data["images"]), (64,), generator=gen).to(device)
+        z = torch.randn(64, G.z_dim, generator=gen).to(device)
+        return recipe.text_embedding(data, idx), z
+
+    def generator(self, G, meta, for_evaluation=False):
+        text_encoder, _ = load_encoders("joint")
+        size = EVAL_SIZE if for_evaluation else None
+        return lambda captions, seed: generate(G, captions, seed, text_encoder, size)
+
+    def evaluate(self, G, meta, n, seed) -> dict:
+        return {
+            "stage": meta["config"]["stage"],
+            "image_size": meta["config"]["image_size"],
+            "eval_size": EVAL_SIZE,
+            **super().evaluate(G, meta, n, seed),
+        }
+
+    def ship_measure(self, G, meta, n):
+        """Test and zero-shot metrics, and the diversity on 50 test captions x 16."""
+        metrics, _ = super().ship_measure(G, meta, n)
+        metrics["diversity"] = caption_diversity(G, diversity_captions())
+        return metrics, {"eval_size": EVAL_SIZE}
+
+    def ship_target(self, meta, args):
+        """Stage-I and Stage-II ship as ``stackgan_stage1`` / ``stackgan_stage2``; the no-CA
+        Stage-I ablation as ``stackgan_stage1_no_ca`` (float16)."""
+        cfg = meta["config"]
+        if cfg["stage"] == 1 and not cfg.get("use_ca", True):
+            return SHIPPED_NO_CA, True
+        return SHIPPED[cfg["stage"]], False
 
 
-def ship_as(run, target: str, n: int = 1000, half: bool = False) -> dict:
-    """Measure ``run``'s generator on test and zero-shot captions (and its diversity on 50
-    test captions x 16) and ship it as ``target``, float16 when ``half``."""
-    source = Path(run) / "generator.safetensors"
-    G, _ = load_generator(source)
-    metrics = {s: summary_metrics(evaluate_generator(G, n, s)) for s in ("test", "zeroshot")}
-    metrics["diversity"] = caption_diversity(G, diversity_captions())
-    ship_weights(source, target, metrics, n, half, eval_size=EVAL_SIZE)
-    return metrics
-
-
-def ship(args) -> dict:
-    """``ganlab ship stackgan RUN``: a finished stage's run folder, shipped by what it holds.
-
-    Stage-I and Stage-II ship as ``stackgan_stage1`` / ``stackgan_stage2``; the no-CA Stage-I
-    ablation as ``stackgan_stage1_no_ca`` (float16).
-    """
-    cfg = ckpt.read_meta(Path(args.run) / "generator.safetensors")["config"]
-    if cfg["stage"] == 1 and not cfg.get("use_ca", True):
-        return ship_as(args.run, SHIPPED_NO_CA, args.n, half=True)
-    return ship_as(args.run, SHIPPED[cfg["stage"]], args.n)
+CHAPTER = StackGAN()

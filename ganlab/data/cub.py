@@ -62,8 +62,8 @@ captions              AttnGAN: one random caption per draw; Reed:     all captio
 ====================  ==============================================  =========================
 
 Nothing here unpickles anything: text files are parsed by hand, images opened with PIL.
-The helpers below (``read_table``, ``read_captions``, ``read_class_list``, ``load_image``,
-``collate``) are shared with ``ganlab.data.oxford102``.
+The helpers below (``read_lines``, ``read_table``, ``read_captions``, ``read_class_list``,
+``load_image``, ``collate``) are shared with ``ganlab.data.oxford102``.
 """
 
 from __future__ import annotations
@@ -112,6 +112,22 @@ def layout_error(problem: str, looked_at: Path, layout: str) -> DataNotFoundErro
     )
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a byte-order mark is allowed; a line may end in
+    ``\r``). A file in another encoding (Latin-1, cp1252...) is refused naming the file, the
+    line and the byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig").split("\n")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataNotFoundError(
+            f"{path}, line {line}: not UTF-8 (byte {data[exc.start]:#04x}); expected "
+            "UTF-8 (CUB's own lists are plain ASCII). Re-encode the file, e.g. "
+            f"iconv -f latin1 -t utf-8 {path.name} > fixed.txt"
+        ) from None
+
+
 def read_table(path: Path, columns: tuple[type, ...], layout: str) -> list[tuple[int, tuple]]:
     """Parse a whitespace-separated text file: one row of ``len(columns)`` fields a line.
 
@@ -122,24 +138,22 @@ def read_table(path: Path, columns: tuple[type, ...], layout: str) -> list[tuple
     if not path.is_file():
         raise layout_error(f"{path.name} is missing", path, layout)
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != len(columns):
-                raise DataNotFoundError(
-                    f"{path}, line {number}: expected {len(columns)} columns, got "
-                    f"{len(fields)}: {line.strip()!r}"
-                )
-            try:
-                rows.append((number, tuple(kind(v) for kind, v in zip(columns, fields))))
-            except ValueError:
-                names = " ".join(kind.__name__ for kind in columns)
-                raise DataNotFoundError(
-                    f"{path}, line {number}: expected columns of types ({names}), got "
-                    f"{line.strip()!r}"
-                ) from None
+    for number, line in enumerate(read_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != len(columns):
+            raise DataNotFoundError(
+                f"{path}, line {number}: expected {len(columns)} columns, got "
+                f"{len(fields)}: {line.strip()!r}"
+            )
+        try:
+            rows.append((number, tuple(kind(v) for kind, v in zip(columns, fields))))
+        except ValueError:
+            names = " ".join(kind.__name__ for kind in columns)
+            raise DataNotFoundError(
+                f"{path}, line {number}: expected columns of types ({names}), got {line.strip()!r}"
+            ) from None
     if not rows:
         raise DataNotFoundError(f"{path} is empty: expected one row per line")
     return rows
@@ -180,24 +194,34 @@ def read_class_list(path: Path, classes: dict[str, int]) -> set[int]:
         raise DataNotFoundError(f"class list {path} not found: expected one class name a line")
     numbers = set(classes.values())
     chosen = set()
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            name = line.strip()
-            if not name:
-                continue
-            if name in classes:
-                chosen.add(classes[name])
-            elif name.isdigit() and int(name) in numbers:
-                chosen.add(int(name))
-            else:
-                example = next(iter(classes), "?")
-                raise DataNotFoundError(
-                    f"{path}, line {number}: unknown class {name!r}: expected a class folder "
-                    f"name such as {example!r} or a class number 1..{max(numbers)}"
-                )
+    for number, line in enumerate(read_lines(path), start=1):
+        name = line.strip()
+        if not name:
+            continue
+        if name in classes:
+            chosen.add(classes[name])
+        elif name.isdigit() and int(name) in numbers:
+            chosen.add(int(name))
+        else:
+            example = next(iter(classes), "?")
+            raise DataNotFoundError(
+                f"{path}, line {number}: unknown class {name!r}: expected a class folder "
+                f"name such as {example!r} or a class number 1..{max(numbers)}"
+            )
     if not chosen:
         raise DataNotFoundError(f"class list {path} is empty: expected one class name a line")
     return chosen
+
+
+def check_box(bbox) -> tuple[float, float, float, float]:
+    """A bounding box ``(x, y, w, h)`` in pixels: corner ``x, y >= 0``, size ``w, h > 0``."""
+    x, y, w, h = bbox
+    if x < 0 or y < 0 or w <= 0 or h <= 0:
+        raise ValueError(
+            f"expected a bounding box (x, y, w, h) in pixels with x, y >= 0 and w, h > 0, "
+            f"got {tuple(bbox)}"
+        )
+    return x, y, w, h
 
 
 def enlarged_box(bbox, width: int, height: int) -> tuple[int, int, int, int]:
@@ -205,9 +229,9 @@ def enlarged_box(bbox, width: int, height: int) -> tuple[int, int, int, int]:
 
     A square of side ``2 r``, ``r = int(0.75 max(w, h))``, centred on the box, clipped to the
     ``width x height`` image. The box is truncated to integers first, as the official code
-    reads it with ``pandas ... .astype(int)``.
+    reads it with ``pandas ... .astype(int)``. A negative corner or size is refused.
     """
-    x, y, w, h = (int(v) for v in bbox)
+    x, y, w, h = (int(v) for v in check_box(bbox))
     r = int(max(w, h) * BOX_ENLARGE)
     cx, cy = int((2 * x + w) / 2), int((2 * y + h) / 2)  # the box's centre
     return max(0, cx - r), max(0, cy - r), min(width, cx + r), min(height, cy + r)
@@ -351,6 +375,12 @@ class CUBBirds(Dataset):
         boxes = {}
         if self.crop:
             boxes = self._per_image("bounding_boxes.txt", (int, float, float, float, float), paths)
+            for number, box in boxes.values():
+                try:
+                    check_box(box)
+                except ValueError as exc:
+                    path = self.cub / "bounding_boxes.txt"
+                    raise DataNotFoundError(f"{path}, line {number}: {exc}") from None
 
         # which images: by CUB's image split, or by the zero-shot class split
         if split == "all":

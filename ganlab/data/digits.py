@@ -76,7 +76,11 @@ _IDX = {
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (optionally .gz), the format MNIST ships in."""
+    """Read one IDX file (optionally .gz), the format MNIST ships in.
+
+    Layout: a 4-byte magic ``0x0000 08 <ndim>`` (08: unsigned bytes), ``ndim`` big-endian
+    uint32 sizes, then the values. Anything else is refused, naming the file.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -87,13 +91,41 @@ def _read_idx(path: Path) -> np.ndarray:
         raise DataNotFoundError(f"{path} is too short to be an IDX file ({len(data)} bytes)")
     magic = struct.unpack(">I", data[:4])[0]
     ndim = magic & 0xFF
-    if magic >> 8 != 0x08:  # 0x08: unsigned byte
-        raise DataNotFoundError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x})")
-    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if magic >> 8 != 0x08 or not 1 <= ndim <= 3:  # 0x08: unsigned byte; MNIST has 1 or 3 dims
+        raise DataNotFoundError(
+            f"{path} is not an MNIST IDX file: expected the magic number 0x801 (labels) or "
+            f"0x803 (images), got {magic:#x}"
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataNotFoundError(
+            f"{path} is truncated: its header announces {ndim} sizes ({header} bytes), "
+            f"the file holds {len(data)} bytes"
+        )
+    dims = struct.unpack(">" + "I" * ndim, data[4:header])
+    body = np.frombuffer(data, dtype=np.uint8, offset=header)
     if body.size != int(np.prod(dims)):
         raise DataNotFoundError(f"{path}: header says {dims}, file holds {body.size} values")
     return body.reshape(dims)
+
+
+def _read_mnist_pair(raw: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images (N, 28, 28) uint8 and labels (N,) int64 in 0..9, checked."""
+    image_path, label_path = _find(raw, _IDX[part][0]), _find(raw, _IDX[part][1])
+    x, y = _read_idx(image_path), _read_idx(label_path)
+    if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE[1:]:
+        raise DataNotFoundError(f"{image_path}: expected images (N, 28, 28), got {x.shape}")
+    if y.ndim != 1:
+        raise DataNotFoundError(f"{label_path}: expected labels (N,), got shape {y.shape}")
+    if len(x) != len(y):
+        raise DataNotFoundError(f"{raw}: {len(x)} {part} images but {len(y)} labels")
+    bad = np.flatnonzero(y >= NUM_CLASSES)
+    if bad.size:
+        raise DataNotFoundError(
+            f"{label_path}: labels must lie in 0..{NUM_CLASSES - 1}, got {int(y[bad[0]])} at "
+            f"index {int(bad[0])} ({bad.size} of {len(y)} labels out of range)"
+        )
+    return x, y.astype(np.int64)
 
 
 def _find(raw: Path, name: str) -> Path:
@@ -119,10 +151,7 @@ def _torchvision_mnist(root: str | os.PathLike, split: str) -> tuple[np.ndarray,
     parts = ["train", "test"] if split == "all" else [split]
     xs, ys = [], []
     for part in parts:
-        x = _read_idx(_find(raw, _IDX[part][0]))
-        y = _read_idx(_find(raw, _IDX[part][1])).astype(np.int64)
-        if len(x) != len(y):
-            raise DataNotFoundError(f"{raw}: {len(x)} {part} images but {len(y)} labels")
+        x, y = _read_mnist_pair(raw, part)
         xs.append(x)
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)

@@ -69,11 +69,19 @@ def load_checks() -> None:
 
 
 def get_exercises(chapter: str) -> list[Exercise]:
-    """The registered exercises of ``chapter``; ``KeyError`` naming the known chapters."""
+    """The registered exercises of ``chapter``; an error (a ``KeyError``) that names the known
+    chapters, and says so when ``chapter`` is planned but not written yet."""
+    from ganlab.chapters import planned
+    from ganlab.errors import UnknownChapterError
+
     load_checks()
     if chapter not in EXERCISES:
         known = ", ".join(sorted(EXERCISES)) or "none"
-        raise KeyError(f"no exercises registered for chapter {chapter!r} (known: {known})")
+        entry = planned(chapter)  # an unknown name: UnknownChapterError naming the plan
+        raise UnknownChapterError(
+            f"no exercises for chapter {chapter!r}: {entry.heading} is planned but its "
+            f"assignment is not written yet (exercises exist for: {known})"
+        )
     return EXERCISES[chapter]
 
 

@@ -11,6 +11,9 @@ judge on the birds world's images with their exact attributes and ships the weig
 * ``judge.features(x)``: the 256-d penultimate activations, the stand-in for Inception's pool3
   features in the Frechet distance.
 
+Both take float images of any precision (float64 is converted to the judge's float32) in
+[-1, 1]; uint8 pixels or values outside [-1, 1] are refused with a clear error.
+
 Architecture (input (N, 3, H, W) in [-1, 1], resized to 64 px)::
 
     conv3x3 BN LReLU blocks 3 -> 32 (64 px) -> 64 (32) -> 128 (16) -> 256 (8) -> 256 (4)

@@ -10,6 +10,9 @@ weights (``ganlab/weights/digit_judge.safetensors``). Two of its outputs are use
 * ``judge.features(x)``: the 128-d penultimate activations phi(x), the stand-in for
   Inception's pool3 features in the Frechet distance and KID.
 
+Both take float images of any precision: float64 (e.g. from numpy) is converted to the
+judge's float32; uint8 pixels or values outside [-1, 1] are refused with a clear error.
+
 Architecture (input (N, 1, 28, 28) in [-1, 1])::
 
     conv3x3(1->16)  BN ReLU maxpool2   -> (N, 16, 14, 14)
@@ -42,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab.data.digits import IMAGE_SHAPE, NUM_CLASSES, load_digits
-from ganlab.metrics.validate import check_images
 from ganlab.train import checkpoint as ckpt
+from ganlab.validation import check_images, in_dtype_of
 
 SHIPPED = "digit_judge"  # ganlab/weights/digit_judge.safetensors
 MODEL = "judges.DigitJudge"
@@ -76,7 +79,9 @@ class DigitJudge(nn.Module):
         return self.config["feature_dim"]
 
     def _check(self, x: torch.Tensor) -> torch.Tensor:
-        return check_images(x, "digit images", channels=1, size=IMAGE_SHAPE[1:])
+        """Float digits (N, 1, 28, 28) in [-1, 1]; float64 (or half) ones are converted to the
+        judge's dtype (float32), so numpy images need no cast."""
+        return in_dtype_of(check_images(x, "digit images", channels=1, size=IMAGE_SHAPE[1:]), self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features phi(x), shape (N, feature_dim), for Frechet distance / KID."""

@@ -10,6 +10,8 @@ function                       what it measures                      module
 ``conditional_accuracy``       judge(G(z|y)) == y                    ``classification``
 ``inception_score``            exp E KL(p(y|x) || p(y)), judge's p   ``classification``
 ``mean_pairwise_distance``     diversity: mean L2 over pairs         ``diversity``
+``mean_iou``                   SPADE: segmenter's map vs input map   ``segmentation``
+``pixel_accuracy``             SPADE: fraction of pixels right       ``segmentation``
 =============================  ====================================  ======================
 
 Inputs are torch tensors or numpy arrays; everything is computed in float64 and returned as
@@ -17,10 +19,13 @@ Python floats (or ``(mean, spread)`` tuples). Each docstring states the sample s
 the number; :class:`MetricResult` carries them into reports (``describe()``, ``as_dict()``
 with keys ``value`` and ``n``). Wrong shapes, dtypes or scales raise ``ValueError`` (or
 :class:`DtypeError`, which is both a ``TypeError`` and a ``ValueError``) naming what was
-expected. The feature network is an argument of the caller: a course judge's
-``.features(x)`` by default, Inception-v3 pool3 features when they are available locally.
+expected (the checks live in :mod:`ganlab.validation`). A Frechet distance from fewer
+samples than features warns (:class:`ganlab.errors.GanLabWarning`). The feature network is
+an argument of the caller: a course judge's ``.features(x)`` by default, Inception-v3 pool3
+features when they are available locally.
 """
 
+from ganlab.errors import DtypeError
 from ganlab.metrics.classification import conditional_accuracy, inception_score, softmax
 from ganlab.metrics.diversity import mean_pairwise_distance
 from ganlab.metrics.frechet import (
@@ -34,21 +39,50 @@ from ganlab.metrics.parzen import (
     parzen_log_likelihood,
     select_parzen_sigma,
 )
+from ganlab.metrics.perceptual import PerceptualDistance, calibrate_perceptual_distance
+from ganlab.metrics.ppl import path_length_samples, perceptual_path_length
 from ganlab.metrics.result import MetricResult
-from ganlab.metrics.validate import DtypeError
+from ganlab.metrics.segmentation import (
+    confusion_matrix,
+    iou_per_class,
+    mean_iou,
+    pixel_accuracy,
+    segmentation_scores,
+)
+from ganlab.metrics.swd import sliced_wasserstein_distance
+from ganlab.metrics.translation import (
+    domain_accuracy,
+    domain_confusion,
+    factor_preservation,
+    perceptual_diversity,
+)
 
 __all__ = [
     "DtypeError",
     "MetricResult",
+    "PerceptualDistance",
+    "calibrate_perceptual_distance",
     "conditional_accuracy",
+    "confusion_matrix",
+    "domain_accuracy",
+    "domain_confusion",
+    "factor_preservation",
     "feature_moments",
     "frechet_distance",
     "frechet_distance_from_moments",
     "inception_score",
+    "iou_per_class",
     "kernel_inception_distance",
+    "mean_iou",
     "mean_pairwise_distance",
     "parzen_log_densities",
     "parzen_log_likelihood",
+    "path_length_samples",
+    "perceptual_diversity",
+    "perceptual_path_length",
+    "pixel_accuracy",
+    "segmentation_scores",
     "select_parzen_sigma",
+    "sliced_wasserstein_distance",
     "softmax",
 ]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from ganlab.validation import check_tensor
+
 
 def text_alignment(
     predicted, named, groups: tuple[str, ...], num_values: tuple[int, ...] | None = None
@@ -27,15 +29,8 @@ def text_alignment(
     """
     pred = torch.as_tensor(predicted)
     want = torch.as_tensor(named)
-    if pred.dim() != 2 or pred.shape != want.shape or pred.shape[1] != len(groups):
-        raise ValueError(
-            f"predicted and named must both be (N, {len(groups)}) int codes, got "
-            f"{tuple(pred.shape)} and {tuple(want.shape)}"
-        )
-    if pred.is_floating_point() or want.is_floating_point():
-        raise TypeError(
-            "predicted and named must hold integer attribute codes (named: -1 = not named)"
-        )
+    check_tensor(pred, "predicted (attribute codes)", ("N", len(groups)), "int")
+    check_tensor(want, "named (codes, -1 = not named)", tuple(pred.shape), "int")
     mask = want >= 0
     if not mask.any():
         raise ValueError("no caption names any attribute: nothing to measure")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganlab.metrics.validate import check_labels, to_numpy64
+from ganlab.validation import label_array, to_numpy64
 
 
 def conditional_accuracy(judge_logits_or_preds, labels) -> float:
@@ -43,7 +43,7 @@ def conditional_accuracy(judge_logits_or_preds, labels) -> float:
             raise ValueError("judge logits contain NaN or inf values")
         preds, num_classes = scores.argmax(1), scores.shape[1]
     elif ndim == 1:
-        preds, num_classes = check_labels(x, len(x), "predicted classes"), None
+        preds, num_classes = label_array(x, len(x), "predicted classes"), None
     else:
         raise ValueError(
             "judge_logits_or_preds must be logits (n, C) or predicted classes (n,), got "
@@ -51,7 +51,7 @@ def conditional_accuracy(judge_logits_or_preds, labels) -> float:
         )
     if len(preds) == 0:
         raise ValueError("conditional_accuracy needs at least one sample, got 0")
-    labels = check_labels(labels, len(preds), "labels", num_classes)
+    labels = label_array(labels, len(preds), "labels", num_classes)
     return float((preds == labels).mean())
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganlab.metrics.validate import to_numpy64
+from ganlab.validation import to_numpy64
 
 
 def mean_pairwise_distance(x, block: int = 1024) -> float:

@@ -20,7 +20,10 @@ symmetric PSD and similar to Sigma_a Sigma_b, so
 with tiny negative eigenvalues (round-off) clipped to 0. This avoids ``scipy.linalg.sqrtm``
 on a non-symmetric product and its imaginary parts; the tests check both agree with
 pytorch-fid's ``calculate_frechet_distance``. The estimate is biased upwards at small N
-(it is not 0 for two samples of one distribution): compare only equal sample sizes.
+(it is not 0 for two samples of one distribution): compare only equal sample sizes. With
+N <= D the covariance estimate has rank at most N - 1 < D and the bias dominates (two
+samples of N = 100 from one 128-d Gaussian: about 83); ``frechet_distance`` and
+``feature_moments`` then warn with the numbers.
 
 Kernel Inception Distance (Binkowski et al. 2018): the squared maximum mean discrepancy with
 the cubic polynomial kernel k(x, y) = (x . y / D + 1)^3, estimated without bias. For two
@@ -36,9 +39,30 @@ negative) for two samples of one distribution, whatever m.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from ganlab.metrics.validate import check_features, check_same_dim
+from ganlab.errors import GanLabWarning
+from ganlab.validation import check_features, check_same_dim
+
+
+def warn_if_rank_deficient(sizes: dict[str, int], dim: int) -> None:
+    """Warn when a feature set has n <= D samples: its covariance (rank <= n - 1 < D) is
+    rank-deficient and the Frechet distance is biased upwards, far from 0 for one distribution.
+    ``sizes``: name -> n for each set; ``dim``: D."""
+    small = {name: n for name, n in sizes.items() if n <= dim}
+    if small:
+        got = ", ".join(f"{name} has n = {n}" for name, n in small.items())
+        warnings.warn(
+            f"{got} samples of D = {dim} features: with n <= D the covariance estimate is "
+            f"rank-deficient (rank <= n - 1) and the Frechet distance is strongly biased "
+            f"upwards (two samples of one distribution score far above 0). Use n of several "
+            f"times D (e.g. n >= {10 * dim}), equal n for every compared set, and report a "
+            "real-vs-real baseline of the same n.",
+            GanLabWarning,
+            stacklevel=3,
+        )
 
 
 def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
@@ -65,22 +89,32 @@ def frechet_distance_from_moments(mu_a, sigma_a, mu_b, sigma_b) -> float:
     return float(max(value, 0.0))  # >= 0 in exact arithmetic; clip round-off
 
 
-def feature_moments(feats) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of features ``(N, D)``, float64."""
-    x = check_features(feats, "features")
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+
+
+def feature_moments(feats) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of features ``(N, D)``, float64.
+
+    Warns when N <= D (a rank-deficient covariance, see ``warn_if_rank_deficient``).
+    """
+    x = check_features(feats, "features")
+    warn_if_rank_deficient({"features": x.shape[0]}, x.shape[1])
+    return _moments(x)
 
 
 def frechet_distance(feats_a, feats_b) -> float:
     """Frechet distance between features ``(N_a, D)`` and ``(N_b, D)`` (torch or numpy).
 
-    Sample sizes: N_a and N_b (at least 2 each; use N >> D for a stable covariance).
+    Sample sizes: N_a and N_b (at least 2 each; use N >> D for a stable covariance: with
+    N <= D it warns, naming N and D).
     """
     a = check_features(feats_a, "feats_a")
     b = check_features(feats_b, "feats_b")
     check_same_dim(a, b, "feats_a and feats_b")
-    mu_a, sigma_a = feature_moments(a)
-    mu_b, sigma_b = feature_moments(b)
+    warn_if_rank_deficient({"feats_a": a.shape[0], "feats_b": b.shape[0]}, a.shape[1])
+    mu_a, sigma_a = _moments(a)
+    mu_b, sigma_b = _moments(b)
     return frechet_distance_from_moments(mu_a, sigma_a, mu_b, sigma_b)
 
 

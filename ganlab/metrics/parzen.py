@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from ganlab.metrics.validate import to_numpy64
+from ganlab.validation import to_numpy64
 
 
 def _flat_unit(x, name: str) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganlab.metrics.validate import check_features
+from ganlab.validation import check_features, check_tensor
 
 
 def cosine_similarity_matrix(a, b) -> torch.Tensor:
@@ -36,11 +36,8 @@ def recall_at_k(similarity, relevant, ks=(1, 5)) -> dict[int, float]:
     """
     sim = torch.as_tensor(similarity, dtype=torch.float64)
     rel = torch.as_tensor(relevant, dtype=torch.bool)
-    if sim.dim() != 2 or sim.shape != rel.shape:
-        raise ValueError(
-            "similarity and relevant must be (Q, G) of one shape, got "
-            f"{tuple(sim.shape)}, {tuple(rel.shape)}"
-        )
+    check_tensor(sim, "similarity", ("Q", "G"))
+    check_tensor(rel, "relevant", tuple(sim.shape), "bool", why="the shape of similarity")
     if not rel.any(1).all():
         raise ValueError("every query needs at least one relevant gallery item")
     best_relevant = sim.masked_fill(~rel, -torch.inf).amax(1)  # (Q,)
@@ -67,11 +64,7 @@ def r_precision(
     img = torch.as_tensor(check_features(image_features, "image_features"))
     txt = torch.as_tensor(check_features(text_features, "text_features"))
     n = img.shape[0]
-    if txt.shape != img.shape:
-        raise ValueError(
-            "image and text features must pair row by row, got "
-            f"{tuple(img.shape)} and {tuple(txt.shape)}"
-        )
+    check_tensor(txt, "text_features", tuple(img.shape), why="paired row by row with the images")
     if n < candidates:
         raise ValueError(
             f"R-precision with {candidates} candidates needs at least {candidates} pairs, got {n}"

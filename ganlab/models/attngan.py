@@ -100,6 +100,7 @@ from torch import nn
 from ganlab.nn.attention import WordAttention
 from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
 from ganlab.nn.glu import GLU
+from ganlab.validation import check_choice, check_count, check_images, check_logits, check_tensor
 
 BASE_SIZES = (16, 32, 64)
 """First-stage image sizes the models accept; stage i works at base_size * 2**i."""
@@ -184,30 +185,7 @@ class ResBlock(nn.Module):
 
 def _n_halvings(base_size: int) -> int:
     """log2(base_size / 4): upsample blocks from 4x4 to base_size (4 for 64)."""
-    if base_size not in BASE_SIZES:
-        raise ValueError(f"base_size must be one of {BASE_SIZES}, got {base_size!r}")
-    return int(math.log2(base_size)) - 2
-
-
-def _check_float(x, shape: tuple, name: str) -> None:
-    """``shape`` may hold None for a free size (the batch)."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(
-            f"{name} must be a float torch.Tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}"
-        )
-    ok = x.dim() == len(shape) and all(s is None or s == n for s, n in zip(shape, x.shape))
-    if not ok:
-        want = ", ".join("B" if s is None else str(s) for s in shape)
-        raise ValueError(f"{name} must have shape ({want}), got {tuple(x.shape)}")
-
-
-def _check_images(x: torch.Tensor, size: int, check_range: bool) -> None:
-    """Images must be float (B, 3, size, size), in [-1, 1] (checked outside training)."""
-    _check_float(x, (None, 3, size, size), "images")
-    if check_range and x.numel() and not torch.compiler.is_compiling():
-        lo, hi = float(x.detach().min()), float(x.detach().max())
-        if lo < -1.05 or hi > 1.05:
-            raise ValueError(f"images must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
+    return int(math.log2(check_choice(base_size, BASE_SIZES, "base_size"))) - 2
 
 
 # --------------------------------------------------------------------------------------
@@ -292,8 +270,7 @@ class Generator(nn.Module):
         num_residual: int = 2,
     ):
         super().__init__()
-        if num_stages not in (1, 2, 3):
-            raise ValueError(f"num_stages must be 1, 2 or 3, got {num_stages!r}")
+        check_choice(num_stages, (1, 2, 3), "num_stages")
         if ngf < 1:
             raise ValueError(f"ngf must be >= 1, got {ngf}")
         self.text_dim, self.c_dim, self.z_dim, self.ngf = text_dim, c_dim, z_dim, ngf
@@ -309,6 +286,7 @@ class Generator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ N(0, I), (n, z_dim)."""
+        n = check_count(n, "n (the number of samples)")
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(
@@ -326,10 +304,10 @@ class Generator(nn.Module):
 
         ``generator`` draws CA's eps (reproducible samples).
         """
-        _check_float(sentence, (None, self.text_dim), "sentence")
-        batch = len(sentence)
-        _check_float(z, (batch, self.z_dim), "z")
-        _check_float(words, (batch, self.text_dim, None), "words")
+        check_tensor(sentence, "sentence", ("B", self.text_dim))
+        b, why = len(sentence), "one row per sentence"
+        check_tensor(z, "z", (b, self.z_dim), why=why)
+        check_tensor(words, "words", (b, self.text_dim, "T"), why=why)
         c, mu, logvar = self.ca(sentence, generator)  # (B, c_dim) each
         h = self.init_stage(c, z)  # (B, ngf, s0, s0)
         images, attention_maps = [self.heads[0](h)], []
@@ -385,7 +363,8 @@ class Discriminator(nn.Module):
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, 8 ndf, 4, 4); compute once per image batch."""
-        _check_images(image, self.image_size, check_range=not self.training)
+        # the range check reads the images back to the host: outside training only
+        check_images(image, channels=3, size=self.image_size, batch="B", values=not self.training)
         return self.encode(image)
 
     def uncond_logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -394,7 +373,7 @@ class Discriminator(nn.Module):
 
     def cond_logits(self, features: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
         """(B, 8 ndf, 4, 4), sentence (B, D) -> (B,) logits of "a real image of this text"."""
-        _check_float(sentence, (len(features), self.text_dim), "sentence")
+        check_tensor(sentence, "sentence", (len(features), self.text_dim), why="one row per image")
         maps = sentence[:, :, None, None].expand(-1, -1, 4, 4)  # (B, D, 4, 4)
         h = self.joint(torch.cat([features, maps], dim=1))  # (B, 8 ndf, 4, 4)
         return self.cond_head(h).flatten()
@@ -419,8 +398,7 @@ def build_discriminators(
     base_size: int = 64, num_stages: int = 3, ndf: int = 64, text_dim: int = 256
 ) -> nn.ModuleList:
     """One Discriminator per generator stage: sizes base_size * 2**i, i < num_stages."""
-    if num_stages not in (1, 2, 3):
-        raise ValueError(f"num_stages must be 1, 2 or 3, got {num_stages!r}")
+    check_choice(num_stages, (1, 2, 3), "num_stages")
     return nn.ModuleList(
         Discriminator(base_size * 2**i, base_size, ndf, text_dim) for i in range(num_stages)
     )
@@ -429,13 +407,6 @@ def build_discriminators(
 # --------------------------------------------------------------------------------------
 # Losses
 # --------------------------------------------------------------------------------------
-
-
-def _check_logits(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor of logits (B,), got {type(x).__name__}")
-    if x.dim() != 1:
-        raise ValueError(f"{name} must have shape (B,) (one logit per image), got {tuple(x.shape)}")
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -457,7 +428,7 @@ def discriminator_loss(
     """
     named = dict(real_u=real_u, real_c=real_c, fake_u=fake_u, fake_c=fake_c, wrong_c=wrong_c)
     for name, x in named.items():
-        _check_logits(x, name)
+        check_logits(x, name)
     real = (_bce(real_u, 1.0) + _bce(real_c, 1.0)) / 2
     return real + (_bce(fake_u, 0.0) + _bce(fake_c, 0.0) + _bce(wrong_c, 0.0)) / 3
 
@@ -484,8 +455,8 @@ def generator_loss(
     for i, pair in enumerate(stage_logits):
         if len(pair) != 2:
             raise ValueError(f"stage_logits[{i}] must be an (uncond, cond) pair of logits")
-        _check_logits(pair[0], f"stage_logits[{i}][0] (unconditional)")
-        _check_logits(pair[1], f"stage_logits[{i}][1] (conditional)")
+        check_logits(pair[0], f"stage_logits[{i}][0] (unconditional)")
+        check_logits(pair[1], f"stage_logits[{i}][1] (conditional)")
         loss = loss + _bce(pair[0], 1.0) + _bce(pair[1], 1.0)  # non-saturating
     if damsm_term is not None:
         if not isinstance(damsm_term, torch.Tensor) or damsm_term.numel() != 1:

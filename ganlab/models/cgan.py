@@ -57,6 +57,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab.nn import Maxout
+from ganlab.validation import (
+    check_choice,
+    check_count,
+    check_labels,
+    check_tensor,
+    values_checkable,
+)
+from ganlab.validation import check_images as check_images_of
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -68,42 +76,23 @@ def one_hot(
     """Labels (N,) int64 in [0, num_classes) -> one-hot (N, num_classes), with clear errors.
 
     ``validate=False`` skips the range check, which reads the labels back to the host; the
-    models skip it while training (labels come from a validated dataset), never in eval mode.
+    models skip it only while training on an accelerator (``values_checkable``).
     """
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor of int64, got {type(y).__name__}")
-    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise TypeError(f"labels must be an integer tensor (int64), got dtype {y.dtype}")
-    if y.dim() != 1:
-        raise ValueError(f"labels must have shape (N,), got {tuple(y.shape)}")
-    if validate and y.numel() and not torch.compiler.is_compiling():
-        lo, hi = int(y.min()), int(y.max())  # a host sync, kept out of compiled training
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"labels must lie in 0..{num_classes - 1}, got values in {lo}..{hi}")
+    check_labels(y, num_classes, values=validate)
     return F.one_hot(y.long(), num_classes).to(dtype)
 
 
-def check_images(x: torch.Tensor, shape=IMAGE_SHAPE) -> None:
-    """Images must be float (N, *shape) in [-1, 1] (the course's convention)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"images must be a float tensor in [-1, 1], got dtype {x.dtype} "
-            "(uint8 0-255 images: use x.float() / 127.5 - 1)"
-        )
-    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(
-            f"images must have shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
-        )
+def check_images(x: torch.Tensor, shape=IMAGE_SHAPE, values: bool = False) -> torch.Tensor:
+    """Images must be float (N, *shape), in [-1, 1] (the range read only when ``values``)."""
+    return check_images_of(x, channels=shape[0], size=tuple(shape[1:]), values=values)
 
 
-def _check_range(x: torch.Tensor) -> None:
-    if torch.compiler.is_compiling() or x.numel() == 0:
-        return
-    lo, hi = float(x.detach().min()), float(x.detach().max())
-    if lo < -1.05 or hi > 1.05:
-        raise ValueError(f"images must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
+def _condition(y: torch.Tensor, rows: torch.Tensor, of: str, num_classes: int, training: bool):
+    """The one-hot code (N, num_classes) of the labels ``y``, one per row of ``rows`` (z or
+    the images, named ``of``), in ``rows``' dtype. The range is read wherever that is cheap."""
+    why = f"one label per row of {of}, which has shape {tuple(rows.shape)}"
+    check_labels(y, num_classes, "labels y", len(rows), values_checkable(y, training), why)
+    return one_hot(y, num_classes, rows.dtype, validate=False)
 
 
 class PaperGenerator(nn.Module):
@@ -125,15 +114,13 @@ class PaperGenerator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ U(-1, 1)^100, the paper's prior."""
+        n = check_count(n, "n (the number of samples)")
         return torch.rand(n, self.z_dim, device=device, generator=generator) * 2 - 1
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must have shape (N, {self.z_dim}), got {tuple(z.shape)}")
-        h = torch.cat(
-            [self.z_path(z), self.y_path(one_hot(y, self.num_classes, z.dtype, not self.training))],
-            1,
-        )
+        check_tensor(z, "z", ("N", self.z_dim))
+        code = _condition(y, z, "z", self.num_classes, self.training)  # (N, 10)
+        h = torch.cat([self.z_path(z), self.y_path(code)], 1)  # (N, 1200)
         x = torch.sigmoid(self.joint(h))  # (N, 784) in [0, 1]
         return (2 * x - 1).view(-1, *IMAGE_SHAPE)  # (N, 1, 28, 28) in [-1, 1]
 
@@ -155,16 +142,9 @@ class PaperDiscriminator(nn.Module):
         self.out = nn.Linear(240, 1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        check_images(x)
-        if not self.training:  # the range check syncs with the host: kept out of training steps
-            _check_range(x)
-        h = torch.cat(
-            [
-                self.x_path(x.flatten(1)),
-                self.y_path(one_hot(y, self.num_classes, x.dtype, not self.training)),
-            ],
-            1,
-        )  # (N, 290)
+        check_images(x, values=not self.training)  # the range: a host sync, not in training
+        code = _condition(y, x, "the images", self.num_classes, self.training)  # (N, 10)
+        h = torch.cat([self.x_path(x.flatten(1)), self.y_path(code)], 1)  # (N, 290)
         return self.out(self.joint(h)).squeeze(1)  # (N,) logits
 
 
@@ -194,14 +174,13 @@ class ConvGenerator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ N(0, I)."""
+        n = check_count(n, "n (the number of samples)")
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must have shape (N, {self.z_dim}), got {tuple(z.shape)}")
-        h = torch.cat(
-            [z, one_hot(y, self.num_classes, z.dtype, not self.training)], dim=1
-        )  # (N, z_dim + 10)
+        check_tensor(z, "z", ("N", self.z_dim))
+        code = _condition(y, z, "z", self.num_classes, self.training)  # (N, 10)
+        h = torch.cat([z, code], dim=1)  # (N, z_dim + 10)
         return self.up(self.project(h))  # (N, 1, 28, 28) in [-1, 1]
 
 
@@ -234,10 +213,8 @@ class ConvDiscriminator(nn.Module):
         self.out = nn.Linear(4 * width, 1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        check_images(x)
-        if not self.training:  # the range check syncs with the host: kept out of training steps
-            _check_range(x)
-        code = one_hot(y, self.num_classes, x.dtype, not self.training)  # (N, 10)
+        check_images(x, values=not self.training)  # the range: a host sync, not in training
+        code = _condition(y, x, "the images", self.num_classes, self.training)  # (N, 10)
         maps = code[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (N, 10, 28, 28)
         h = self.features(torch.cat([x, maps], dim=1))  # (N, 2w*7*7)
         h = self.joint(torch.cat([h, code], dim=1))  # (N, 4w)
@@ -264,8 +241,7 @@ ARCHITECTURES = {
 
 def build_cgan(arch: str = "conv", **kwargs) -> tuple[nn.Module, nn.Module]:
     """(G, D) for ``arch`` in {"paper", "conv"}; ``kwargs``: z_dim, width."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    check_choice(arch, sorted(ARCHITECTURES), "arch")
     g_cls, d_cls = ARCHITECTURES[arch]
     if arch == "paper":
         return g_cls(z_dim=kwargs.get("z_dim", 100)), d_cls()

@@ -98,52 +98,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganlab import validation
+from ganlab.validation import check_choice, check_count, check_logits, check_tensor
+
 IMAGE_SIZES = (16, 32, 64)
 
 
-# --------------------------------------------------------------------------------------
-# Validation: errors that name what was expected
-# --------------------------------------------------------------------------------------
-
-
-def _check_matrix(x, name: str, width: int, batch: int | None = None) -> None:
-    """``x`` must be a float tensor of shape (B, width) (and B == batch if given)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor of shape (B, {width}), got dtype {x.dtype}")
-    if x.dim() != 2 or x.shape[1] != width:
-        raise ValueError(f"{name} must have shape (B, {width}), got {tuple(x.shape)}")
-    if batch is not None and x.shape[0] != batch:
-        raise ValueError(f"{name} must have {batch} rows (one per image), got {x.shape[0]}")
-
-
-def check_images(x, channels: int, size: int) -> None:
-    """Images must be a float (N, channels, size, size) tensor (values in [-1, 1])."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"images must be a float tensor in [-1, 1], got dtype {x.dtype} "
-            "(uint8 0-255 images: use x.float() / 127.5 - 1)"
-        )
-    if x.dim() != 4 or tuple(x.shape[1:]) != (channels, size, size):
-        raise ValueError(
-            f"images must have shape (N, {channels}, {size}, {size}), got {tuple(x.shape)}"
-        )
-
-
-def _check_range(x: torch.Tensor) -> None:
-    if torch.compiler.is_compiling() or x.numel() == 0:
-        return
-    lo, hi = float(x.detach().min()), float(x.detach().max())  # a host sync: eval mode only
-    if lo < -1.05 or hi > 1.05:
-        raise ValueError(f"images must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
-
-
-def _check_size(image_size: int) -> None:
-    if image_size not in IMAGE_SIZES:
-        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size!r}")
+def check_images(x, channels: int, size: int, values: bool = False) -> torch.Tensor:
+    """Images must be a float (N, channels, size, size) tensor in [-1, 1] (the range is read
+    only when ``values``: a host sync)."""
+    return validation.check_images(x, channels=channels, size=size, values=values)
 
 
 # --------------------------------------------------------------------------------------
@@ -199,11 +163,8 @@ def replicate_text(features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     The text vector is repeated at every spatial position (``expand``: no copy until ``cat``)
     and depth-concatenated AFTER the image features, as the official ``JoinTable(2)``.
     """
-    if features.dim() != 4 or text.dim() != 2 or text.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"expected features (B, C, H, W) and text (B, P), got {tuple(features.shape)} "
-            f"and {tuple(text.shape)}"
-        )
+    check_tensor(features, "features", ("B", "C", "H", "W"))
+    check_tensor(text, "text", (len(features), "P"), why="one row per image")
     maps = text[:, :, None, None].expand(-1, -1, *features.shape[2:])  # (B, P, H, W)
     return torch.cat([features, maps], dim=1)  # (B, C + P, H, W)
 
@@ -231,7 +192,7 @@ class Generator(nn.Module):
         channels: int = 3,
     ):
         super().__init__()
-        _check_size(image_size)
+        check_choice(image_size, IMAGE_SIZES, "image_size")
         self.text_dim, self.proj_dim, self.z_dim = text_dim, proj_dim, z_dim
         self.ngf, self.image_size, self.channels = ngf, image_size, channels
         self.project_text = nn.Sequential(nn.Linear(text_dim, proj_dim), nn.LeakyReLU(0.2))
@@ -257,11 +218,12 @@ class Generator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ N(0, I), the official ``noise='normal'``."""
+        n = check_count(n, "n (the number of samples)")
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(self, z: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        _check_matrix(z, "z", self.z_dim)
-        _check_matrix(text, "text", self.text_dim, batch=z.shape[0])
+        check_tensor(z, "z", ("B", self.z_dim))
+        check_tensor(text, "text", (len(z), self.text_dim), why="one row per row of z")
         h = self.project_text(text)  # (B, proj_dim)
         h = torch.cat([z, h], dim=1)[:, :, None, None]  # (B, z_dim + proj_dim, 1, 1)
         return self.net(h)  # (B, channels, image_size, image_size) in [-1, 1]
@@ -285,7 +247,7 @@ class Discriminator(nn.Module):
         channels: int = 3,
     ):
         super().__init__()
-        _check_size(image_size)
+        check_choice(image_size, IMAGE_SIZES, "image_size")
         self.text_dim, self.proj_dim, self.ndf = text_dim, proj_dim, ndf
         self.image_size, self.channels = image_size, channels
         size = image_size // 2
@@ -319,10 +281,9 @@ class Discriminator(nn.Module):
         self.apply(init_weights)
 
     def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        check_images(x, self.channels, self.image_size)
-        _check_matrix(text, "text", self.text_dim, batch=x.shape[0])
-        if not self.training:  # the range check syncs with the host: kept out of training
-            _check_range(x)
+        # the range check reads x back to the host: outside training only
+        check_images(x, self.channels, self.image_size, values=not self.training)
+        check_tensor(text, "text", (len(x), self.text_dim), why="one row per image")
         h = self.features(x)  # (B, 8 ndf, 4, 4)
         t = self.project_text(text)  # (B, proj_dim)
         h = replicate_text(h, t)  # (B, 8 ndf + proj_dim, 4, 4)
@@ -332,12 +293,6 @@ class Discriminator(nn.Module):
 # --------------------------------------------------------------------------------------
 # Losses and the two ideas: CLS (mismatched pairs) and INT (interpolated text)
 # --------------------------------------------------------------------------------------
-
-
-def _check_logits(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"{name} must be a float tensor of logits, got {got}")
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -355,8 +310,8 @@ def discriminator_loss(
     cls=True:  BCE(s_r, 1) + 0.5 BCE(s_w, 0) + 0.5 BCE(s_f, 0)   (GAN-CLS, Algorithm 1)
     cls=False: BCE(s_r, 1) + BCE(s_f, 0), and ``wrong_right`` must be None.
     """
-    _check_logits(real_right, "real_right")
-    _check_logits(fake_right, "fake_right")
+    check_logits(real_right, "real_right")
+    check_logits(fake_right, "fake_right")
     loss = _bce(real_right, 1.0)
     if not cls:
         if wrong_right is not None:
@@ -364,7 +319,7 @@ def discriminator_loss(
         return loss + _bce(fake_right, 0.0)
     if wrong_right is None:
         raise ValueError("cls=True needs wrong_right, D's logits for (wrong image, right text)")
-    _check_logits(wrong_right, "wrong_right")
+    check_logits(wrong_right, "wrong_right")
     return loss + 0.5 * _bce(wrong_right, 0.0) + 0.5 * _bce(fake_right, 0.0)
 
 
@@ -372,10 +327,10 @@ def generator_loss(
     fake_right: torch.Tensor, fake_interp: torch.Tensor | None = None, int_weight: float = 1.0
 ) -> torch.Tensor:
     """Non-saturating L_G = BCE(s_f, 1) [+ int_weight * BCE(D(G(z, h_int), h_int), 1)]."""
-    _check_logits(fake_right, "fake_right")
+    check_logits(fake_right, "fake_right")
     loss = _bce(fake_right, 1.0)
     if fake_interp is not None:
-        _check_logits(fake_interp, "fake_interp")
+        check_logits(fake_interp, "fake_interp")
         loss = loss + int_weight * _bce(fake_interp, 1.0)
     return loss
 
@@ -386,13 +341,8 @@ def interpolate_embeddings(t1: torch.Tensor, t2: torch.Tensor, beta=0.5) -> torc
     ``beta`` is a float or a tensor that broadcasts, e.g. (B, 1) for one beta per sample.
     No normalisation: the interpolated point is fed to G as it is.
     """
-    for x, name in ((t1, "t1"), (t2, "t2")):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"{name} must be a float tensor of embeddings (B, D)")
-    if t1.shape != t2.shape:
-        raise ValueError(
-            f"t1 and t2 must have the same shape, got {tuple(t1.shape)}, {tuple(t2.shape)}"
-        )
+    check_tensor(t1, "t1", ("B", "D"))
+    check_tensor(t2, "t2", tuple(t1.shape), why="the same shape as t1")
     return beta * t1 + (1 - beta) * t2  # (B, D)
 
 
@@ -407,10 +357,7 @@ def mismatched_indices(
     same-class entries (the diagonal included) are masked, and the argmax is taken.
     ``check=False`` skips the one-class check, a host sync, inside training steps.
     """
-    if not isinstance(classes, torch.Tensor) or classes.is_floating_point() or classes.is_complex():
-        raise TypeError("classes must be an integer tensor of shape (B,)")
-    if classes.dim() != 1:
-        raise ValueError(f"classes must have shape (B,), got {tuple(classes.shape)}")
+    check_tensor(classes, "classes", ("B",), "int")
     b = classes.shape[0]
     same = classes[:, None] == classes[None, :]  # (B, B), True on the diagonal
     if check and not torch.compiler.is_compiling() and bool(same.all()):  # one host sync
@@ -443,6 +390,4 @@ VARIANTS = {
 def variant(name: str) -> Variant:
     """The switches of one of the paper's four models: gan, gan-cls, gan-int, gan-int-cls."""
     key = name.lower().replace("_", "-") if isinstance(name, str) else name
-    if key not in VARIANTS:
-        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {name!r}")
-    return VARIANTS[key]
+    return VARIANTS[check_choice(key, list(VARIANTS), "variant")]

@@ -82,6 +82,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
+from ganlab.validation import check_choice, check_count, check_images, check_logits, check_tensor
 
 KL_WEIGHT = 2.0
 """The course's KL weight (both official configs), applied to the KL averaged over the c dims."""
@@ -178,34 +179,7 @@ class ConditionalLogits(nn.Module):
 
 
 def _log2_size(image_size: int, allowed: tuple[int, ...], what: str) -> int:
-    if image_size not in allowed:
-        raise ValueError(f"{what} must be one of {allowed}, got {image_size!r}")
-    return int(math.log2(image_size))
-
-
-def _check_images(x: torch.Tensor, size: int, check_range: bool) -> None:
-    """Images must be float (B, 3, size, size), in [-1, 1] (checked outside training)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"images must be a float tensor in [-1, 1], got dtype {x.dtype}")
-    if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
-        raise ValueError(f"images must have shape (B, 3, {size}, {size}), got {tuple(x.shape)}")
-    if check_range and x.numel() and not torch.compiler.is_compiling():
-        lo, hi = float(x.detach().min()), float(x.detach().max())
-        if lo < -1.05 or hi > 1.05:
-            raise ValueError(f"images must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
-
-
-def _check_vector(v: torch.Tensor, width: int, name: str, batch: int | None = None) -> None:
-    if not isinstance(v, torch.Tensor) or not v.is_floating_point():
-        raise TypeError(
-            f"{name} must be a float torch.Tensor of shape (B, {width}), "
-            f"got {type(v).__name__} {getattr(v, 'dtype', '')}"
-        )
-    if v.dim() != 2 or v.shape[1] != width or (batch is not None and v.shape[0] != batch):
-        b = "B" if batch is None else str(batch)
-        raise ValueError(f"{name} must have shape ({b}, {width}), got {tuple(v.shape)}")
+    return int(math.log2(check_choice(image_size, allowed, what)))
 
 
 # --------------------------------------------------------------------------------------
@@ -253,6 +227,7 @@ class StageIGenerator(nn.Module):
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
         """z ~ N(0, I), (n, z_dim)."""
+        n = check_count(n, "n (the number of samples)")
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(
@@ -269,7 +244,7 @@ class StageIGenerator(nn.Module):
         c, mu, logvar = self.ca(text_embedding, generator)  # (B, c_dim) each
         if not self.use_ca:
             c = mu  # deterministic condition; the recipe drops the KL term too
-        _check_vector(z, self.z_dim, "z", batch=len(c))
+        check_tensor(z, "z", (len(c), self.z_dim), why="one row per text embedding")
         h = self.fc(torch.cat([z, c], dim=1))  # (B, ngf*8*16)
         h = h.view(-1, self.ngf * 8, 4, 4)  # (B, ngf*8, 4, 4)
         h = self.upsample(h)  # (B, ngf*8 / 2**n_up, s1, s1)
@@ -288,24 +263,26 @@ class _ConditionalDiscriminator(nn.Module):
             else nn.Sequential(nn.Linear(text_dim, c_dim), nn.LeakyReLU(0.2))
         )
 
-    def condition(self, condition: torch.Tensor) -> torch.Tensor:
-        """(B, c_dim), or (B, text_dim) -> FC + LReLU -> (B, c_dim) when built with text_dim."""
+    def condition(self, condition: torch.Tensor, batch: int | str = "B") -> torch.Tensor:
+        """(B, c_dim), or (B, text_dim) -> FC + LReLU -> (B, c_dim) when built with text_dim.
+
+        An int ``batch`` is the number of images the condition must have rows for."""
+        why = "one row per image" if isinstance(batch, int) else ""
         if self.compress is None:
-            _check_vector(condition, self.c_dim, "condition (e.g. the generator's mu.detach())")
-            return condition
-        _check_vector(condition, self.text_dim, "condition (the text embedding)")
+            name = "condition (e.g. the generator's mu.detach())"
+            return check_tensor(condition, name, (batch, self.c_dim), why=why)
+        check_tensor(condition, "condition (the text embedding)", (batch, self.text_dim), why=why)
         return self.compress(condition)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, ndf*8, 4, 4); compute once, reuse for real and wrong pairs."""
-        _check_images(image, self.image_size, check_range=not self.training)
+        # the range check reads the images back to the host: outside training only
+        check_images(image, channels=3, size=self.image_size, batch="B", values=not self.training)
         return self.encode(image)
 
     def cond_logits(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """(B, ndf*8, 4, 4), condition -> (B,) logits of "real image matching this text"."""
-        cond = self.condition(condition)
-        if len(cond) != len(features):
-            raise ValueError(f"condition has {len(cond)} rows but there are {len(features)} images")
+        cond = self.condition(condition, batch=len(features))
         return self.get_cond_logits(features, cond)
 
 
@@ -484,13 +461,6 @@ class StageIIDiscriminator(_ConditionalDiscriminator):
 # --------------------------------------------------------------------------------------
 
 
-def _check_logits(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor of logits (B,), got {type(x).__name__}")
-    if x.dim() != 1:
-        raise ValueError(f"{name} must have shape (B,) (one logit per image), got {tuple(x.shape)}")
-
-
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
@@ -522,15 +492,15 @@ def discriminator_loss(
     Each BCE is a mean over its own batch (wrong pairs may be one fewer).
     """
     for x, name in ((real_logits, "real_logits"), (wrong_logits, "wrong_logits")):
-        _check_logits(x, name)
-    _check_logits(fake_logits, "fake_logits")
+        check_logits(x, name)
+    check_logits(fake_logits, "fake_logits")
     real, wrong, fake = _bce(real_logits, 1.0), _bce(wrong_logits, 0.0), _bce(fake_logits, 0.0)
     if real_uncond is None and fake_uncond is None:
         return real + (wrong + fake) / 2
     if real_uncond is None or fake_uncond is None:
         raise ValueError("give both real_uncond and fake_uncond, or neither")
-    _check_logits(real_uncond, "real_uncond")
-    _check_logits(fake_uncond, "fake_uncond")
+    check_logits(real_uncond, "real_uncond")
+    check_logits(fake_uncond, "fake_uncond")
     real_u, fake_u = _bce(real_uncond, 1.0), _bce(fake_uncond, 0.0)
     return (real + real_u) / 2 + (fake + wrong + fake_u) / 3
 
@@ -549,9 +519,9 @@ def generator_loss(
     official setting. The paper's lambda = 1 (``PAPER_KL_WEIGHT``) gives no reduction; on this
     scale it is ``kl_weight=1.0``.
     """
-    _check_logits(fake_logits, "fake_logits")
+    check_logits(fake_logits, "fake_logits")
     loss = _bce(fake_logits, 1.0)  # non-saturating
     if fake_uncond is not None:
-        _check_logits(fake_uncond, "fake_uncond")
+        check_logits(fake_uncond, "fake_uncond")
         loss = loss + _bce(fake_uncond, 1.0)  # the port adds, no averaging
     return loss + kl_weight * kl_divergence(mu, logvar) / mu.shape[1]

@@ -17,9 +17,10 @@ as :math:`h`, which the next stage concatenates with :math:`h`.
 Shapes: h (B, C, H, W), words (B, D, T) -> U -> (B, C, T); attention (B, T, H, W) (for each
 word a map over the pixels: what the chapter shows), context (B, C, H, W).
 
-Padding: ``mask`` (B, T) is True at padding words; they get weight exactly 0. A caption
-whose every word is masked gives an all-zero row (zero attention, zero context) instead of
-the NaN a plain ``softmax`` of all -inf returns.
+Padding: ``mask`` (B, T) is True at padding words (``padding_mask(lengths, T)``, from
+``ganlab.validation``); they get weight exactly 0. A caption whose every word is masked
+gives an all-zero row (zero attention, zero context) instead of the NaN a plain
+``softmax`` of all -inf returns.
 
 =========================  =====================================  ==========================
 what                       official (GlobalAttention.py)          course
@@ -38,32 +39,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganlab.validation import check_tensor, padding_mask
 
-def padding_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
-    """lengths (B,) int -> mask (B, T) bool, True at padding positions (>= length)."""
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1:
-        raise ValueError(f"lengths must be a tensor of shape (B,), got {lengths!r}")
-    return torch.arange(t, device=lengths.device)[None] >= lengths[:, None]  # (B, T)
+__all__ = ["WordAttention", "padding_mask", "word_attention"]
 
 
 def _check_inputs(h, words, mask) -> None:
-    if not isinstance(h, torch.Tensor) or h.dim() != 4:
-        raise ValueError(f"h must be image features (B, C, H, W), got {getattr(h, 'shape', h)}")
-    if not isinstance(words, torch.Tensor) or words.dim() != 3 or len(words) != len(h):
-        raise ValueError(
-            f"words must be (B, D, T) with B = {len(h)}, got {getattr(words, 'shape', words)}"
-        )
-    if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError(
-                "mask must be a bool tensor (B, T), True at padding words, got "
-                f"{type(mask).__name__} {getattr(mask, 'dtype', '')}"
-            )
-        if mask.shape != (words.shape[0], words.shape[2]):
-            raise ValueError(
-                f"mask must have shape (B, T) = {(words.shape[0], words.shape[2])}, "
-                f"got {tuple(mask.shape)}"
-            )
+    check_tensor(h, "h (image features)", ("B", "C", "H", "W"))
+    check_tensor(words, "words", (len(h), "D", "T"), why="one caption per image")
+    if mask is not None:  # True at padding words
+        check_tensor(mask, "mask (B, T)", (len(h), words.shape[2]), "bool")
 
 
 def word_attention(

@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganlab.validation import check_choice, check_tensor
+
 ACTIVATIONS = ("leaky_relu", "relu", "glu")
 
 
@@ -60,15 +62,8 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     The official StackGAN code takes the mean over all B*c elements instead (= this / c) and
     weights it by 2.0; the paper writes lambda = 1 (see the module docstring).
     """
-    if not isinstance(mu, torch.Tensor) or not isinstance(logvar, torch.Tensor):
-        raise TypeError(
-            f"mu and logvar must be torch.Tensors, got {type(mu).__name__}, {type(logvar).__name__}"
-        )
-    if mu.shape != logvar.shape or mu.dim() != 2:
-        raise ValueError(
-            "mu and logvar must both have shape (B, c_dim), "
-            f"got {tuple(mu.shape)} and {tuple(logvar.shape)}"
-        )
+    check_tensor(mu, "mu (B, c_dim)", ("B", "c_dim"))
+    check_tensor(logvar, "logvar (B, c_dim)", tuple(mu.shape), why="the shape of mu")
     kl = 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar)  # (B, c), each >= 0
     return kl.sum(dim=1).mean()  # sum over c, mean over B -> scalar
 
@@ -83,8 +78,7 @@ class ConditioningAugmentation(nn.Module):
 
     def __init__(self, text_dim: int, c_dim: int = 128, activation: str = "leaky_relu"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        check_choice(activation, ACTIVATIONS, "activation")
         if text_dim < 1 or c_dim < 1:
             raise ValueError(f"text_dim and c_dim must be >= 1, got {text_dim}, {c_dim}")
         self.text_dim, self.c_dim, self.activation = text_dim, c_dim, activation
@@ -93,16 +87,7 @@ class ConditioningAugmentation(nn.Module):
 
     def encode(self, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, text_dim) -> mu (B, c_dim), logvar (B, c_dim); no sampling."""
-        if not isinstance(text_embedding, torch.Tensor) or not text_embedding.is_floating_point():
-            raise TypeError(
-                "text_embedding must be a float torch.Tensor of shape (B, text_dim), got "
-                f"{type(text_embedding).__name__} {getattr(text_embedding, 'dtype', '')}"
-            )
-        if text_embedding.dim() != 2 or text_embedding.shape[1] != self.text_dim:
-            raise ValueError(
-                f"text_embedding must have shape (B, {self.text_dim}), "
-                f"got {tuple(text_embedding.shape)}"
-            )
+        check_tensor(text_embedding, "text_embedding", ("B", self.text_dim))
         h = self.fc(text_embedding)  # (B, 2c) or (B, 4c)
         if self.activation == "leaky_relu":
             h = F.leaky_relu(h, 0.2)

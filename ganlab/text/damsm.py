@@ -61,6 +61,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ganlab.validation import check_lengths, check_tensor, padding_mask
+
 GAMMA1, GAMMA2, GAMMA3 = 4.0, 5.0, 10.0
 """gamma1 sharpens word->region attention (4: CUB yml; config.py's default is 5), gamma2 the
 word->caption aggregation, gamma3 the softmax over the batch."""
@@ -69,42 +71,10 @@ EPS = 1e-8
 
 def _check(words, regions, lengths, values: bool = True) -> None:
     """Shapes and dtypes always; the lengths' range (a host sync) only when ``values``."""
-    if not isinstance(words, torch.Tensor) or not words.is_floating_point() or words.dim() != 3:
-        raise ValueError(
-            f"words must be a float tensor (B, D, T), got {getattr(words, 'shape', type(words))}"
-        )
-    if not isinstance(regions, torch.Tensor) or regions.dim() != 4:
-        raise ValueError(
-            f"regions must be a float tensor (B, D, h, w), got "
-            f"{getattr(regions, 'shape', type(regions))}"
-        )
-    if words.shape[1] != regions.shape[1]:
-        raise ValueError(
-            f"words (B, D, T) and regions (B, D, h, w) must share D, got {tuple(words.shape)} "
-            f"and {tuple(regions.shape)}"
-        )
-    if not isinstance(lengths, torch.Tensor) or lengths.dtype not in (torch.int64, torch.int32):
-        raise TypeError(
-            f"lengths must be an int64 tensor (B,), got {type(lengths).__name__} "
-            f"{getattr(lengths, 'dtype', '')}"
-        )
-    if lengths.shape != (words.shape[0],):
-        raise ValueError(
-            f"lengths must have shape ({words.shape[0]},), one per caption, "
-            f"got {tuple(lengths.shape)}"
-        )
-    if values and lengths.numel() and not torch.compiler.is_compiling():
-        lo, hi = int(lengths.min()), int(lengths.max())  # a tiny host sync
-        if lo < 1 or hi > words.shape[2]:
-            raise ValueError(
-                f"lengths must lie in 1..T = 1..{words.shape[2]} (an empty caption has no "
-                f"words to match), got values in {lo}..{hi}"
-            )
-
-
-def _word_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
-    """(B,) -> (B, T) bool, True at real words."""
-    return torch.arange(t, device=lengths.device)[None] < lengths[:, None]
+    check_tensor(words, "words", ("B", "D", "T"))
+    share = "words (B, D, T) and regions (B, D, h, w) share D"
+    check_tensor(regions, "regions", ("B", words.shape[1], "h", "w"), why=share)
+    check_lengths(lengths, words.shape[2], batch=len(words), values=values)
 
 
 def _attend(words, regions, real, gamma1):
@@ -127,7 +97,7 @@ def word_region_attention(words, regions, lengths, gamma1: float = GAMMA1):
     regions (they sum to 1). Padding words get zero context and zero attention.
     """
     _check(words, regions, lengths)
-    real = _word_mask(lengths, words.shape[2])  # (B_t, T)
+    real = ~padding_mask(lengths, words.shape[2])  # (B_t, T), True at real words
     _, alpha, context = _attend(words, regions, real, gamma1)
     pad = ~real[:, None, :, None]  # (B_t, 1, T, 1)
     return context.masked_fill(pad, 0.0).transpose(2, 3), alpha.masked_fill(pad, 0.0)
@@ -143,7 +113,7 @@ def word_level_similarity(
     (a host sync) for training data that were validated when tokenised.
     """
     _check(words, regions, lengths, values=check)
-    real = _word_mask(lengths, words.shape[2])  # (B_t, T)
+    real = ~padding_mask(lengths, words.shape[2])  # (B_t, T), True at real words
     s, alpha, context = _attend(words, regions, real, gamma1)
     # cos(c_i, e_i) = e_i . c_i / (|e_i| |c_i|), and e_i . c_i = sum_j alpha_j (e_i . v_j)
     dot = (alpha * s).sum(3)  # (B_t, B_i, T)
@@ -193,11 +163,8 @@ def damsm_sentence_loss(sentence, global_, class_ids=None, gamma3=GAMMA3):
 
     sentence (B, D), global_ (B, D); R = cos(global_i, sentence_j).
     """
-    if sentence.dim() != 2 or sentence.shape != global_.shape:
-        raise ValueError(
-            f"sentence and global_ must both be (B, D), got {tuple(sentence.shape)} and "
-            f"{tuple(global_.shape)}"
-        )
+    check_tensor(sentence, "sentence", ("B", "D"))
+    check_tensor(global_, "global_", tuple(sentence.shape), why="the shape of sentence")
     dots = global_ @ sentence.T  # (images, captions)
     norms = global_.norm(dim=1)[:, None] * sentence.norm(dim=1)[None, :]
     return _matching_loss(gamma3 * dots / norms.clamp_min(EPS), class_ids)

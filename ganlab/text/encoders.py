@@ -48,7 +48,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganlab.metrics.validate import check_images
+from ganlab.validation import (
+    check_images,
+    check_indices,
+    check_lengths,
+    check_tensor,
+    in_dtype_of,
+    padding_mask,
+)
 
 ENCODER_SIZE = 64  # every image encoder reads 64 px (other sizes are resized)
 
@@ -91,7 +98,9 @@ class ImageTrunk(nn.Module):
         self.channels = 8 * w
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x8 = self.to8(resize_for_encoder(images))
+        """(N, 3, H, W) in [-1, 1], float of any precision (converted to the weights' dtype)
+        -> regions (N, 8w, 8, 8), top (N, 8w, 4, 4)."""
+        x8 = self.to8(in_dtype_of(resize_for_encoder(images), self))
         return x8, self.to4(x8)
 
 
@@ -109,27 +118,12 @@ class JointImageEncoder(nn.Module):
         return self.proj(top.mean(dim=(2, 3)))
 
 
-def _valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """(B,) lengths -> (B, L) bool, True at real words."""
-    return torch.arange(max_len, device=lengths.device)[None] < lengths[:, None]
-
-
 def _check_tokens(ids: torch.Tensor, lengths: torch.Tensor, vocab_size: int, values: bool) -> None:
     """Shapes and dtypes always; value ranges (host syncs) only when ``values``."""
-    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.int64 or ids.dim() != 2:
-        raise TypeError(
-            f"word ids must be an int64 tensor (B, L), got {getattr(ids, 'dtype', type(ids))} "
-            f"{tuple(getattr(ids, 'shape', ()))}; use Vocabulary.encode(captions)"
-        )
-    if lengths.shape != ids.shape[:1]:
-        raise ValueError(f"lengths must have shape ({ids.shape[0]},), got {tuple(lengths.shape)}")
-    if values and not torch.compiler.is_compiling():
-        if int(lengths.min()) < 1 or int(lengths.max()) > ids.shape[1]:
-            raise ValueError(f"lengths must be in [1, {ids.shape[1]}], got {lengths.tolist()[:8]}")
-        if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
-            raise ValueError(
-                f"word ids must be in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]"
-            )
+    check_tensor(ids, "word ids (from Vocabulary.encode)", ("B", "L"), "int")
+    check_lengths(lengths, ids.shape[1], batch=len(ids), values=values)
+    if values:
+        check_indices(ids, vocab_size, "word ids")
 
 
 class JointTextEncoder(nn.Module):
@@ -153,7 +147,7 @@ class JointTextEncoder(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, check: bool = True) -> torch.Tensor:
         """``check=False`` skips the value-range checks (host syncs) for validated training data."""
         _check_tokens(ids, lengths, self.config["vocab_size"], check)
-        valid = _valid_mask(lengths, ids.shape[1]).unsqueeze(-1)  # (B, L, 1)
+        valid = ~padding_mask(lengths, ids.shape[1]).unsqueeze(-1)  # (B, L, 1), True at words
         x = self.embedding(ids)  # (B, L, word_dim)
         x = F.relu(self.conv(x.transpose(1, 2))).transpose(1, 2) * valid  # (B, L, hidden)
         h, _ = self.rnn(x)  # (B, L, hidden)

@@ -35,6 +35,7 @@ from ganlab.text.encoders import (
 )
 from ganlab.text.vocab import Vocabulary, birds_vocabulary
 from ganlab.train import checkpoint as ckpt
+from ganlab.validation import padding_mask
 
 KINDS = ("joint", "damsm")
 SHIPPED = {"joint": "text_joint", "damsm": "text_damsm"}
@@ -215,7 +216,7 @@ class CaptionEncoder:
     def encode_ids(self, ids: torch.Tensor, lengths: torch.Tensor) -> TextFeatures:
         device = next(self.model.parameters()).device
         ids, lengths = ids.to(device), lengths.to(device)
-        padding = torch.arange(ids.shape[1], device=device)[None] >= lengths[:, None]
+        padding = padding_mask(lengths, ids.shape[1])  # (B, L), True where there is no word
         if self.kind == "joint":
             return TextFeatures(self.model(ids, lengths), None, lengths, padding)
         words, sentence = self.model(ids, lengths)

@@ -3,14 +3,26 @@
 A chapter describes *what* to train in a :class:`Recipe` (its modules, optimisers, data and
 one training step); :class:`Trainer` does the rest the same way for every chapter:
 
+* the step receives a :class:`StepContext`: the current step and the total, the modules,
+  optimisers and data, ``autocast()`` for the forward passes, and ``penalty()`` for
+  gradient penalties computed in float32 outside autocast, every ``k`` steps if asked
+  (lazy regularisation);
+* several optimisers, each with its own learning-rate schedule (``Recipe.schedules``: a
+  factor as a pure function of the step, so a resumed run follows the same schedule) and
+  resets of their state (``Recipe.optimizer_resets``: PGGAN restarts Adam at each resolution);
+
 * a tqdm progress bar with live losses (read back from the device every ``log_every`` steps
   only: no host sync inside a step);
 * seeded determinism: step ``t`` draws all its randomness from a seed made of
   ``(seed, rank, t)``, so a run resumed from a checkpoint continues bit for bit;
 * an EMA copy of the generator;
 * checkpoints in safetensors with JSON metadata, written atomically, and exact resume;
+  every ``checkpoint_every`` steps and every ``checkpoint_minutes`` of wall-clock time;
+* the run folder checked before the first step (``run_dir``), Ctrl-C saving a checkpoint
+  at the end of the current step (``interrupt``);
 * a guard that stops on NaN/inf with a clear message and keeps the last good checkpoint;
-* device auto-selection, bf16 autocast on CUDA, optional ``torch.compile``, fused Adam;
+* the device, picked once (the one given, else the best available), bf16 autocast on CUDA,
+  optional ``torch.compile``, fused Adam;
 * DDP under ``torchrun``.
 """
 
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ganlab.errors import CheckpointError, NonFiniteLossError
 from ganlab.train import checkpoint as ckpt
+from ganlab.train import interrupt, run_dir
 from ganlab.train.distributed import DistInfo, device_for, init_distributed
 from ganlab.train.ema import EMA
 
@@ -50,25 +64,10 @@ class TrainConfig:
     out: str | None = None  # folder for checkpoint.safetensors
     resume: bool = False
     progress: bool = True
-
-    @classmethod
-    def from_settings(cls, s: dict, profile: str, steps: int | None = None) -> TrainConfig:
-        """A chapter's profile settings (with command-line overrides) as a loop config:
-        ``steps`` (default ``s["steps"]``), ``batch_size``, ``log_every`` and optional
-        ``checkpoint_every`` (a quarter of the run), ``seed``, ``out``, ``resume``,
-        ``compile`` (on in the gpu profile) and ``progress``."""
-        steps = s["steps"] if steps is None else steps
-        return cls(
-            steps=steps,
-            batch_size=s["batch_size"],
-            log_every=min(s["log_every"], steps),
-            checkpoint_every=s.get("checkpoint_every", max(steps // 4, 1)),
-            seed=s.get("seed", 0),
-            out=s.get("out"),
-            resume=s.get("resume", False),
-            compile=s.get("compile", profile == "gpu"),
-            progress=s.get("progress", True),
-        )
+    # replace a run already in ``out`` (else refused unless ``resume``); ``--overwrite``
+    overwrite: bool = field(default_factory=run_dir.default_overwrite)
+    # also checkpoint every this many minutes (0: off); ``--checkpoint-minutes``
+    checkpoint_minutes: float = field(default_factory=run_dir.default_checkpoint_minutes)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
@@ -77,14 +76,48 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """What a run profile says about the loop: how many steps, in what batches, how often to
+    log. The chapter's own model settings sit beside it (``ganlab.chapters.contract.Profile``)."""
+
+    steps: int
+    batch_size: int
+    log_every: int
+
+    def config(self, profile: str, steps: int | None = None, **run) -> TrainConfig:
+        """The loop's config: ``steps`` (default this profile's), ``log_every`` no longer than
+        the run, a checkpoint every quarter of the run, ``torch.compile`` in the gpu profile;
+        ``run`` overrides any :class:`TrainConfig` field (``out``, ``resume``, ``seed``...)."""
+        steps = self.steps if steps is None else steps
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        run = {k: v for k, v in run.items() if v is not None}
+        return TrainConfig(
+            steps=steps,
+            batch_size=run.pop("batch_size", self.batch_size),
+            log_every=min(run.pop("log_every", self.log_every), steps),
+            checkpoint_every=run.pop("checkpoint_every", max(steps // 4, 1)),
+            compile=run.pop("compile", profile == "gpu"),
+            **run,
+        )
+
+
 def adam(params, lr: float, betas: tuple[float, float], device: torch.device, **kw):
     """Adam, fused into one kernel per step on CUDA."""
     fused = device.type == "cuda"
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused, **kw)
 
 
+Schedule = Callable[[int, int], float]  # (step, total) -> learning-rate factor
+
+
 class Recipe:
-    """What one chapter trains. Subclasses set ``chapter`` and override the methods."""
+    """What one chapter trains. Subclasses set ``chapter`` and override the methods.
+
+    Required: ``config``, ``build``, ``optimizers``, ``data``, ``step``. Optional:
+    ``generator_spec`` (what exported weights rebuild), ``schedules``, ``optimizer_resets``.
+    """
 
     chapter: str = ""
     ema_modules: tuple[str, ...] = ("G",)
@@ -107,10 +140,25 @@ class Recipe:
         """One training step; returns detached scalar loss tensors (never ``.item()``)."""
         raise NotImplementedError
 
+    def generator_spec(self):
+        """The :class:`ganlab.train.export.ModelSpec` of the generator, or None."""
+        return None
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Learning-rate schedules by optimiser name: ``lr = initial lr * f(step, total)``
+        at every step. A pure function of the step, so a resumed run follows it exactly.
+        Default: none (constant learning rates)."""
+        return {}
+
+    def optimizer_resets(self, step: int, total: int) -> tuple[str, ...]:
+        """Optimisers whose state (Adam's moments) is cleared before ``step``; e.g. PGGAN
+        returns ("G", "D") on the first step of each new resolution. Default: none."""
+        return ()
+
 
 @dataclass
 class StepContext:
-    """Everything a recipe's step may use."""
+    """Everything a recipe's step may use: step ``step`` of ``total`` (0-based)."""
 
     step: int
     batch_size: int
@@ -120,12 +168,55 @@ class StepContext:
     opts: dict[str, Any]
     data: Any
     amp: bool
+    total: int = 1  # the run's number of steps (cfg.steps)
+
+    @property
+    def progress(self) -> float:
+        """``step / total`` in [0, 1): for fade-ins and decaying weights (PGGAN, StarGAN v2)."""
+        return self.step / self.total
 
     def autocast(self):
         """bf16 autocast on CUDA when enabled; compute penalties and losses outside it."""
         if self.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
+
+    def full_precision(self):
+        """A region where autocast is off (float32), even inside ``autocast()``."""
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", enabled=False)
+        return nullcontext()
+
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """One optimiser step of player ``name`` on ``loss``: zero its gradients, backpropagate,
+        step. (Gradients reaching other players' parameters are cleared by their own update.)"""
+        opt = self.opts[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def every(self, k: int) -> bool:
+        """True on one step in ``k`` (steps 0, k, 2k...): lazy regularisation's schedule."""
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"every k steps needs a positive integer k, got {k!r}")
+        return self.step % k == 0
+
+    def penalty(self, fn: Callable[..., torch.Tensor], *args, every: int = 1, **kwargs):
+        r"""A gradient penalty, in float32 outside autocast, on one step in ``every``.
+
+        ``fn(*args, **kwargs)`` runs under :meth:`full_precision` with every floating tensor
+        argument cast to float32 (second-order gradients in bf16 lose the penalty). With
+        lazy regularisation (Karras et al. 2020) the penalty runs every ``k`` steps and is
+        scaled by ``k``, so its weight per step is unchanged:
+        :math:`\mathcal{L} = k \cdot \text{fn}(\ldots)` when ``step % k == 0``, else
+        nothing: the method returns None and the caller adds no term.
+        """
+        if not self.every(every):
+            return None
+        as_fp32 = lambda v: v.float() if torch.is_tensor(v) and v.is_floating_point() else v  # noqa: E731
+        with self.full_precision():
+            value = fn(*(as_fp32(a) for a in args), **{k: as_fp32(v) for k, v in kwargs.items()})
+        return value * every if every != 1 else value
 
     def indices(self, n: int) -> torch.Tensor:
         """A random minibatch of indices into a dataset of ``n`` items, on the device."""
@@ -158,12 +249,20 @@ class Trainer:
         from ganlab.profiles import pick_device
 
         self.recipe, self.cfg = recipe, cfg
-        base = pick_device(str(device) if device is not None else None)
+        base = torch.device(device) if device is not None else pick_device()  # picked once
         self.dist: DistInfo = init_distributed(base)
         self.device = device_for(self.dist, base)
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         self.raw = {k: m.to(self.device) for k, m in recipe.build().items()}
         self.opts = recipe.optimizers(self.raw, self.device)
+        self.schedules = recipe.schedules()
+        unknown = sorted(set(self.schedules) - set(self.opts))
+        if unknown:
+            have = sorted(self.opts)
+            raise ValueError(f"schedules for unknown optimisers {unknown}: the recipe has {have}")
+        for name in self.schedules:
+            for group in self.opts[name].param_groups:
+                group.setdefault("initial_lr", group["lr"])
         self.ema = {k: EMA(self.raw[k], cfg.ema_decay) for k in recipe.ema_modules if cfg.ema_decay}
         self.step = 0
         self.seconds = 0.0  # training time over every run of this checkpoint, resumes included
@@ -210,8 +309,10 @@ class Trainer:
             return None
         self._assert_finite_weights()
         tensors, opt_meta = self.state_tensors()
+        spec = self.recipe.generator_spec()
         meta = {
             **self._expect(),
+            **({"generator": spec.to_json()} if spec is not None else {}),
             "kind": "checkpoint",
             "step": self.step,
             "seconds": round(self.seconds, 2),
@@ -242,8 +343,8 @@ class Trainer:
         params = [p for m in self.raw.values() for p in m.parameters()]
         if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
             raise NonFiniteLossError(
-                f"weights became NaN/inf by step {self.step}; the last good checkpoint was "
-                f"kept at {self.checkpoint_path}"
+                f"training diverged: weights became NaN/inf by step {self.step}; the last good "
+                f"checkpoint was kept: {ckpt.describe_kept(self.checkpoint_path)}"
             )
 
     # ---------------------------------------------------------------- training
@@ -251,6 +352,7 @@ class Trainer:
         """Train until ``cfg.steps``; ``callback(trainer)`` runs after every step."""
         cfg = self.cfg
         path = self.checkpoint_path
+        run_dir.prepare_run(self)  # refuse to replace a run, check --out, remove orphan .tmp
         if cfg.resume and path is not None:
             if path.exists():
                 self.load_checkpoint(path)
@@ -272,40 +374,57 @@ class Trainer:
         seconds_before = self.seconds
         for module in self.raw.values():
             module.train()
-        while self.step < cfg.steps:
-            torch.manual_seed(step_seed(cfg.seed, self.dist.rank, self.step))
-            ctx = StepContext(
-                self.step,
-                cfg.batch_size,
-                self.device,
-                self.modules,
-                self.raw,
-                self.opts,
-                data,
-                cfg.amp,
-            )
-            losses = self.recipe.step(ctx)
-            for ema in self.ema.values():
-                ema.update()
-            for k, v in losses.items():  # accumulate on the device: no host sync
-                sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
-            count += 1
-            self.step += 1
-            bar.update(1)
-            at_ckpt = path is not None and self.step % cfg.checkpoint_every == 0
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps or at_ckpt:
-                self._log(sums, count, bar)
-                sums, count = {}, 0
-            if at_ckpt or (path is not None and self.step == cfg.steps):
-                self.seconds = seconds_before + time.perf_counter() - start
-                self.save_checkpoint()
-            if callback is not None:
-                callback(self)
+        clock = run_dir.CheckpointClock(cfg.checkpoint_minutes)
+        with interrupt.GracefulStop(self) as stop:  # Ctrl-C: finish the step, save, stop
+            while self.step < cfg.steps:
+                torch.manual_seed(step_seed(cfg.seed, self.dist.rank, self.step))
+                self._before_step()
+                ctx = StepContext(
+                    self.step,
+                    cfg.batch_size,
+                    self.device,
+                    self.modules,
+                    self.raw,
+                    self.opts,
+                    data,
+                    cfg.amp,
+                    cfg.steps,
+                )
+                losses = self.recipe.step(ctx)
+                for ema in self.ema.values():
+                    ema.update()
+                for k, v in losses.items():  # accumulate on the device: no host sync
+                    sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
+                count += 1
+                self.step += 1
+                bar.update(1)
+                at_ckpt = path is not None and self.step % cfg.checkpoint_every == 0
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps or at_ckpt:
+                    self._log(sums, count, bar)
+                    sums, count = {}, 0
+                on_time = path is not None and clock.due()  # no log: the history stays regular
+                if at_ckpt or on_time or (path is not None and self.step == cfg.steps):
+                    self.seconds = seconds_before + time.perf_counter() - start
+                    self.save_checkpoint()
+                    clock.reset()
+                if callback is not None:
+                    callback(self)
+                stop.check()  # after Ctrl-C: save at this step boundary, raise TrainingInterrupted
         bar.close()
         seconds = time.perf_counter() - start
         self.seconds = seconds_before + seconds
         images = (self.step - first) * cfg.batch_size * self.dist.world_size
         return TrainResult(self.step, seconds, self.history, str(path) if path else None, images)
+
+    def _before_step(self) -> None:
+        """Optimiser resets and learning rates for this step: functions of the step alone."""
+        total = self.cfg.steps
+        for name in self.recipe.optimizer_resets(self.step, total):
+            self.opts[name].state.clear()  # Adam's moments and step count start again
+        for name, schedule in self.schedules.items():
+            factor = schedule(self.step, total)
+            for group in self.opts[name].param_groups:
+                group["lr"] = group["initial_lr"] * factor
 
     def _log(self, sums: dict[str, torch.Tensor], count: int, bar) -> None:
         if not sums:
@@ -315,10 +434,10 @@ class Trainer:
         record = {"step": self.step, **{k: v for k, v in zip(keys, values)}}
         bad = [k for k, v in record.items() if k != "step" and not math.isfinite(v)]
         if bad:
-            kept = self.checkpoint_path if self.checkpoint_path else "none (no --out given)"
             raise NonFiniteLossError(
-                f"{', '.join(bad)} became NaN/inf between steps {self.step - count} and "
-                f"{self.step}; training stopped. Last good checkpoint kept: {kept}. "
+                f"training diverged: {', '.join(bad)} became NaN/inf between steps "
+                f"{self.step - count} and {self.step}; training stopped. Last good checkpoint "
+                f"kept: {ckpt.describe_kept(self.checkpoint_path)}. "
                 "Try a lower learning rate or check the data range."
             )
         self.history.append(record)

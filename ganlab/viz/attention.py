@@ -58,22 +58,19 @@ def word_attention_figure(
     return fig
 
 
-def attention_explorer(G, text_encoder, caption: str | None = None, seed: int = 0):
-    """Type a caption (Enter) and pick a seed: AttnGAN's images at every stage with one
-    attention map per word (:func:`word_attention_figure`).
+def word_attention_explorer(attend, caption: str | None = None, seed: int = 0):
+    """Type a caption (Enter) and pick a seed: the images of every stage with one attention
+    map per word (:func:`word_attention_figure`).
 
-    ``G`` is an AttnGAN generator (``ganlab.chapters.attngan.load_generator``),
-    ``text_encoder`` the chapter's DAMSM caption encoder. Unknown words show as ``<unk>``; a
-    caption without words prints the encoder's error instead of a figure.
+    ``attend(caption, seed) -> (images, attention, words)`` gives one sample's stage images,
+    its attention maps per stage and the caption's tokens, as :func:`word_attention_figure`
+    takes them; the chapter wires it (``ganlab.chapters.attngan.attention_explorer``). An
+    error from ``attend`` (a caption without words) is printed instead of a figure.
     """
-    from ganlab.chapters.attngan import caption_tokens, generate_all
     from ganlab.viz.explorers import caption_seed_explorer
 
     def figure(text, seed):
-        words = caption_tokens(text_encoder, text)
-        images, attention, _ = generate_all(G, [text], seed, text_encoder)
-        return word_attention_figure(
-            [x[0] for x in images], [a[0] for a in attention], words, title=f'"{text}", seed {seed}'
-        )
+        images, attention, words = attend(text, seed)
+        return word_attention_figure(images, attention, words, title=f'"{text}", seed {seed}')
 
     return caption_seed_explorer(figure, caption, seed)

@@ -18,18 +18,27 @@ def make_grid(images: torch.Tensor, nrow: int = 8, pad: int = 2) -> torch.Tensor
     return tv_grid(unit, nrow=nrow, padding=pad, pad_value=1.0)
 
 
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # file ending -> what is written
+
+
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8) -> Path:
-    """Write a PNG grid atomically (a failed write leaves any older file intact)."""
+    """Write a grid in the format the file name says (PNG or JPEG), atomically (a failed
+    write leaves any older file intact); another ending is refused."""
     from PIL import Image
 
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"cannot write {path.name}: expected a file name ending in {', '.join(FORMATS)}"
+        )
     grid = make_grid(images, nrow=nrow)
     array = (grid.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
     if array.shape[2] == 1:
         array = array[:, :, 0]
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(array).save(tmp, format="PNG")
+    Image.fromarray(array).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     os.replace(tmp, path)
     return path
 

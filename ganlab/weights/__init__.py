@@ -4,9 +4,14 @@ Each ``NAME.safetensors`` here has a sidecar ``NAME.json`` holding the same meta
 file's header (model, config, ``manifest``: chapter, profile, command, steps, seconds,
 device, metrics at save time...) plus ``"sha256"``, the checksum of the safetensors file.
 
-``ganlab.train.checkpoint.save_state`` writes the sidecar from the metadata; the checksum can
-only be known once the file exists, so whoever ships weights calls
-:func:`write_manifest_sha256` right after saving.
+``ganlab.train.checkpoint.save_state`` writes the sidecar from the metadata and the checksum
+of the file it has just written (every file it saves, shipped or not, has one);
+:func:`write_manifest_sha256` records it again for files changed by other means.
+
+Checksums are checked on load (:func:`verify_file`, called by ``checkpoint.load_state``):
+shipped weights always, against their sidecar and the index ``manifest.json``; any other file
+against its sidecar when the sidecar describes it. Hashing reads the whole file, so each
+result is cached per (path, size, modification time): loading the same weights again is free.
 """
 
 from __future__ import annotations
@@ -39,6 +44,95 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """:func:`sha256_of`, cached per file version: (resolved path, inode, size, modification
+    and change times in ns). A file rewritten or replaced gets a new key, hence a fresh hash."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_of(path)
+    return _SHA_CACHE[key]
+
+
+def is_shipped(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies in the package's weights folder."""
+    return Path(path).resolve().parent == Path(HERE).resolve()
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{what} {path} is unreadable or not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{what} {path} is not a JSON object")
+    return doc
+
+
+def recorded_sha256(path: str | os.PathLike, meta: dict) -> list[tuple[Path, str]]:
+    """Every checksum recorded for the safetensors file ``path`` (whose metadata is ``meta``),
+    as (where it is recorded, hex sha256) pairs.
+
+    * Shipped weights: their sidecar must exist and record one, and ``manifest.json`` too if
+      it lists the file.
+    * Other files: the sidecar ``NAME.json``, if present and describing this very file (its
+      metadata equals the file's). A sidecar that describes another save is not evidence of
+      corruption: a save renames the safetensors file first and rewrites the sidecar just
+      after, so a kill between the two leaves the previous save's sidecar.
+    """
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    if is_shipped(path):
+        if not sidecar.is_file():
+            raise CheckpointError(
+                f"shipped weights {path} have no sidecar manifest {sidecar}: cannot check them"
+            )
+        want = _read_json(sidecar, "the manifest").get("sha256")
+        if not want:
+            raise CheckpointError(f"the manifest {sidecar} records no sha256 for {path.name}")
+        found = [(sidecar, want)]
+        idx = Path(HERE) / INDEX.name
+        if idx.is_file():
+            entry = _read_json(idx, "the index").get(path.stem)
+            if isinstance(entry, dict) and entry.get("sha256"):
+                found.append((idx, entry["sha256"]))
+        return found
+    if not sidecar.is_file():
+        return []
+    try:
+        doc = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return []  # not ours, or damaged: it vouches for nothing
+    if not isinstance(doc, dict) or not doc.get("sha256"):
+        return []
+    want = doc.pop("sha256")
+    return [(sidecar, want)] if doc == meta else []
+
+
+def verify_file(path: str | os.PathLike, meta: dict) -> str | None:
+    """Check ``path`` against every checksum recorded for it (:func:`recorded_sha256`).
+
+    Returns the file's sha256, or None when nothing records one; raises ``CheckpointError``
+    naming the file, the record, the expected and the actual hash on a mismatch.
+    """
+    records = recorded_sha256(path, meta)
+    if not records:
+        return None
+    got = file_sha256(path)
+    for where, want in records:
+        if got != want:
+            raise CheckpointError(
+                f"{path} does not match the checksum recorded in {where}: expected sha256 "
+                f"{want}, got {got}. The file is corrupt or was changed after it was saved; "
+                "restore it (shipped weights: reinstall ganlab) or train again"
+            )
+    return got
+
+
 def write_manifest_sha256(path: str | os.PathLike) -> str:
     """Record the sha256 of the safetensors file ``path`` in its sidecar ``.json``; return it."""
     path = Path(path)
@@ -47,9 +141,9 @@ def write_manifest_sha256(path: str | os.PathLike) -> str:
         raise CheckpointError(f"{path} has no sidecar {sidecar}: save it with save_state first")
     doc = json.loads(sidecar.read_text())
     doc["sha256"] = sha256_of(path)
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, sidecar)  # atomic: a reader never sees half a file
+    from ganlab.atomic import atomic_write_text
+
+    atomic_write_text(sidecar, json.dumps(doc, indent=2, sort_keys=True) + "\n")  # never half
     return doc["sha256"]
 
 
@@ -95,24 +189,6 @@ def index() -> dict:
 
 def write_index() -> Path:
     """Rewrite ``manifest.json``, the index of every shipped file, atomically."""
-    tmp = INDEX.with_name(INDEX.name + ".tmp")
-    tmp.write_text(json.dumps(index(), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, INDEX)
-    return INDEX
+    from ganlab.atomic import atomic_write_text
 
-
-def ship(source: str | os.PathLike, name: str, manifest_update: dict) -> Path:
-    """Copy trained weights into the package as ``NAME.safetensors`` with their manifest.
-
-    ``manifest_update`` adds what is known only after training (e.g. the metrics measured
-    at save time); the checksum and the index are written last.
-    """
-    from ganlab.train.checkpoint import load_state, save_state
-
-    tensors, meta = load_state(source)
-    meta = {**meta, "manifest": {**meta.get("manifest", {}), **manifest_update}}
-    path = save_state(HERE / f"{name}.safetensors", tensors, meta)
-    os.chmod(path, 0o644)
-    write_manifest_sha256(path)
-    write_index()
-    return path
+    return atomic_write_text(INDEX, json.dumps(index(), indent=2, sort_keys=True) + "\n")

@@ -1,4 +1,4 @@
-"""Chapter 1's metrics, measured with the digit judge on real held-out digits.
+"""The digits world's metrics (chapter 1), measured with the digit judge on real held-out digits.
 
 Reported with their sample sizes and a real-vs-real baseline, so that a number can be read:
 
@@ -11,6 +11,7 @@ Reported with their sample sizes and a real-vs-real baseline, so that a number c
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 
@@ -143,15 +144,10 @@ def balanced_labels(n: int) -> torch.Tensor:
     return torch.arange(NUM_CLASSES).repeat(n // NUM_CLASSES)
 
 
-def evaluate_generator(G, n: int = 5000, seed: int = 0, weights: str = "") -> dict:
-    """Generate ``n`` class-balanced digits and measure them (``ganlab evaluate cgan``)."""
-    from ganlab.chapters.cgan import generate
-
+def evaluate_class_conditional(
+    generate: Callable[[torch.Tensor, int], torch.Tensor], n: int = 5000, seed: int = 0
+) -> dict:
+    """Generate ``n`` class-balanced digits with ``generate(labels, seed)`` and measure them
+    (what ``ganlab evaluate cgan`` reports under ``"metrics"``)."""
     labels = balanced_labels(n)
-    fake = generate(G, labels, seed=seed)
-    return {
-        "chapter": "cgan",
-        "weights": weights,
-        "seed": seed,
-        "metrics": evaluate_images(fake, labels, seed=seed),
-    }
+    return evaluate_images(generate(labels, seed), labels, seed=seed)

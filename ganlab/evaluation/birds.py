@@ -15,7 +15,8 @@ never seen), take one caption of each, generate one image from it, and measure:
 * the same numbers for the **real** images, as the ceiling.
 
 ``generate(captions: list[str], seed: int) -> images (N, 3, H, W) in [-1, 1]`` is the only
-thing a chapter provides.
+thing a chapter provides. :func:`caption_diversity` measures how varied the samples of one
+caption are; :func:`summary_metrics` keeps a result's headline numbers (what a manifest keeps).
 """
 
 from __future__ import annotations
@@ -50,15 +51,24 @@ def _alignment(predicted: torch.Tensor, named: torch.Tensor) -> dict:
     return {**reliable, "value_all_groups": every["value"], "per_group": every["per_group"]}
 
 
+DEFAULT_CAPTIONS = (
+    "a small bird with a red crown, blue wings and a white belly",
+    "this bird has a yellow breast, black wings and a short pointed beak",
+)  # what ``ganlab sample`` draws when no --caption is given
+SPLITS = ("test", "zeroshot")  # new birds of the training species; species never seen
+
+
 @lru_cache(maxsize=2)
-def _judge():
+def bird_judge():
+    """The shipped bird judge, loaded once (``ganlab.judges.birds.load_bird_judge``)."""
     from ganlab.judges.birds import load_bird_judge
 
     return load_bird_judge()
 
 
 @lru_cache(maxsize=2)
-def _damsm():
+def damsm_encoders():
+    """The shipped DAMSM (caption encoder, image encoder), loaded once: R-precision's."""
     from ganlab.text.train import load_encoders
 
     return load_encoders("damsm")
@@ -76,7 +86,7 @@ def real_reference(split: str, n: int) -> dict:
     """Judge features and metrics of the real birds: the ceiling and the FD baseline."""
     captions, named, data = eval_captions(split, n)
     real = data.float_images()
-    judge = _judge()
+    judge = bird_judge()
     feats = judge.embed_images(real)
     other = load_birds(2 * n, split, 64, progress=False).float_images(slice(n, 2 * n))
     out = {
@@ -89,7 +99,7 @@ def real_reference(split: str, n: int) -> dict:
 
 
 def _r_precision(images: torch.Tensor, captions: list[str]) -> dict:
-    text_enc, image_enc = _damsm()
+    text_enc, image_enc = damsm_encoders()
     with torch.no_grad():
         img = torch.cat([image_enc(images[s : s + 250])[1] for s in range(0, len(images), 250)])
         txt = torch.cat(
@@ -112,7 +122,7 @@ def evaluate_text_to_image(
     for s in range(0, n, 250):
         images.append(generate(captions[s : s + 250], seed + s).float().cpu())
     images = torch.cat(images).clamp(-1, 1)
-    judge = _judge()
+    judge = bird_judge()
     feats = judge.embed_images(images)
     align = _alignment(judge.predict(images), named)
     result = {
@@ -137,3 +147,51 @@ def evaluate_text_to_image(
     }
     result["r_precision"] = {**_r_precision(images, captions), "real": ref["r_precision"]["value"]}
     return result
+
+
+def summary_metrics(result: dict) -> dict:
+    """The headline numbers of one :func:`evaluate_text_to_image` result (what a manifest keeps)."""
+    return {
+        "text_alignment": result["text_alignment"]["value"],
+        "chance": result["text_alignment"]["chance"],
+        "frechet_distance": result["frechet_distance"]["value"],
+        "real_vs_real": result["frechet_distance"]["real_vs_real"],
+        "r_precision": result["r_precision"].get("value"),
+        "n": result["n"],
+    }
+
+
+@torch.no_grad()
+def caption_diversity(
+    generate: Callable[[list[str], int], torch.Tensor],
+    captions: list[str],
+    per_caption: int = 16,
+    seed: int = 0,
+) -> dict:
+    """Mean pairwise distance between ``per_caption`` samples of each caption, averaged.
+
+    In the bird judge's features (a perceptual stand-in for LPIPS) and in pixels; ``generate``
+    must draw at the judge's 64 px. Caption ``i`` draws from seed ``seed + 1000 i``. Higher is
+    more varied; compare models on the same captions and sample sizes.
+    """
+    from ganlab.metrics.diversity import mean_pairwise_distance
+
+    if per_caption < 2:
+        raise ValueError(f"per_caption must be at least 2, got {per_caption}")
+    judge = bird_judge()
+    feats, pixels = [], []
+    for i, caption in enumerate(captions):
+        images = generate([caption] * per_caption, seed + 1000 * i)
+        feats.append(mean_pairwise_distance(judge.embed_images(images)))
+        pixels.append(mean_pairwise_distance(images))
+    return {
+        "judge_features": sum(feats) / len(feats),
+        "pixels": sum(pixels) / len(pixels),
+        "captions": len(captions),
+        "per_caption": per_caption,
+    }
+
+
+def diversity_captions(n: int = 50, split: str = "test") -> list[str]:
+    """Caption 0 of the first ``n`` birds of ``split``: the diversity protocol's captions."""
+    return eval_captions(split, n)[0]

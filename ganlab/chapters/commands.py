@@ -1,0 +1,219 @@
+"""The five chapter commands, written once for every chapter: train, sample, evaluate, bench
+and ship. Each takes the chapter (its :class:`~ganlab.chapters.contract.Chapter`) and the
+parsed command line; what differs between chapters is asked of the chapter's contract.
+
+The JSON that ``evaluate`` and ``bench`` print, and the manifests that ``train`` and ``ship``
+write, are a stable interface (teachers' scripts read their keys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ganlab.chapters.contract import Chapter, shipped_path
+from ganlab.train import checkpoint as ckpt
+from ganlab.train.export import half_precision, save_generator
+from ganlab.train.loop import Trainer
+
+SEED_MAX = 2**32 - 1  # seeds are 32-bit, as NumPy's: torch's generators take them all
+MAX_PER_ROW = 64  # sample --n: images per condition (one grid row)
+MAX_SAMPLES = 1024  # sample: images in one grid (a 1024-image grid of 64 px is 4 MB)
+
+
+# ---------------------------------------------------------------- checks of the options
+def check_seed(seed: int | None, option: str = "--seed") -> None:
+    """A clear error for a seed outside 0..2**32-1 (torch would overflow on a huge one)."""
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"{option} must be an integer in 0..{SEED_MAX} (2**32 - 1), got {seed}")
+
+
+def check_positive(value: int | None, option: str) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{option} must be a positive integer, got {value}")
+
+
+def check_image_path(out: str) -> None:
+    """``--out`` must name a PNG or JPEG file: the grid is written in the format it names."""
+    from ganlab.viz.grids import FORMATS
+
+    if Path(out).suffix.lower() not in FORMATS:
+        raise ValueError(
+            f"--out {out!r}: expected a file ending in {', '.join(FORMATS)} "
+            "(the grid is written in the format its name says)"
+        )
+
+
+def command_line(args: argparse.Namespace, chapter: Chapter) -> str:
+    """The command as typed (what a manifest records)."""
+    return " ".join(["ganlab", *getattr(args, "argv", ["train", chapter.name])])
+
+
+def model_name(recipe) -> str:
+    """``"cgan.ConvGenerator"``: the generator's class, as manifests and bench name it."""
+    return recipe.generator_spec().cls.removeprefix("ganlab.models.")
+
+
+# ---------------------------------------------------------------- train
+def export_generator(chapter: Chapter, trainer: Trainer, path, manifest: dict) -> Path:
+    """Write the run's (EMA) generator with its spec, config and manifest (see
+    :mod:`ganlab.train.export`); the chapter may first prepare it (standing statistics)."""
+    G = trainer.generator("G")
+    recipe = trainer.recipe
+    extra = chapter.prepare_export(G, recipe, trainer.device)
+    meta = {
+        "chapter": chapter.name,
+        "model": model_name(recipe),
+        "config": recipe.config(),
+        "manifest": {**manifest, **extra},
+    }
+    return save_generator(path, G, recipe.generator_spec(), meta)
+
+
+def train_run(chapter: Chapter, run, args, profile) -> dict:
+    """Train one run, then export its generator to ``OUT/generator.safetensors``."""
+    print(f"{chapter.name}: {json.dumps(run.recipe.config())}")
+    trainer = Trainer(run.recipe, run.cfg, device=profile.device)
+    result = trainer.fit()
+    weights = Path(run.cfg.out) / "generator.safetensors"
+    manifest = {
+        "chapter": chapter.name,
+        **run.manifest,
+        "profile": profile.name,
+        "command": command_line(args, chapter),
+        "steps": result.step,
+        "seconds": round(trainer.seconds, 1),  # all runs of this checkpoint, resumes included
+        "device": str(trainer.device),
+    }
+    if trainer.dist.is_main:
+        export_generator(chapter, trainer, weights, manifest)
+        print(f"checkpoint: {result.checkpoint}\ngenerator: {weights}")
+    return {"checkpoint": result.checkpoint, "generator": str(weights), **manifest}
+
+
+def train(chapter: Chapter, args: argparse.Namespace) -> dict:
+    """``ganlab train CHAPTER``: every run the chapter plans, in order, into ``--out``."""
+    from ganlab.profiles import get_profile
+
+    check_positive(args.steps, "--steps")
+    check_seed(args.seed)
+    profile = get_profile(args.profile)
+    print(profile.describe())
+    out = Path(args.out or f"runs/{chapter.name}")
+    common = dict(
+        steps=args.steps,
+        out=str(out),
+        resume=args.resume,
+        seed=args.seed,
+        data_root=args.data_root,
+    )
+    results: dict = {}
+    for run in chapter.runs(profile.name, args, common, results):  # planned lazily: a run
+        if run.folder is not None:  # may read the results of those before it
+            run.cfg.out = str(out / run.folder)
+        results[run.folder] = train_run(chapter, run, args, profile)
+    return results[None] if list(results) == [None] else results
+
+
+# ---------------------------------------------------------------- sample
+def load(chapter: Chapter, args: argparse.Namespace):
+    """The generator of ``--weights`` (default: the chapter's shipped weights), its meta and
+    a label for JSON (``shipped:NAME`` or the path given)."""
+    if args.weights:
+        G, meta = chapter.load(args.weights)
+        return G, meta, str(args.weights)
+    name = chapter.default_weights(args)
+    G, meta = chapter.load(shipped_path(name))
+    return G, meta, f"shipped:{name}"
+
+
+def sample(chapter: Chapter, args: argparse.Namespace) -> str:
+    """``ganlab sample CHAPTER``: a grid of samples, one row per condition."""
+    from ganlab.viz.grids import save_grid
+
+    if not 1 <= args.n <= MAX_PER_ROW:
+        raise ValueError(f"--n must lie in 1..{MAX_PER_ROW} (samples per row), got {args.n}")
+    check_seed(args.seed)
+    out = args.out or chapter.sample_out
+    check_image_path(out)
+    count = chapter.sample_count(args)
+    if count > MAX_SAMPLES:
+        raise ValueError(
+            f"these options draw {count} samples; one grid holds at most {MAX_SAMPLES} "
+            "(fewer --n or conditions)"
+        )
+    G, meta, _ = load(chapter, args)
+    images, nrow, what = chapter.sample_images(G, meta, args)
+    save_grid(images, out, nrow=nrow)
+    detail = f" ({what})" if what else ""
+    print(f"wrote {len(images)} samples{detail} to {out}")
+    return out
+
+
+# ---------------------------------------------------------------- evaluate
+def evaluate(chapter: Chapter, args: argparse.Namespace) -> dict:
+    """``ganlab evaluate CHAPTER``: the world's metrics as JSON, with sample sizes."""
+    check_positive(args.n, "--n")
+    check_seed(args.seed)
+    G, meta, label = load(chapter, args)
+    n = args.n if chapter.eval_limit is None else min(args.n, chapter.eval_limit)
+    return {"chapter": chapter.name, "weights": label, **chapter.evaluate(G, meta, n, args.seed)}
+
+
+# ---------------------------------------------------------------- bench
+def bench(chapter: Chapter, args: argparse.Namespace) -> dict:
+    """``ganlab bench CHAPTER``: training images/s of the profile's recipe on this device."""
+    from ganlab.profiles import get_profile
+    from ganlab.train.bench import bench_recipe
+
+    check_positive(args.steps, "--steps")
+    profile = get_profile(args.profile)
+    recipe, cfg = chapter.bench_recipe(profile.name, args)
+    timed, warmup = chapter.bench_steps_smoke if profile.name == "smoke" else chapter.bench_steps
+    return bench_recipe(
+        recipe, cfg, profile.device, args.steps or timed, warmup, model_name(recipe), profile.name
+    )
+
+
+# ---------------------------------------------------------------- ship
+def ship_weights(source, target: str, metrics: dict, n: int, half: bool, **extra) -> Path:
+    """Copy exported weights into ``ganlab/weights/TARGET`` with the metrics measured at
+    shipping time (float16 when ``half``), their checksum and the index."""
+    from ganlab.weights import HERE, write_index, write_manifest_sha256
+
+    tensors, meta = ckpt.load_state(source)
+    if half:
+        tensors = half_precision(tensors)
+    manifest = {
+        **meta.get("manifest", {}),
+        "metrics": metrics,
+        "n_eval": n,
+        **extra,
+        "stored_dtype": "float16" if half else "float32",
+    }
+    path = ckpt.save_state(HERE / f"{target}.safetensors", tensors, {**meta, "manifest": manifest})
+    write_manifest_sha256(path)
+    write_index()
+    print(f"shipped {path}: {json.dumps(metrics)}")
+    return path
+
+
+def ship(chapter: Chapter, args: argparse.Namespace) -> dict:
+    """``ganlab ship CHAPTER RUN`` (maintainers): measure a finished run's generator by the
+    same code as ``ganlab evaluate`` and ship it under the name its config calls for."""
+    check_positive(args.n, "--n")
+    source = Path(args.run) / "generator.safetensors"
+    G, meta = chapter.load(source)
+    target, half = chapter.ship_target(meta, args)
+    metrics, extra = chapter.ship_measure(G, meta, args.n)
+    ship_weights(source, target, metrics, args.n, half, **extra)
+    return metrics
+
+
+COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate, "bench": bench, "ship": ship}
+
+
+def run(command: str, chapter: Chapter, args: argparse.Namespace):
+    """Run one of :data:`COMMANDS` for ``chapter``."""
+    return COMMANDS[command](chapter, args)

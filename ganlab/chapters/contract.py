@@ -1,0 +1,250 @@
+"""The chapter contract: what every chapter declares, in one place.
+
+A chapter is a module ``ganlab/chapters/<name>.py`` whose ``CHAPTER`` is an instance of a
+:class:`Chapter` subclass. It declares:
+
+* ``name`` and ``world`` (the plan's entry in :mod:`ganlab.chapters` says the rest);
+* ``profiles``: one :class:`Profile` per run profile (smoke, cpu, gpu), each a typed
+  ``model`` settings dataclass of the chapter's own and the loop's
+  :class:`~ganlab.train.loop.LoopSettings`;
+* the **recipe** (:meth:`Chapter.recipe`): a :class:`~ganlab.train.loop.Recipe` with the
+  models, losses and one training step, and its :class:`~ganlab.train.loop.TrainConfig`;
+* the **weights spec**: the recipe's ``generator_spec()``; exported weights carry it and
+  :func:`ganlab.train.export.load_generator` rebuilds any chapter's generator from it;
+* **generation**: :meth:`Chapter.generator` turns a loaded generator into
+  ``generate(conditions, seed) -> images`` (labels for digits, captions for birds);
+* **evaluation**: :meth:`Chapter.evaluate`, the world's protocol from :mod:`ganlab.evaluation`;
+* its own command-line options (:meth:`Chapter.add_options`), the only per-chapter part of
+  the five commands, which :mod:`ganlab.chapters.commands` writes once for every chapter.
+
+:class:`CaptionChapter` fills in what the birds world's chapters share (captions as the
+conditions, the birds protocol, standing BatchNorm statistics at export).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import torch
+from torch import nn
+
+from ganlab.train.loop import LoopSettings, Recipe, TrainConfig
+
+S = TypeVar("S")
+Generate = Callable[[Any, int], torch.Tensor]  # (conditions, seed) -> images in [-1, 1]
+RUN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+LOOP_FIELDS = {f.name for f in dataclasses.fields(LoopSettings)}
+
+
+@dataclass(frozen=True)
+class Profile(Generic[S]):
+    """A run profile's settings: the chapter's ``model`` settings and the ``loop``'s."""
+
+    model: S
+    loop: LoopSettings
+
+
+def split_overrides(profile: Profile[S], overrides: Mapping[str, Any]) -> tuple[S, dict, dict]:
+    """Apply command-line or notebook overrides to a profile.
+
+    -> (model settings with their overrides, the loop and run overrides for
+    :meth:`LoopSettings.config`, everything else: the recipe's own arguments such as
+    ``variant`` or ``data_root``). ``None`` values mean "not given" and are dropped.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fields = {f.name for f in dataclasses.fields(profile.model)}
+    model = dataclasses.replace(profile.model, **{k: v for k, v in given.items() if k in fields})
+    loop = {k: v for k, v in given.items() if k not in fields and k in RUN_FIELDS | LOOP_FIELDS}
+    rest = {k: v for k, v in given.items() if k not in fields and k not in loop}
+    return model, loop, rest
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run a ``ganlab train`` command makes: its sub-folder (None: ``--out``
+    itself), its recipe and loop config, and what its manifest adds (``variant``...)."""
+
+    folder: str | None
+    recipe: Recipe
+    cfg: TrainConfig
+    manifest: dict
+
+
+class Chapter:
+    """The contract of one chapter (see the module docstring). Subclasses set the class
+    attributes and implement :meth:`recipe` and :meth:`generator`."""
+
+    name: str = ""
+    world: str = ""  # "digits" or "birds": which ganlab.evaluation module measures it
+    profiles: Mapping[str, Profile] = {}
+    shipped: str = ""  # the default weights: ganlab/weights/<shipped>.safetensors
+    sample_out: str = "samples.png"
+    bench_steps: tuple[int, int] = (20, 5)  # timed steps, warm-up steps (cpu and gpu)
+    bench_steps_smoke: tuple[int, int] = (3, 2)
+    eval_limit: int | None = None  # the most samples ``evaluate`` generates, if capped
+
+    # ------------------------------------------------------------ the recipe
+    def recipe(self, profile: str, **overrides) -> tuple[Recipe, TrainConfig]:
+        """The recipe and loop config of ``profile``, with overrides of any model setting,
+        loop setting (``steps``, ``batch_size``...), run field (``out``, ``resume``, ``seed``,
+        ``compile``, ``progress``) or recipe argument (``variant``, ``data_root``...)."""
+        raise NotImplementedError
+
+    def runs(
+        self, profile: str, args: argparse.Namespace, overrides: dict, results: dict
+    ) -> Iterator[Run]:
+        """The runs ``ganlab train`` makes, in order; ``overrides`` holds the common options
+        (steps, out, resume, seed, data_root). A generator: a run is planned only once the
+        runs before it finished (``results``: their manifests by folder), and a chapter
+        refuses bad options before the first. Default: one run of :meth:`recipe`."""
+        recipe, cfg = self.recipe(profile, **overrides, **self.train_options(args))
+        yield Run(None, recipe, cfg, self.manifest_extra(recipe))
+
+    def bench_recipe(self, profile: str, args: argparse.Namespace) -> tuple[Recipe, TrainConfig]:
+        """What ``ganlab bench`` times. Default: the profile's recipe."""
+        return self.recipe(profile, progress=False)
+
+    def train_options(self, args: argparse.Namespace) -> dict:
+        """The recipe arguments this chapter reads from its own ``train`` options."""
+        return {}
+
+    def manifest_extra(self, recipe: Recipe) -> dict:
+        """What a run's manifest records besides the common keys (e.g. the variant)."""
+        return {}
+
+    # ------------------------------------------------------------ options
+    def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
+        """Add this chapter's own options of ``command`` (train, sample, evaluate, bench,
+        ship) to ``parser``; the common ones are the command's. Default: none."""
+
+    # ------------------------------------------------------------ weights
+    def default_weights(self, args: argparse.Namespace | None = None) -> str:
+        """The shipped weights' name a command loads when no ``--weights`` is given."""
+        return self.shipped
+
+    def load(self, path=None, device="cpu") -> tuple[nn.Module, dict]:
+        """A generator from exported weights or a checkpoint (its EMA copy); None: shipped."""
+        from ganlab.train.export import load_generator
+        from ganlab.weights import shipped
+
+        return load_generator(shipped(self.shipped) if path is None else path, self.name, device)
+
+    def prepare_export(self, G: nn.Module, recipe: Recipe, device) -> dict:
+        """Called on the (EMA) generator before it is exported; returns manifest additions.
+        Default: nothing to do."""
+        return {}
+
+    # ------------------------------------------------------------ generation
+    def generator(self, G: nn.Module, meta: dict, for_evaluation: bool = False) -> Generate:
+        """``generate(conditions, seed) -> images`` (N, C, H, W) in [-1, 1], on the CPU:
+        ``G`` with whatever else it needs (a text encoder...). ``for_evaluation``: at the
+        resolution the world's judge reads."""
+        raise NotImplementedError
+
+    def sample_images(self, G, meta, args) -> tuple[torch.Tensor, int, str]:
+        """``ganlab sample``: (images, images per row, what was drawn, in words)."""
+        raise NotImplementedError
+
+    def sample_count(self, args: argparse.Namespace) -> int:
+        """How many images ``ganlab sample`` will draw with these options (checked first)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, G, meta: dict, n: int, seed: int) -> dict:
+        """``ganlab evaluate``'s JSON, less ``chapter`` and ``weights`` (added by the command)."""
+        raise NotImplementedError
+
+    def ship_measure(self, G, meta: dict, n: int) -> tuple[dict, dict]:
+        """``ganlab ship``: (metrics for the manifest, other manifest additions)."""
+        raise NotImplementedError
+
+    def ship_target(self, meta: dict, args: argparse.Namespace) -> tuple[str, bool]:
+        """(the shipped name, store float16?) of a run's exported weights."""
+        return self.shipped, False
+
+
+# ---------------------------------------------------------------- the birds world
+class CaptionChapter(Chapter):
+    """What the text-to-image chapters on the birds world share: captions are the conditions
+    (``--caption``), the birds protocol measures them on the test and zero-shot splits, and
+    the exported generator gets standing BatchNorm statistics."""
+
+    world = "birds"
+    eval_limit = 2000
+    bn_batches = 20  # batches for the standing BatchNorm statistics
+    bn_batch_size = 64
+
+    def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
+        if command == "sample":
+            parser.add_argument(
+                "--caption", action="append", help="caption(s) to draw (repeatable)"
+            )
+
+    def text_encoder(self):
+        """The frozen caption encoder this chapter's generator reads (kind: joint or damsm)."""
+        raise NotImplementedError
+
+    def standing_inputs(self, G, recipe, data, gen: torch.Generator, device) -> tuple:
+        """One batch of ``bn_batch_size`` generator inputs for the standing statistics."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def standing_statistics(self, G, recipe, data, device, batches: int | None = None):
+        """Recompute G's BatchNorm statistics on fresh batches of the training texts (see
+        :func:`ganlab.train.ema.recalibrate_batchnorm`); a frozen ``G.stage1`` keeps its own."""
+        from ganlab.train.ema import recalibrate_batchnorm
+
+        gen = torch.Generator().manual_seed(0)
+        inputs = [
+            self.standing_inputs(G, recipe, data, gen, device)
+            for _ in range(self.bn_batches if batches is None else batches)
+        ]
+        return recalibrate_batchnorm(G, inputs, keep=getattr(G, "stage1", None))
+
+    def prepare_export(self, G, recipe, device) -> dict:
+        self.standing_statistics(G, recipe, recipe.data(device), device)
+        return {
+            "batchnorm": f"standing statistics, {self.bn_batches} batches of {self.bn_batch_size}"
+        }
+
+    def sample_count(self, args) -> int:
+        from ganlab.evaluation.birds import DEFAULT_CAPTIONS
+
+        return len(args.caption or DEFAULT_CAPTIONS) * args.n
+
+    def sample_images(self, G, meta, args):
+        from ganlab.evaluation.birds import DEFAULT_CAPTIONS
+
+        captions = args.caption or list(DEFAULT_CAPTIONS)
+        generate = self.generator(G, meta)
+        images = torch.cat([generate([c] * args.n, args.seed) for c in captions])
+        return images, args.n, f"{len(captions)} captions x {args.n}"
+
+    def evaluate_generator(self, G, meta, n=1000, split="test", seed=0) -> dict:
+        """The birds protocol (:mod:`ganlab.evaluation.birds`) on ``n`` captions of ``split``."""
+        from ganlab.evaluation.birds import evaluate_text_to_image
+
+        generate = self.generator(G, meta, for_evaluation=True)
+        return evaluate_text_to_image(generate, n=n, split=split, seed=seed)
+
+    def evaluate(self, G, meta, n, seed) -> dict:
+        from ganlab.evaluation.birds import SPLITS
+
+        return {s: self.evaluate_generator(G, meta, n, s, seed) for s in SPLITS}
+
+    def ship_measure(self, G, meta, n) -> tuple[dict, dict]:
+        from ganlab.evaluation.birds import SPLITS, summary_metrics
+
+        return {s: summary_metrics(self.evaluate_generator(G, meta, n, s)) for s in SPLITS}, {}
+
+
+def shipped_path(name: str) -> Path:
+    """``ganlab/weights/NAME.safetensors`` (a clear error if it is not shipped)."""
+    from ganlab.weights import shipped
+
+    return shipped(name)
