@@ -259,7 +259,7 @@ def _figure(G, test, fake, size: int, path: str, result: dict) -> None:
     import matplotlib.pyplot as plt
 
     from ganlab.data.landscapes import painted_map
-    from ganlab.viz.landscapes import _unit, add_legend, map_image_grid
+    from ganlab.viz.landscapes import add_legend, image_to_unit, map_image_grid
 
     k = 12
     fig = map_image_grid(test.labels[:k], test.images[:k], ncol=3, extra=fake[:k],
@@ -284,7 +284,7 @@ def _figure(G, test, fake, size: int, path: str, result: dict) -> None:
     axes[0].imshow(colorize(labels[0].numpy()), interpolation="nearest")
     axes[0].set_title("painted map", fontsize=8)
     for i, ax in enumerate(axes[1:]):
-        ax.imshow(_unit(out[i]), interpolation="nearest")
+        ax.imshow(image_to_unit(out[i]), interpolation="nearest")
         ax.set_title(f"pix2pix: {TIMES[i]}, {SEASONS[i]}", fontsize=8)
     for ax in axes:
         ax.axis("off")

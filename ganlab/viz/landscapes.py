@@ -9,7 +9,7 @@ import torch
 from ganlab.data.landscapes import CLASSES, LEGEND, Style, colorize, render
 
 
-def _unit(image) -> np.ndarray:
+def image_to_unit(image) -> np.ndarray:
     """(3, H, W) float in [-1, 1] or uint8, or (H, W, 3) uint8 -> (H, W, 3) float in [0, 1]."""
     x = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
     x = x.detach().cpu()
@@ -49,10 +49,10 @@ def map_image_grid(labels, images, ncol: int = 4, titles=None, extra=None, extra
         ax.axis("off")
     for i in range(n):
         r, c = divmod(i, ncol)
-        panels = [colorize(np.asarray(labels[i])), _unit(images[i])]
+        panels = [colorize(np.asarray(labels[i])), image_to_unit(images[i])]
         names = ["map", "image" if titles is None else titles[i]]
         if extra is not None:
-            panels.append(_unit(extra[i]))
+            panels.append(image_to_unit(extra[i]))
             names.append(extra_title)
         for k, (panel, name) in enumerate(zip(panels, names, strict=True)):
             ax = axes[r, per * c + k]
