@@ -34,7 +34,6 @@ Reproduce::
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import sys
 import time
@@ -46,8 +45,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ganlab.data.birds import ATTRIBUTES, GROUPS, load_birds
+from ganlab.judges.shipping import load_judge, save_judge
 from ganlab.text.encoders import ImageTrunk
-from ganlab.train import checkpoint as ckpt
 
 SHIPPED = "bird_judge"
 MODEL = "judges.BirdJudge"
@@ -149,38 +148,19 @@ def train_bird_judge(
 
 
 def save_bird_judge(judge: BirdJudge, path, report: dict, command: str) -> Path:
-    from ganlab.weights import write_manifest_sha256
-
     manifest = {
         "chapter": "judge:birds",
         "profile": "cpu",
         "command": command,
         **{k: v for k, v in report.items() if k != "accuracy"},
         "metrics": report["accuracy"],
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
     }
-    meta = {"kind": "judge", "model": MODEL, "config": judge.config, "manifest": manifest}
-    path = ckpt.save_state(path, ckpt.module_tensors(judge, "judge"), meta)
-    write_manifest_sha256(path)
-    return path
+    return save_judge(judge, path, MODEL, manifest)
 
 
 def load_bird_judge(path=None, device="cpu") -> BirdJudge:
     """The shipped bird judge (or the one at ``path``), frozen, in eval mode."""
-    if path is None:
-        from ganlab.weights import shipped
-
-        path = shipped(SHIPPED)
-    meta = ckpt.read_meta(path)
-    if meta.get("model") != MODEL:
-        raise ckpt.CheckpointError(f"{path} holds {meta.get('model')!r}, not a {MODEL}")
-    tensors, _ = ckpt.load_state(
-        path, expect={"model": MODEL, "kind": "judge", "config": meta["config"]}
-    )
-    judge = BirdJudge(**meta["config"])
-    ckpt.load_module(judge, tensors, "judge")
-    return judge.to(device).eval().requires_grad_(False)
+    return load_judge(path, SHIPPED, MODEL, lambda config: BirdJudge(**config), device)
 
 
 def main(argv: list[str] | None = None) -> int:

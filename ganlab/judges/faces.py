@@ -43,7 +43,6 @@ Reproduce::
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import sys
@@ -57,6 +56,7 @@ from tqdm.auto import tqdm
 
 from ganlab.data.faces import CATEGORIES, CONTINUOUS, load_faces
 from ganlab.data.faces.factors import denormalise, normalise
+from ganlab.judges.shipping import load_judge, save_judge
 from ganlab.train import checkpoint as ckpt
 
 SHIPPED = "face_judge"
@@ -268,8 +268,6 @@ def half_precision(judge: FaceJudge) -> FaceJudge:
 
 def save_face_judge(judge: FaceJudge, path, report: dict, command: str) -> Path:
     """Round to float16, measure the held-out scores of the rounded judge, and save."""
-    from ganlab.weights import HERE, write_index, write_manifest_sha256
-
     half_precision(judge)
     metrics = {
         "test_64px": held_out_scores(judge, n=2000, size=64),
@@ -282,40 +280,17 @@ def save_face_judge(judge: FaceJudge, path, report: dict, command: str) -> Path:
         "command": command,
         **report,
         "metrics": metrics,
-        "stored_dtype": "float16",
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
     }
-    meta = {"kind": "judge", "model": MODEL, "config": judge.config, "manifest": manifest}
-    tensors = {
-        k: v.half() if v.is_floating_point() else v
-        for k, v in ckpt.module_tensors(judge, "judge").items()
-    }
-    path = ckpt.save_state(path, tensors, meta)
-    write_manifest_sha256(path)
-    if path.resolve().parent == HERE:  # shipped: the index of shipped files changes too
-        write_index()
-    return path
+    return save_judge(judge, path, MODEL, manifest, float16=True)
 
 
 def load_face_judge(path=None, device="cpu") -> FaceJudge:
     """The shipped face judge (or the one at ``path``), frozen, in eval mode, float32."""
-    if path is None:
-        from ganlab.weights import shipped
 
-        path = shipped(SHIPPED)
-    meta = ckpt.read_meta(path)
-    if meta.get("model") != MODEL:
-        raise ckpt.CheckpointError(f"{path} holds {meta.get('model')!r}, not a {MODEL}")
-    tensors, _ = ckpt.load_state(
-        path, expect={"model": MODEL, "kind": "judge", "config": meta["config"]}
-    )
-    config = meta["config"]
-    judge = FaceJudge(widths=tuple(config["widths"]), feature_dim=config["feature_dim"])
-    ckpt.load_module(
-        judge, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, "judge"
-    )
-    return judge.to(device).eval().requires_grad_(False)
+    def build(config: dict) -> FaceJudge:
+        return FaceJudge(widths=tuple(config["widths"]), feature_dim=config["feature_dim"])
+
+    return load_judge(path, SHIPPED, MODEL, build, device)
 
 
 def main(argv: list[str] | None = None) -> int:

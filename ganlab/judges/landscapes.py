@@ -36,7 +36,6 @@ Reproduce::
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import sys
 import time
 from pathlib import Path
@@ -46,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab.data.landscapes import CLASSES, NUM_CLASSES, load_landscapes
+from ganlab.judges.shipping import load_judge, save_judge
 from ganlab.metrics.segmentation import segmentation_scores
-from ganlab.train import checkpoint as ckpt
 from ganlab.validation import check_images, in_dtype_of
 
 SHIPPED = "landscape_judge"
@@ -217,46 +216,13 @@ def train_landscape_judge(
 
 def save_landscape_judge(judge: LandscapeJudge, path, report: dict, command: str) -> Path:
     """Write the judge (float16 tensors) and its manifest; record the checksum."""
-    import os
-
-    from ganlab.weights import write_manifest_sha256
-
-    manifest = {
-        "chapter": "judge:landscapes",
-        "profile": "cpu",
-        "command": command,
-        **report,
-        "stored_dtype": "float16",
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-    }
-    tensors = {
-        k: v.half() if v.is_floating_point() else v
-        for k, v in ckpt.module_tensors(judge, "judge").items()
-    }
-    meta = {"kind": "judge", "model": MODEL, "config": judge.config, "manifest": manifest}
-    path = ckpt.save_state(path, tensors, meta)
-    os.chmod(path, 0o644)
-    write_manifest_sha256(path)
-    return path
+    manifest = {"chapter": "judge:landscapes", "profile": "cpu", "command": command, **report}
+    return save_judge(judge, path, MODEL, manifest, float16=True)
 
 
 def load_landscape_judge(path=None, device="cpu") -> LandscapeJudge:
     """The shipped landscape judge (or the one at ``path``), float32, frozen, in eval mode."""
-    if path is None:
-        from ganlab.weights import shipped
-
-        path = shipped(SHIPPED)
-    meta = ckpt.read_meta(path)
-    if meta.get("model") != MODEL:
-        raise ckpt.CheckpointError(f"{path} holds {meta.get('model')!r}, not a {MODEL}")
-    tensors, _ = ckpt.load_state(
-        path, expect={"model": MODEL, "kind": "judge", "config": meta["config"]}
-    )
-    judge = LandscapeJudge(**meta["config"])
-    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
-    ckpt.load_module(judge, tensors, "judge")
-    return judge.to(device).eval().requires_grad_(False)
+    return load_judge(path, SHIPPED, MODEL, lambda config: LandscapeJudge(**config), device)
 
 
 def main(argv: list[str] | None = None) -> int:
