@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganlab.evaluation.faces import degraded
+
 SIZE = 32
 Z_DIM = 64
 WORLDS = ("faces", "birds")
@@ -197,20 +199,6 @@ def _judge(world: str):
     from ganlab.judges.birds import load_bird_judge
 
     return load_bird_judge()
-
-
-def degraded(x: torch.Tensor, how: str) -> torch.Tensor:
-    """The ladder's rungs: ``half`` / ``quarter`` (downsample, upsample bilinear), ``blur``
-    (a 5x5 binomial filter, sigma about 1 px)."""
-    size = x.shape[-1]
-    if how in ("half", "quarter"):
-        small = F.interpolate(x, scale_factor=0.5 if how == "half" else 0.25, mode="area")
-        return F.interpolate(small, size=size, mode="bilinear", align_corners=False)
-    if how == "blur":
-        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
-        k = (k[:, None] * k[None]) / 256
-        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k.expand(3, 1, 5, 5), groups=3)
-    raise ValueError(f"unknown degradation {how!r}: expected half, quarter or blur")
 
 
 def evaluate(world: str, run: Path, n: int = 1000) -> dict:
