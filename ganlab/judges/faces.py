@@ -35,9 +35,19 @@ renderer's); Adam with a one-cycle schedule; loss = the cross-entropies summed o
 categorical factors + 4 x the mean squared error of the continuous readings. Evaluated on
 held-out ``test`` faces at 64 px and at 32 px (what the learnability GAN draws).
 
-Reproduce::
+The shipped judge was trained in two steps, because the world was re-balanced for 32 px (cache
+version 2: aligned pose, larger eyes, fainter strokes) after a first judge had been trained on
+the first version: 900 steps from scratch on version 1 (lr 3e-3, 417 s of CPU), then 250 steps
+fine-tuned on version 2 (lr 1e-3, one-cycle again). Reproduce (the first file is this module's
+shipped judge at commit 9e57987)::
 
-    python -m ganlab.judges.faces --train --out ganlab/weights/face_judge.safetensors
+    git show 9e57987:ganlab/weights/face_judge.safetensors > v1_face_judge.safetensors
+    python -m ganlab.judges.faces --train --init v1_face_judge.safetensors --steps 250 \
+        --lr 1e-3 --out ganlab/weights/face_judge.safetensors
+
+(``python -m ganlab.judges.faces --train --steps 900`` trains one from scratch on the current
+world.) The manifest (``ganlab/weights/face_judge.json``) holds the held-out score of every
+factor and the calibration of the perceptual distance (:func:`perceptual_calibration`).
 """
 
 from __future__ import annotations
@@ -218,13 +228,165 @@ def held_out_scores(judge: FaceJudge, n: int = CHECK_N, size: int = CHECK_SIZE) 
     }
 
 
+# ------------------------------------------------------------------ perceptual distance
+
+# continuous factors moved one at a time in the calibration, and the fractions of each
+# factor's range they move by
+CALIBRATION_FACTORS = CONTINUOUS
+CALIBRATION_AMOUNTS = (0.1, 0.25, 0.5, 0.75, 1.0)
+# factors a donor face of the same kind hands over in the "k factors swapped" pairs (the fur
+# colours travel together: a marking colour is chosen to contrast with its base)
+SWAP_FACTORS = (
+    ("yaw",), ("pitch",), ("roll",), ("eye_size",), ("eye_open",), ("nose_size",),
+    ("mouth",), ("marking",), ("base", "secondary"), ("eye_color",), ("texture",),
+    ("background",),
+)  # fmt: skip
+SWAP_COUNTS = (1, 2, 3, 4, 6, 8)
+# the calibration a test repeats: this many faces of ``test`` at this size
+CALIBRATION_CHECK_N, CALIBRATION_SIZE = 6, 64
+
+
+def face_perceptual_distance(judge: FaceJudge):
+    """The course's LPIPS stand-in: :class:`ganlab.metrics.perceptual.PerceptualDistance` on
+    the judge's four stages with **uniform** weights (no weights are fitted to human
+    judgments here). Calibration: :func:`perceptual_calibration`; its numbers are in the
+    judge's manifest (``metrics.perceptual``)."""
+    from ganlab.metrics.perceptual import PerceptualDistance
+
+    return PerceptualDistance(judge.multilayer_features)
+
+
+def _calibration_pairs(n: int, size: int):
+    """Pairs of test faces that differ in known factors by known amounts.
+
+    Returns (moved, swapped, faces): ``moved`` = (a, b, factor names, amounts) where face i
+    is drawn twice with one continuous factor at ``mid -+ amount * range / 2`` (every factor
+    of ``CALIBRATION_FACTORS`` x every amount of ``CALIBRATION_AMOUNTS`` x each of the n faces);
+    ``swapped`` = (a, b, k) where b is a with k factor groups of ``SWAP_FACTORS`` taken from
+    another test face of the same kind (every k of ``SWAP_COUNTS``); ``faces`` = the n faces.
+    """
+    import numpy as np
+
+    from ganlab.data.faces import RANGES, FacesWorld, render_face, to_float
+
+    world = FacesWorld("test")
+    faces = [world.face(i) for i in range(n)]
+    draw = lambda fs: to_float(  # noqa: E731
+        torch.from_numpy(np.stack([render_face(f, size) for f in fs])).permute(0, 3, 1, 2)
+    )
+    a, b, names, amounts = [], [], [], []
+    for face in faces:
+        for name in CALIBRATION_FACTORS:
+            lo, hi = RANGES[name]
+            mid = (lo + hi) / 2
+            for t in CALIBRATION_AMOUNTS:
+                half = t * (hi - lo) / 2
+                a.append(face.replace(**{name: mid - half}))
+                b.append(face.replace(**{name: mid + half}))
+                names.append(name)
+                amounts.append(t)
+    moved = (draw(a), draw(b), names, np.array(amounts))
+    rng = np.random.default_rng(15)
+    donors = FacesWorld("test", seed=1)
+    a, b, k = [], [], []
+    for i, face in enumerate(faces):
+        j = 0
+        while (donor := donors.face(1000 * i + j)).kind != face.kind:
+            j += 1
+        for count in SWAP_COUNTS:
+            groups = rng.choice(len(SWAP_FACTORS), size=count, replace=False)
+            changes = {f: donor[f] for g in groups for f in SWAP_FACTORS[g]}
+            other = face.replace(**changes)
+            if "base" in changes:  # the colours as the donor painted them, jitter and all
+                other = _with_fur_of(other, donor)
+            a.append(face)
+            b.append(other)
+            k.append(count)
+    swapped = (draw(a), draw(b), np.array(k))
+    return moved, swapped, draw(faces)
+
+
+def _with_fur_of(face, donor):
+    """``face`` wearing ``donor``'s exact fur colours."""
+    from ganlab.data.faces.factors import Face
+
+    rgb = {**face.rgb, "base": donor.rgb["base"], "secondary": donor.rgb["secondary"]}
+    return Face(face.factors, rgb, face.detail)
+
+
+@torch.no_grad()
+def perceptual_calibration(judge: FaceJudge, n: int = 40, size: int = CALIBRATION_SIZE) -> dict:
+    """Calibrate :func:`face_perceptual_distance` on the first ``n`` test faces at ``size`` px.
+
+    * one factor moved: Spearman's rho of d with the amount, per continuous factor (n faces x
+      5 amounts each) and pooled over all factors;
+    * k factors swapped from a donor of the same kind: rho of d with k (n faces x 6 counts);
+    * one-pixel shift (right and down, edges repeated) of the n faces: d, and its ratio to d
+      between different faces (each face against the next), beside the same ratio for pixel
+      mean squared error (``ganlab.metrics.perceptual.calibrate_perceptual_distance``).
+    """
+    import numpy as np
+    import scipy.stats
+
+    from ganlab.metrics.perceptual import calibrate_perceptual_distance
+
+    judge.eval()
+    dist = face_perceptual_distance(judge)
+    (a, b, names, amounts), (sa, sb, k), faces = _calibration_pairs(n, size)
+    moved = calibrate_perceptual_distance(dist, a, b, amounts, shift_images=faces)
+    d = torch.cat([dist(a[s : s + 250], b[s : s + 250]) for s in range(0, len(a), 250)]).numpy()
+    names = np.array(names)
+    per_factor = {
+        f: float(scipy.stats.spearmanr(d[names == f], amounts[names == f]).statistic)
+        for f in CALIBRATION_FACTORS
+    }
+    swapped = calibrate_perceptual_distance(dist, sa, sb, k, shift_images=faces)
+    return {
+        "n_faces": n,
+        "size": size,
+        "weights": "uniform",
+        "moved": {
+            "spearman_pooled": moved.spearman,
+            "pairs": moved.pairs,
+            "spearman_per_factor": per_factor,
+            "amounts": list(CALIBRATION_AMOUNTS),
+            "mean_d_per_amount": {
+                str(t): float(d[amounts == t].mean()) for t in CALIBRATION_AMOUNTS
+            },
+        },
+        "swapped": {
+            "spearman": swapped.spearman,
+            "pairs": swapped.pairs,
+            "mean_d_per_count": {
+                str(c): float(dist(sa[k == c], sb[k == c]).mean()) for c in SWAP_COUNTS
+            },
+        },
+        "shift": {
+            "one_pixel": moved.shift_distance,
+            "different_faces": moved.unrelated_distance,
+            "ratio": moved.shift_ratio,
+            "pixel_mse_ratio": moved.pixel_shift_ratio,
+            "images": moved.shift_images,
+        },
+    }
+
+
 def train_face_judge(
-    steps: int = 900, batch: int = 64, lr: float = 3e-3, seed: int = 0, n_faces: int = 20000
+    steps: int = 900,
+    batch: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    n_faces: int = 20000,
+    init: str | None = None,
 ):
+    """Train a judge from scratch, or fine-tune the one saved at ``init``."""
     torch.manual_seed(seed)
     data = load_faces(n_faces, "train", INPUT_SIZE)
     targets = torch.from_numpy(normalise(data.values.numpy()))
-    judge = FaceJudge()
+    if init is None:
+        judge = FaceJudge()
+    else:
+        judge = load_face_judge(init).requires_grad_(True).train()
     opt = torch.optim.Adam(judge.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
@@ -254,7 +416,10 @@ def train_face_judge(
         "process_seconds": round(time.process_time() - cpu0, 1),
         "threads": torch.get_num_threads(),
         "device": "cpu",
+        "lr": lr,
     }
+    if init is not None:
+        report["init"] = str(init)
     return judge.eval(), report
 
 
@@ -273,6 +438,8 @@ def save_face_judge(judge: FaceJudge, path, report: dict, command: str) -> Path:
         "test_64px": held_out_scores(judge, n=2000, size=64),
         "test_32px": held_out_scores(judge, n=2000, size=32),
         "check": held_out_scores(judge),  # what tests/test_judge_faces.py re-measures
+        "perceptual": perceptual_calibration(judge),
+        "perceptual_check": perceptual_calibration(judge, n=CALIBRATION_CHECK_N),
     }
     manifest = {
         "chapter": "judge:faces",
@@ -304,11 +471,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="face_judge.safetensors")
     p.add_argument("--steps", type=int, default=900)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=3e-3, help="peak of the one-cycle schedule")
+    p.add_argument("--init", help="fine-tune the judge saved here instead of starting afresh")
     args = p.parse_args(argv)
     if not args.train:
         p.print_help()
         return 2
-    judge, report = train_face_judge(steps=args.steps, seed=args.seed)
+    judge, report = train_face_judge(steps=args.steps, seed=args.seed, lr=args.lr, init=args.init)
     path = save_face_judge(
         judge, args.out, report, " ".join(["python -m ganlab.judges.faces", *argv])
     )
