@@ -30,6 +30,21 @@ size of a real change and stay small for a change a person does not notice. Give
 differ by known amounts it reports the Spearman rank correlation of d with the amount, and d
 for a one-pixel shift relative to d between unrelated images (where pixel L2 is large).
 
+Measured on the face judge (``ganlab.judges.faces.face_perceptual_distance``: uniform
+weights on its four stages; ``perceptual_calibration``, n = 40 test faces at 64 px, stored in
+the judge's manifest and re-measured on 6 faces by ``tests/test_judge_faces.py``):
+
+* one continuous factor moved by 10, 25, 50, 75, 100 % of its range (11 factors x 5 amounts x
+  40 faces = 2200 pairs): mean d 0.065, 0.21, 0.46, 0.70, 0.92; Spearman's rho of d with the
+  amount 0.87 (nose size) to 0.97 (vertical position) per factor, 0.63 pooled over factors
+  (the factors differ in how much of the picture they move);
+* 1, 2, 3, 4, 6 or 8 factor groups swapped from a face of the same kind (240 pairs): mean d
+  0.29 to 2.50, rho 0.65;
+* a one-pixel shift: d = 0.32 against 4.83 between different faces, a ratio of 0.066 (pixel
+  MSE: 0.080). A shift is cheap beside a different face, but the judge is no more
+  shift-tolerant than pixels are: a one-pixel shift weighs as much as moving one factor by
+  about a third of its range.
+
 >>> dist = PerceptualDistance(judge.multilayer_features)          # doctest: +SKIP
 >>> dist(x, y).shape                                              # doctest: +SKIP
 torch.Size([N])
