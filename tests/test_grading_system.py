@@ -296,7 +296,7 @@ def tampered_submission():
     markdown["id"] = "tampered-4"
     nb.cells[checks["cgan/4"]] = markdown
     nb.cells[checks["cgan/5"]].metadata = {}
-    payoff = checks["cgan/5"] + 1
+    payoff = checks["cgan/7"] + 1
     del nb.cells[payoff:]  # the training payoff: not needed here, and slow
     nb.cells.pop(checks["cgan/3"])
     return nb
@@ -309,7 +309,7 @@ def test_prepare_for_grading_restores_check_cells():
     nb.cells[1].execution_count = 3
     chapter, cells = prepare_for_grading(nb)
     assert chapter == "cgan"
-    assert sorted(cells) == ["cgan/1", "cgan/2", "cgan/4", "cgan/5"]
+    assert sorted(cells) == ["cgan/1", "cgan/2", "cgan/4", "cgan/5", "cgan/6", "cgan/7"]
     for key, index in cells.items():
         cell = nb.cells[index]
         assert cell.cell_type == "code"
@@ -330,8 +330,12 @@ def test_grading_a_tampered_submission(tmp_path):
     nbformat.write(tampered_submission(), path)
     result = grade_notebook(path, timeout=120)
     statuses = {e["id"]: e["status"] for e in result["exercises"]}
-    assert statuses == {"1": "passed", "2": "failed", "3": "missing", "4": "passed", "5": "passed"}
-    assert result["score"] == 2 + 3 + 1 and result["max_score"] == 10
+    assert statuses == {
+        "1": "passed", "2": "failed", "3": "missing", "4": "passed", "5": "passed",
+        "6": "failed", "7": "passed",
+    }  # fmt: skip
+    # 6 fails too: the training step calls the student's (wrong) discriminator_loss
+    assert result["score"] == 2 + 3 + 1 + 1 and result["max_score"] == 13
     failed = result["exercises"][1]
     assert failed["points"] == 0
     assert failed["message"].startswith("Exercise 2 (the discriminator's loss): for 6 real")
