@@ -665,3 +665,10 @@ def test_hints_are_opt_in_one_at_a_time(capsys):
     assert hints[0] in out and hints[1] in out and hints[2] not in out
     with pytest.raises(ValueError, match="positive integer"):
         hint("cgan", "6", 0)
+
+
+def test_an_unanswered_question_is_not_implemented():
+    # the exercise notebook leaves the answers as NotImplemented: that is "not answered yet",
+    # not a wrong answer, like an exercise whose function still raises NotImplementedError
+    with pytest.raises(NotImplementedError):
+        check("cgan", "7", {"worst_digit": NotImplemented, "worst_accuracy": NotImplemented})

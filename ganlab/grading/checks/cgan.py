@@ -637,6 +637,9 @@ def measured_per_digit_accuracy(per_digit: int = PER_DIGIT, seed: int = 0) -> to
 def check_worst_digit(worst_digit, worst_accuracy) -> None:
     """The digit with the lowest judge accuracy (any within 0.03 of it counts) and its
     accuracy, within 0.05 of the check's own measurement (300 samples a digit)."""
+    from ganlab.grading.checks.common import require_answered
+
+    require_answered(worst_digit, worst_accuracy)
     if isinstance(worst_digit, torch.Tensor) and worst_digit.numel() == 1:
         worst_digit = worst_digit.item()
     if (

@@ -160,8 +160,16 @@ def compare_training_steps(
                 )
 
 
+def require_answered(*values) -> None:
+    """An unanswered question (its variables still hold ``NotImplemented``, as the exercise
+    notebook leaves them) counts as not implemented, like an exercise's unwritten function."""
+    if any(v is NotImplemented for v in values):
+        raise NotImplementedError("the question above is not answered yet")
+
+
 def require_number(value, what: str, want: float, tol: float, explain: str) -> None:
     """A student's numeric answer against a recomputed one, within ``tol``."""
+    require_answered(value)
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, int | float):
