@@ -34,10 +34,11 @@ def rejects(exercise_id: str, name: str, wrong, match: str | None = None, error=
         assert str(info.value).startswith(f"Exercise {exercise_id} ({title}): ")
 
 
-def test_registry_lists_three_exercises_worth_six_points():
+def test_registry_lists_five_exercises_worth_nine_points():
     exercises = EXERCISES["attngan"]
-    assert [e.id for e in exercises] == ["1", "2", "3"]
-    assert [e.points for e in exercises] == [2, 2, 2]
+    assert [e.id for e in exercises] == ["1", "2", "3", "4", "5"]
+    assert [e.points for e in exercises] == [2, 2, 1, 3, 1]
+    assert all(e.hints for e in exercises)
     assert get_exercise("attngan", "2").names == ("damsm_word_similarity",)
     assert attngan_checks.CHAPTER == "attngan"
 
@@ -122,7 +123,15 @@ def _context_unpermuted(h, words, mask):
     return context.flatten(2).transpose(1, 2).reshape(B, C, H, W), beta
 
 
+def _hard_coded_size(h, words, mask):
+    context, beta = word_attention(h, words, mask)
+    if h.shape[2:] != (4, 5):  # an answer that only handles the first size it met
+        return context, beta.reshape(len(h), -1, 4, 5) if beta.numel() % 20 == 0 else beta * 0
+    return context, beta
+
+
 WRONG_ATTENTION = {
+    "works only at one size": _hard_coded_size,
     "softmax over pixels": _over_pixels,
     "padding not masked": _unmasked,
     "mask after the softmax, not renormalised": _mask_after,
@@ -154,9 +163,9 @@ def test_word_attention_rejects(mistake):
         ("padding not masked", "not masked"),
         ("mask after the softmax, not renormalised", "renormalising"),
         ("NaN on a fully masked caption", "no real word"),
-        ("attention reshaped without the transpose", "transpose"),
+        ("attention reshaped without the transpose", "word axis in front"),
         ("attention with the word axis last", "word axis is last"),
-        ("exp by hand (overflows)", "torch.softmax"),
+        ("exp by hand (overflows)", "subtracts the maximum"),
         ("detached", "detached"),
         ("context reshaped without the transpose", "channel axis"),
     ],
@@ -209,7 +218,14 @@ def _detached_similarity(words, regions, length, gamma1, gamma2):
     return damsm_word_similarity(words.detach(), regions.detach(), length, gamma1, gamma2)
 
 
+def _hard_coded_length(words, regions, length, gamma1, gamma2):
+    return damsm_word_similarity(
+        words, regions, min(int(length), 4) if words.shape[0] == 3 else length, gamma1, gamma2
+    ) + (0.0 if words.shape[0] == 5 else 0.1)
+
+
 WRONG_SIMILARITY = {
+    "works only at one size": _hard_coded_length,
     "gamma1 missing": _variant(g1=1.0),
     "gamma2 missing": _variant(g2=1.0),
     "Eq. 8 over the regions": _variant(eq8=1),
@@ -299,3 +315,103 @@ def test_glu_rejects(mistake):
 )
 def test_glu_names_the_mistake(mistake, diagnosis):
     rejects("3", "glu", WRONG_GLU[mistake], match=diagnosis)
+
+
+# --- Exercise 4: train_step --------------------------------------------------------------
+
+
+def _bce(logits, target):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def _step(
+    *,
+    detach=True,
+    lam=5.0,
+    damsm_stage=-1,
+    kl=True,
+    d_weights=(2, 3),
+    wrong=True,
+    g_uncond=True,
+    all_stages=True,
+    zero=True,
+):
+    """An AttnGAN step with one thing changed at a time (the defaults are right)."""
+
+    def step(G, Ds, opt_g, opt_ds, xs, sentence, words, mask, z, damsm):
+        fakes, _, mu, logvar = G(z, sentence, words, mask)
+        loss_d = 0.0
+        for D, opt_d, x, fake in zip(Ds, opt_ds, xs, fakes):
+            real_u, real_c, wrong_c = D(x, sentence, wrong=True)
+            fake_u, fake_c = D(fake.detach() if detach else fake, sentence)
+            negatives = _bce(fake_u, 0) + _bce(fake_c, 0) + (_bce(wrong_c, 0) if wrong else 0)
+            loss = (_bce(real_u, 1) + _bce(real_c, 1)) / d_weights[0] + negatives / d_weights[1]
+            if zero:
+                opt_d.zero_grad()
+            loss.backward(retain_graph=True)
+            opt_d.step()
+            loss_d += loss.item()
+        loss_g = lam * damsm(fakes[damsm_stage]) if lam else 0.0
+        pairs = list(zip(Ds, fakes))
+        for D, fake in pairs if all_stages else pairs[-1:]:
+            fake_u, fake_c = D(fake, sentence)
+            loss_g = loss_g + _bce(fake_c, 1) + (_bce(fake_u, 1) if g_uncond else 0)
+        if kl:
+            loss_g = (
+                loss_g + (0.5 * (logvar.exp() + mu**2 - 1 - logvar)).sum(1).mean() / mu.shape[1]
+            )
+        if zero:
+            opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return loss_d, loss_g.item()
+
+    return step
+
+
+WRONG_STEPS = {
+    "fakes not detached for D": (_step(detach=False), "cut from G's graph"),
+    "DAMSM term missing": (_step(lam=0.0), "G's parameters"),
+    "lambda = 50 (COCO's)": (_step(lam=50.0), "G's parameters"),
+    "DAMSM on the first stage": (_step(damsm_stage=0), "LAST stage"),
+    "KL missing": (_step(kl=False), "G's parameters"),
+    "D's terms both halved": (_step(d_weights=(2, 2)), "discriminator's"),
+    "wrong pairs left out of D": (_step(wrong=False), "discriminator's"),
+    "G ignores the unconditional heads": (_step(g_uncond=False), "G's parameters"),
+    "G fools only the last D": (_step(all_stages=False), "G's parameters"),
+    "gradients never cleared": (_step(zero=False), "left over"),
+}
+
+
+def test_train_step_reference_pattern_passes(capsys):
+    check("attngan", "4", {"train_step": _step()})
+    assert capsys.readouterr().out.strip() == get_exercise("attngan", "4").passed_line()
+
+
+@pytest.mark.parametrize("mistake", WRONG_STEPS)
+def test_train_step_rejects(mistake):
+    wrong, match = WRONG_STEPS[mistake]
+    rejects("4", "train_step", wrong, match=match)
+
+
+# --- Exercise 5: reading the R-precision result -------------------------------------------
+
+
+def test_r_precision_ratio_accepts_the_measured_value():
+    want = attngan_checks.measured_r_precision_over_chance()
+    assert 10 < want < 60  # the shipped manifest: 0.307 of 100 captions
+    check("attngan", "5", {"r_precision_over_chance": round(want, 1)})
+
+
+@pytest.mark.parametrize("wrong", ["fraction", "paper", "zero-shot", "chance of 1/10"])
+def test_r_precision_ratio_rejects_plausible_misreadings(wrong):
+    from ganlab.chapters import attngan as chapter
+
+    metrics = chapter.load_generator()[1]["manifest"]["metrics"]
+    value = {
+        "fraction": metrics["test"]["r_precision"],
+        "paper": 67.82,
+        "zero-shot": metrics["zeroshot"]["r_precision"] * 100,
+        "chance of 1/10": metrics["test"]["r_precision"] * 10,
+    }[wrong]
+    rejects("5", "r_precision_over_chance", value, match="not within 0.3")

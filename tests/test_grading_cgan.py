@@ -35,14 +35,15 @@ def reference() -> dict:
     return namespace
 
 
-def test_registry_lists_five_exercises_worth_ten_points():
+def test_registry_lists_seven_exercises_worth_thirteen_points():
     exercises = get_exercises("cgan")
-    assert [e.id for e in exercises] == ["1", "2", "3", "4", "5"]
-    assert [e.points for e in exercises] == [2, 2, 2, 3, 1]
+    assert [e.id for e in exercises] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert [e.points for e in exercises] == [2, 2, 1, 3, 1, 3, 1]
+    assert all(e.hints for e in exercises)  # every exercise has opt-in hints
     assert get_exercise("cgan", "4").names == ("PaperGenerator",)
 
 
-@pytest.mark.parametrize("exercise_id", ["1", "2", "3", "4", "5"])
+@pytest.mark.parametrize("exercise_id", ["1", "2", "3", "4", "5", "6", "7"])
 def test_reference_solution_passes(reference, exercise_id, capsys):
     check("cgan", exercise_id, reference)
     assert capsys.readouterr().out.strip() == get_exercise("cgan", exercise_id).passed_line()
@@ -96,12 +97,50 @@ WRONG_CONDITION = {
         [h, F.one_hot(y, 10).to(h.dtype)], dim=1
     ),
     "labels added to the features": lambda h, y, num_classes=10: h + y[:, None],
+    "vectors only (maps get a flat code)": lambda h, y, num_classes=10: torch.cat(
+        [h.flatten(1), F.one_hot(y, num_classes).to(h.dtype)], dim=1
+    ),
+    "maps: spatial size hard-coded to 4x4": lambda h, y, num_classes=10: (
+        torch.cat(
+            [h, F.one_hot(y, num_classes).to(h.dtype)[:, :, None, None].expand(-1, -1, 4, 4)], 1
+        )
+        if h.dim() == 4
+        else torch.cat([h, F.one_hot(y, num_classes).to(h.dtype)], 1)
+    ),
+    "maps: concatenated on the height axis": lambda h, y, num_classes=10: (
+        torch.cat(
+            [
+                h,
+                F.one_hot(y, num_classes)
+                .to(h.dtype)[:, None, :, None]
+                .expand(-1, h.shape[1], -1, h.shape[3]),
+            ],
+            2,
+        )
+        if h.dim() == 4
+        else torch.cat([h, F.one_hot(y, num_classes).to(h.dtype)], 1)
+    ),
+    "maps: one-hot reshaped instead of repeated": lambda h, y, num_classes=10: (
+        torch.cat(
+            [
+                h,
+                F.one_hot(y, num_classes)
+                .to(h.dtype)
+                .repeat(1, h.shape[2] * h.shape[3])
+                .view(len(h), num_classes, h.shape[2], h.shape[3]),
+            ],
+            1,
+        )
+        if h.dim() == 4
+        else torch.cat([h, F.one_hot(y, num_classes).to(h.dtype)], 1)
+    ),
 }
 
 
 @pytest.mark.parametrize("mistake", WRONG_CONDITION)
 def test_condition_on_label_rejects(mistake):
-    error = RuntimeError if mistake == "concatenated on the batch axis" else CheckFailed
+    crashes = ("concatenated on the batch axis", "maps: spatial size hard-coded to 4x4")
+    error = RuntimeError if mistake in crashes else CheckFailed
     rejects("1", "condition_on_label", WRONG_CONDITION[mistake], error=error)
 
 
@@ -109,6 +148,10 @@ def test_condition_on_label_messages_name_the_mistake():
     rejects("1", "condition_on_label", WRONG_CONDITION["detached features"], match="detached")
     rejects("1", "condition_on_label", WRONG_CONDITION["always float32"], match="dtype")
     rejects("1", "condition_on_label", WRONG_CONDITION["label as one float column"], "(5, 16)")
+    wrong = WRONG_CONDITION["maps: one-hot reshaped instead of repeated"]
+    rejects("1", "condition_on_label", wrong, match="not constant")
+    wrong = WRONG_CONDITION["vectors only (maps get a flat code)"]
+    rejects("1", "condition_on_label", wrong, match="feature maps")
 
 
 # --- Exercise 2: discriminator_loss ------------------------------------------------------
@@ -162,7 +205,7 @@ def test_discriminator_loss_rejects(mistake):
         ("averaged (the /2 variant)", "divided by 2"),
         ("wrong sign", "sign is flipped"),
         ("targets swapped", "targets are swapped"),
-        ("sigmoid then log", "binary_cross_entropy_with_logits"),
+        ("sigmoid then log", "from the logits themselves"),
     ],
 )
 def test_discriminator_loss_diagnoses(mistake, diagnosis):
@@ -299,7 +342,34 @@ class _DeadLayer(_Paper):
         return torch.sigmoid(self.to_pixels(h))
 
 
+class _NoJointReLU(_Paper):
+    """Forgets the ReLU after the joint layer: same shapes, same parameter count."""
+
+    def pixels(self, z, y):
+        h = torch.cat([F.relu(self.z_branch(z)), self.label_features(y, z)], dim=1)
+        return torch.sigmoid(self.to_pixels(self.joint(h)))
+
+
+class _NoBranchReLU(_Paper):
+    """Forgets the ReLU on the z branch."""
+
+    def pixels(self, z, y):
+        h = torch.cat([self.z_branch(z), self.label_features(y, z)], dim=1)
+        return torch.sigmoid(self.to_pixels(F.relu(self.joint(h))))
+
+
+class _TanhOutput(_Paper):
+    """tanh instead of the paper's rescaled sigmoid: also in [-1, 1], but not the paper's."""
+
+    def forward(self, z, y):
+        h = torch.cat([F.relu(self.z_branch(z)), self.label_features(y, z)], dim=1)
+        return torch.tanh(self.to_pixels(F.relu(self.joint(h)))).view(-1, 1, 28, 28)
+
+
 WRONG_GENERATORS = {
+    "no ReLU after the joint layer": _NoJointReLU,
+    "no ReLU on the z branch": _NoBranchReLU,
+    "tanh output instead of the rescaled sigmoid": _TanhOutput,
     "no label path": _NoLabelPath,
     "label layer never sees y": _UnusedLabelLayer,
     "sigmoid output not rescaled": _NoRescale,
@@ -431,4 +501,174 @@ def test_class_grid_rejects(mistake):
 def test_class_grid_messages_name_the_mistake():
     rejects("5", "class_grid", _fresh_z_per_row, match="SAME z")
     rejects("5", "class_grid", _global_seed, match="global random state")
-    rejects("5", "class_grid", _with_grad, match="no_grad")
+    rejects("5", "class_grid", _with_grad, match="autograd on")
+
+
+def test_paper_generator_names_a_missing_activation():
+    rejects("4", "PaperGenerator", _NoJointReLU, match="ReLU")
+
+
+def test_paper_generator_accepts_the_other_concatenation_order():
+    class LabelFirst(_Paper):
+        def pixels(self, z, y):
+            h = torch.cat([self.label_features(y, z), F.relu(self.z_branch(z))], dim=1)
+            return torch.sigmoid(self.to_pixels(F.relu(self.joint(h))))
+
+    check("cgan", "4", {"PaperGenerator": LabelFirst})
+
+
+# --- Exercise 6: train_step -----------------------------------------------------------
+
+
+def _step(
+    *,
+    detach=True,
+    zero_top=False,
+    zero=True,
+    g_first=False,
+    g_labels="fake",
+    d_fake_labels="fake",
+    d_scale=1.0,
+    g_loss="ns",
+    swap_return=False,
+    g_fresh_d=True,
+):
+    """A CGAN step with one thing changed at a time (the defaults are right)."""
+
+    def g_update(G, D, opt_g, fake, y, y_fake):
+        labels = y_fake if g_labels == "fake" else y
+        logits = D(fake, labels)
+        if g_loss == "ns":
+            loss_g = F.softplus(-logits).mean()
+        elif g_loss == "saturating":
+            loss_g = -F.softplus(logits).mean()
+        else:  # D's target
+            loss_g = F.softplus(logits).mean()
+        if zero and not zero_top:
+            opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return loss_g
+
+    def step(G, D, opt_g, opt_d, x, y, z, y_fake):
+        if zero_top:
+            opt_d.zero_grad()
+            opt_g.zero_grad()
+        fake = G(z, y_fake)
+        if g_first:
+            loss_g = g_update(G, D, opt_g, fake, y, y_fake)
+        fake_d = fake.detach() if detach else fake
+        labels = y_fake if d_fake_labels == "fake" else y
+        loss_d = d_scale * (F.softplus(-D(x, y)).mean() + F.softplus(D(fake_d, labels)).mean())
+        if zero and not zero_top:
+            opt_d.zero_grad()
+        loss_d.backward(retain_graph=not detach)
+        opt_d.step()
+        if not g_first:
+            loss_g = g_update(G, D, opt_g, fake, y, y_fake)
+        out = (loss_d.item(), loss_g.item())
+        return out[::-1] if swap_return else out
+
+    return step
+
+
+WRONG_STEPS = {
+    "fakes not detached, gradients cleared at the top": _step(detach=False, zero_top=True),
+    "fakes not detached (gradients cleared before each backward)": _step(detach=False),
+    "gradients never cleared": _step(zero=False),
+    "G updated before D": _step(g_first=True),
+    "G trained with the real labels": _step(g_labels="real"),
+    "D's fakes paired with the real labels": _step(d_fake_labels="real"),
+    "D's loss averaged (halved)": _step(d_scale=0.5),
+    "saturating G loss": _step(g_loss="saturating"),
+    "G trained towards D's target for fakes": _step(g_loss="d_target"),
+    "losses returned in the wrong order": _step(swap_return=True),
+}
+
+
+def test_train_step_reference_matches_the_recipe_pattern():
+    check("cgan", "6", {"train_step": _step()})
+
+
+@pytest.mark.parametrize("mistake", WRONG_STEPS)
+def test_train_step_rejects(mistake):
+    rejects("6", "train_step", WRONG_STEPS[mistake])
+
+
+@pytest.mark.parametrize(
+    "mistake, diagnosis",
+    [
+        ("fakes not detached (gradients cleared before each backward)", "cut from G's graph"),
+        ("gradients never cleared", "left over"),
+        ("D's loss averaged (halved)", "discriminator's parameters"),
+        ("saturating G loss", "G's loss"),
+        ("losses returned in the wrong order", "returned loss_d"),
+    ],
+)
+def test_train_step_names_the_mistake(mistake, diagnosis):
+    rejects("6", "train_step", WRONG_STEPS[mistake], match=diagnosis)
+
+
+def test_train_step_tries_two_batch_sizes():
+    def hard_coded(G, D, opt_g, opt_d, x, y, z, y_fake):
+        if len(x) != 6:
+            return (0.0, 0.0)  # an answer that only handles the first size
+        return _step()(G, D, opt_g, opt_d, x, y, z, y_fake)
+
+    rejects("6", "train_step", hard_coded, match="batch of 5")
+
+
+# --- Exercise 7: the worst-steered digit -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def per_digit():
+    from ganlab.grading.checks.cgan import measured_per_digit_accuracy
+
+    return measured_per_digit_accuracy()
+
+
+def test_worst_digit_accepts_the_measured_answer(per_digit):
+    digit = int(per_digit.argmin())
+    check("cgan", "7", {"worst_digit": digit, "worst_accuracy": per_digit[digit].item() + 0.03})
+
+
+def _answer(worst_digit, worst_accuracy):
+    with pytest.raises(CheckFailed) as info:
+        check("cgan", "7", {"worst_digit": worst_digit, "worst_accuracy": worst_accuracy})
+    return str(info.value)
+
+
+def test_worst_digit_rejects_plausible_wrong_answers(per_digit):
+    digit = int(per_digit.argmin())
+    best = int(per_digit.argmax())
+    acc = per_digit[digit].item()
+    assert "pick the lowest" in _answer(best, per_digit[best].item())  # the best digit
+    assert "within 0.05" in _answer(digit, 100 * acc)  # a percentage, not a fraction
+    assert "within 0.05" in _answer(digit, 1 - acc)  # the error rate
+    assert "within 0.05" in _answer(digit, per_digit.mean().item() + 0.02)  # the mean
+    assert "int from 0 to 9" in _answer(float(digit), acc)
+    assert "int from 0 to 9" in _answer(10, acc)
+
+
+def test_hints_are_opt_in_one_at_a_time(capsys):
+    from ganlab.grading import hint
+
+    hints = get_exercise("cgan", "6").hints
+    hint("cgan", "6")
+    out = capsys.readouterr().out
+    assert (
+        hints[0] in out and hints[1] not in out and 'hint("cgan", "6", 2)'.replace('"', "'") in out
+    )
+    hint("cgan", "6", 2)
+    out = capsys.readouterr().out
+    assert hints[0] in out and hints[1] in out and hints[2] not in out
+    with pytest.raises(ValueError, match="positive integer"):
+        hint("cgan", "6", 0)
+
+
+def test_an_unanswered_question_is_not_implemented():
+    # the exercise notebook leaves the answers as NotImplemented: that is "not answered yet",
+    # not a wrong answer, like an exercise whose function still raises NotImplementedError
+    with pytest.raises(NotImplementedError):
+        check("cgan", "7", {"worst_digit": NotImplemented, "worst_accuracy": NotImplemented})

@@ -44,15 +44,18 @@ REFERENCE = {
 }
 
 
-def test_registry_lists_three_exercises_worth_six_points():
+def test_registry_lists_five_exercises_worth_nine_points():
     exercises = EXERCISES[CHAPTER]
-    assert [e.id for e in exercises] == ["1", "2", "3"]
-    assert [e.points for e in exercises] == [2, 2, 2]
+    assert [e.id for e in exercises] == ["1", "2", "3", "4", "5"]
+    assert [e.points for e in exercises] == [2, 1, 2, 3, 1]
     assert [e.names for e in exercises] == [
         ("matching_aware_d_loss",),
         ("interpolate_text",),
         ("replicate_text",),
+        ("train_step",),
+        ("alignment_above_chance",),
     ]
+    assert all(e.hints for e in exercises)
 
 
 @pytest.mark.parametrize("exercise_id", ["1", "2", "3"])
@@ -70,7 +73,7 @@ def test_other_correct_answers_pass(capsys):
         return torch.lerp(t2, t1, beta)
 
     def repeat(features, text):
-        return torch.cat([features, text[..., None, None].repeat(1, 1, 4, 4)], 1)
+        return torch.cat([features, text[..., None, None].repeat(1, 1, *features.shape[2:])], 1)
 
     check(CHAPTER, "1", {"matching_aware_d_loss": d_loss_softplus})
     check(CHAPTER, "2", {"interpolate_text": lerp})
@@ -155,7 +158,7 @@ def test_matching_aware_d_loss_rejects(mistake):
         ("sums divided by the real batch size", "its own batch"),
         ("per-example losses, not reduced", "scalar"),
         ("detached", "detached"),
-        ("sigmoid then log", "binary_cross_entropy_with_logits"),
+        ("sigmoid then log", "from the logits themselves"),
         ("sigmoid then F.binary_cross_entropy", "differ"),
     ],
 )
@@ -225,6 +228,9 @@ def _unsqueeze_in_place(features, text):
 
 
 WRONG_REPLICATE = {
+    "spatial size hard-coded to 4x4": lambda features, text: torch.cat(
+        [features, text[:, :, None, None].expand(-1, -1, 4, 4)], 1
+    ),
     "concatenated on the batch axis": lambda features, text: torch.cat(
         [features, text[:, :, None, None].expand(-1, -1, 4, 4)], 0
     ),
@@ -255,13 +261,15 @@ WRONG_REPLICATE = {
 
 @pytest.mark.parametrize("mistake", WRONG_REPLICATE)
 def test_replicate_text_rejects(mistake):
-    rejects("3", "replicate_text", WRONG_REPLICATE[mistake])
+    # a size written into the answer fails at the third size, inside torch.cat
+    error = RuntimeError if mistake == "spatial size hard-coded to 4x4" else CheckFailed
+    rejects("3", "replicate_text", WRONG_REPLICATE[mistake], error=error)
 
 
 @pytest.mark.parametrize(
     "mistake, diagnosis",
     [
-        ("concatenated on the batch axis", "channel axis"),
+        ("concatenated on the batch axis", "extra channels"),
         ("text first", "text comes first"),
         ("repeat then view (channels scrambled)", "scrambled"),
         ("channels-last then view", "scrambled"),
@@ -282,3 +290,99 @@ def test_weighted_concatenation_is_named():
         WRONG_D_LOSS["one weighted mean over the concatenation"],
         match="concatenated",
     )
+
+
+# --- Exercise 4: train_step ----------------------------------------------------------
+
+
+def _step(
+    *,
+    detach=True,
+    int_weight=0.5,
+    int_in_d=False,
+    roll=1,
+    int_text_for_d="int",
+    z_int="own",
+    zero=True,
+    wrong_target=0.0,
+):
+    """A GAN-INT-CLS step with one thing changed at a time (the defaults are right)."""
+
+    def step(G, D, opt_g, opt_d, x, x_wrong, t, z, z_int_):
+        fake = G(z, t)
+        t_int = 0.5 * t + 0.5 * t.roll(roll, 0)
+        codes = z_int_ if z_int == "own" else z
+        loss_d = (
+            _bce(D(x, t), 1.0)
+            + 0.5 * _bce(D(x_wrong, t), wrong_target)
+            + 0.5 * _bce(D(fake.detach() if detach else fake, t), 0.0)
+        )
+        if int_in_d:
+            loss_d = loss_d + 0.5 * _bce(D(G(codes, t_int).detach(), t_int), 0.0)
+        if zero:
+            opt_d.zero_grad()
+        loss_d.backward(retain_graph=True)
+        opt_d.step()
+        judged_with = t_int if int_text_for_d == "int" else t
+        loss_g = _bce(D(fake, t), 1.0)
+        if int_weight:
+            loss_g = loss_g + int_weight * _bce(D(G(codes, t_int), judged_with), 1.0)
+        if zero:
+            opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return loss_d.item(), loss_g.item()
+
+    return step
+
+
+WRONG_STEPS = {
+    "fakes not detached for D": (_step(detach=False), "cut from G's graph"),
+    "no INT term": (_step(int_weight=0.0), "G's parameters"),
+    "INT at weight 1": (_step(int_weight=1.0), "G's parameters"),
+    "D trained on the interpolations too": (_step(int_in_d=True), "discriminator's"),
+    "interpolated with the next text, not the previous": (_step(roll=-1), "G's parameters"),
+    "interpolations judged with the right text": (_step(int_text_for_d="right"), "G's"),
+    "the same codes reused for INT": (_step(z_int="same"), "G's parameters"),
+    "gradients never cleared": (_step(zero=False), "left over"),
+    "wrong pairs labelled real": (_step(wrong_target=1.0), "discriminator's"),
+}
+
+
+def test_train_step_reference_pattern_passes(capsys):
+    check(CHAPTER, "4", {"train_step": _step()})
+    assert capsys.readouterr().out.strip() == get_exercise(CHAPTER, "4").passed_line()
+
+
+@pytest.mark.parametrize("mistake", WRONG_STEPS)
+def test_train_step_rejects(mistake):
+    wrong, match = WRONG_STEPS[mistake]
+    rejects("4", "train_step", wrong, match=match)
+
+
+# --- Exercise 5: reading the alignment result ----------------------------------------
+
+
+def test_alignment_gain_accepts_the_printed_value():
+    from ganlab.grading.checks.gan_int_cls import measured_alignment_gain
+
+    gain = measured_alignment_gain()
+    assert 0.03 < gain < 0.15  # the shipped manifest: 0.260 - 0.183
+    check(CHAPTER, "5", {"alignment_above_chance": round(gain, 3)})
+
+
+@pytest.mark.parametrize("wrong", ["ratio", "raw alignment", "zero-shot", "short run"])
+def test_alignment_gain_rejects_plausible_misreadings(wrong):
+    from ganlab.chapters import gan_int_cls as chapter
+
+    metrics = chapter.load_generator()[1]["manifest"]["metrics"]
+    test, zeroshot = metrics["test"], metrics["zeroshot"]
+    short = chapter.load_generator(chapter.shipped_variant("gan-int-cls"))[1]["manifest"]
+    short = short["metrics"]["test"]
+    value = {
+        "ratio": test["text_alignment"] / test["chance"],
+        "raw alignment": test["text_alignment"],
+        "zero-shot": zeroshot["text_alignment"] - zeroshot["chance"],
+        "short run": short["text_alignment"] - short["chance"],
+    }[wrong]
+    rejects("5", "alignment_above_chance", value, match="not within 0.005")

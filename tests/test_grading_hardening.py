@@ -121,7 +121,7 @@ def test_an_endless_cell_is_killed_named_and_the_folder_goes_on(graded):
 def test_a_submission_cannot_destroy_a_classmates_grade(graded):
     folder, results, before, _ = graded
     classmate = results["b_classmate"]
-    assert classmate["score"] == 2 and classmate["tampered"] == []
+    assert classmate["score"] == 1 and classmate["tampered"] == []  # exercise 3: 1 point
     assert {e["id"]: e["status"] for e in classmate["exercises"]}["3"] == "passed"
     # The attacker's relative writes hit its own temporary copy; nothing new in the folder.
     assert sorted(p.name for p in folder.iterdir()) == before

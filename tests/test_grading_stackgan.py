@@ -15,7 +15,6 @@ import ganlab.grading.checks.stackgan as stackgan_checks  # registers chapter "s
 from ganlab.grading import CheckFailed, check, get_exercise
 from ganlab.grading.registry import EXERCISES
 from ganlab.models.stackgan import ResidualBlock as ModelResidualBlock
-from ganlab.models.stackgan import discriminator_loss
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +29,11 @@ def rejects(exercise_id: str, name: str, wrong, match: str | None = None, error=
     print(f"rejected: {info.value}")  # shown with pytest -s, to read the messages
 
 
-def test_registry_lists_three_exercises_worth_six_points():
+def test_registry_lists_four_exercises_worth_eight_points():
     exercises = EXERCISES["stackgan"]
-    assert [e.id for e in exercises] == ["1", "2", "3"]
-    assert [e.points for e in exercises] == [2, 2, 2]
+    assert [e.id for e in exercises] == ["1", "2", "3", "4"]
+    assert [e.points for e in exercises] == [2, 2, 3, 1]
+    assert all(e.hints for e in exercises)
     assert get_exercise("stackgan", "2").names == ("ResidualBlock",)
     assert stackgan_checks.CHAPTER == "stackgan"
 
@@ -235,7 +235,7 @@ WRONG_BLOCKS = {
     "no final ReLU": (_NoFinalRelu, "final ReLU"),
     "no ReLU between the convs": (_NoMiddleRelu, "between the two convs"),
     "bn2 defined but unused": (_Bn2Unused, "bn2 is not applied"),
-    "no BatchNorm": (_NoBatchNorm, "BatchNorm2d"),
+    "no BatchNorm": (_NoBatchNorm, "own BatchNorm"),
     "convs with bias": (_ConvBias, "bias=False"),
     "other attribute names": (_Sequential, "missing"),
     "wrong padding": (_NoPadding, None),
@@ -260,84 +260,119 @@ def test_residual_block_rejects(mistake):
     rejects("2", "ResidualBlock", wrong, match=match)
 
 
-# --- Exercise 3: matching_aware_loss -----------------------------------------------------
+# --- Exercise 3: train_step (a Stage-I step) --------------------------------------------
 
 
-def _bce(logits, target):
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+def _step(
+    *,
+    detach_fake=True,
+    detach_cond_d=True,
+    detach_cond_g=True,
+    kl_weight=2.0,
+    kl_per_dim=True,
+    kl_in_d=False,
+    zero=True,
+    fake_weight=0.5,
+    g_first=False,
+):
+    """A Stage-I step with one thing changed at a time (the defaults are right)."""
+
+    def kl_of(mu, logvar):
+        kl = (0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar)).sum(1).mean()
+        return kl / mu.shape[1] if kl_per_dim else kl
+
+    def g_update(D, opt_g, fake, mu, logvar):
+        cond = mu.detach() if detach_cond_g else mu
+        loss_g = F.softplus(-D(fake, cond)).mean() + kl_weight * kl_of(mu, logvar)
+        if zero:
+            opt_g.zero_grad()
+        loss_g.backward(retain_graph=True)
+        opt_g.step()
+        return loss_g
+
+    def step(G, D, opt_g, opt_d, x, t, z):
+        fake, mu, logvar = G(t, z)
+        if g_first:
+            loss_g = g_update(D, opt_g, fake, mu, logvar)
+        cond = mu.detach() if detach_cond_d else mu
+        real_logits, wrong_logits = D(x, cond, wrong=True)
+        fake_logits = D(fake.detach() if detach_fake else fake, cond)
+        loss_d = (
+            F.softplus(-real_logits).mean()
+            + 0.5 * F.softplus(wrong_logits).mean()
+            + fake_weight * F.softplus(fake_logits).mean()
+        )
+        if kl_in_d:
+            loss_d = loss_d + kl_weight * kl_of(mu, logvar)
+        if zero:
+            opt_d.zero_grad()
+        loss_d.backward(retain_graph=True)
+        opt_d.step()
+        if not g_first:
+            loss_g = g_update(D, opt_g, fake, mu, logvar)
+        return loss_d.item(), loss_g.item()
+
+    return step
 
 
-def matching_aware_loss(real_logits, wrong_logits, fake_logits):
-    return _bce(real_logits, 1.0) + (_bce(wrong_logits, 0.0) + _bce(fake_logits, 0.0)) / 2
-
-
-WRONG_LOSSES = {
-    "no wrong term": (lambda r, w, f: _bce(r, 1.0) + _bce(f, 0.0), "wrong-pair term is missing"),
-    "equal weights": (
-        lambda r, w, f: _bce(r, 1.0) + _bce(w, 0.0) + _bce(f, 0.0),
-        "equal weights",
-    ),
-    "averaged over three": (
-        lambda r, w, f: (_bce(r, 1.0) + _bce(w, 0.0) + _bce(f, 0.0)) / 3,
-        "averaged",
-    ),
-    "wrong pairs labelled real": (
-        lambda r, w, f: _bce(r, 1.0) + (_bce(w, 1.0) + _bce(f, 0.0)) / 2,
-        "label 1",
-    ),
-    "probabilities fed as logits": (
-        lambda r, w, f: matching_aware_loss(torch.sigmoid(r), torch.sigmoid(w), torch.sigmoid(f)),
-        "sigmoid was applied",
-    ),
-    "sigmoid then log": (
-        lambda r, w, f: (
-            -(
-                torch.log(torch.sigmoid(r)).mean()
-                + (torch.log(1 - torch.sigmoid(w)).mean() + torch.log(1 - torch.sigmoid(f)).mean())
-                / 2
-            )
-        ),
-        "binary_cross_entropy_with_logits",
-    ),
-    "sign flipped": (lambda r, w, f: -matching_aware_loss(r, w, f), "sign"),
-    "sums, not means": (
-        lambda r, w, f: F.softplus(-r).sum() + (F.softplus(w).sum() + F.softplus(f).sum()) / 2,
-        "summed",
-    ),
-    "targets swapped": (
-        lambda r, w, f: _bce(r, 0.0) + (_bce(w, 1.0) + _bce(f, 1.0)) / 2,
-        "swapped",
-    ),
-    "one mean over the concatenated batch": (
-        lambda r, w, f: F.binary_cross_entropy_with_logits(
-            torch.cat([r, w, f]),
-            torch.cat([torch.ones_like(r), torch.zeros_like(w), torch.zeros_like(f)]),
-        ),
-        None,
-    ),
-    "detached": (lambda r, w, f: matching_aware_loss(r, w, f).detach(), "detached"),
-    "per-example, not reduced": (
-        lambda r, w, f: F.binary_cross_entropy_with_logits(r, torch.ones_like(r), reduction="none"),
-        "scalar",
-    ),
+WRONG_STEPS = {
+    "fakes not detached for D": (_step(detach_fake=False), "cut from G's graph"),
+    "D's condition mu not detached": (_step(detach_cond_d=False), "cut from G's graph"),
+    "G's condition mu not detached": (_step(detach_cond_g=False), "G's parameters"),
+    "KL missing": (_step(kl_weight=0.0), "G's parameters"),
+    "the paper's lambda = 1": (_step(kl_weight=1.0), "G's parameters"),
+    "per-sample KL (not divided by C)": (_step(kl_per_dim=False), "G's parameters"),
+    "KL added to D's loss too": (_step(kl_in_d=True), "cut from G's graph"),
+    "gradients never cleared": (_step(zero=False), "left over"),
+    "fake term at full weight": (_step(fake_weight=1.0), "discriminator's parameters"),
+    "G updated before D": (_step(g_first=True), None),
 }
 
 
-def test_reference_matching_aware_loss_passes(capsys):
-    check("stackgan", "3", {"matching_aware_loss": matching_aware_loss})
+def test_the_reference_pattern_passes(capsys):
+    check("stackgan", "3", {"train_step": _step()})
     assert capsys.readouterr().out.strip() == get_exercise("stackgan", "3").passed_line()
 
 
-def test_the_models_discriminator_loss_passes_too():
-    check("stackgan", "3", {"matching_aware_loss": discriminator_loss})
+def test_the_checks_own_reference_passes():
+    check("stackgan", "3", {"train_step": stackgan_checks.reference_train_step})
 
 
-@pytest.mark.parametrize("mistake", WRONG_LOSSES)
-def test_matching_aware_loss_rejects(mistake):
-    wrong, match = WRONG_LOSSES[mistake]
-    rejects("3", "matching_aware_loss", wrong, match=match)
+@pytest.mark.parametrize("mistake", WRONG_STEPS)
+def test_train_step_rejects(mistake):
+    wrong, match = WRONG_STEPS[mistake]
+    rejects("3", "train_step", wrong, match=match)
 
 
 def test_a_missing_name_is_reported():
     with pytest.raises(CheckFailed, match="not defined"):
         check("stackgan", "3", {})
+
+
+# --- Exercise 4: reading the CA ablation -------------------------------------------------
+
+
+def test_diversity_ratio_accepts_the_measured_value():
+    want = stackgan_checks.measured_diversity_ratio()
+    assert 1.3 < want < 1.8  # the shipped manifests: 45.41 / 29.64 pixels
+    check("stackgan", "4", {"ca_diversity_ratio": round(want, 2)})
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    ["inverse", "difference", "judge features", "percent"],
+)
+def test_diversity_ratio_rejects_plausible_misreadings(wrong):
+    from ganlab.chapters import stackgan as chapter
+    from ganlab.weights import shipped
+
+    a = chapter.load_generator(stage=1)[1]["manifest"]["metrics"]["diversity"]
+    b = chapter.load_generator(shipped(chapter.SHIPPED_NO_CA))[1]["manifest"]["metrics"]
+    b = b["diversity"]
+    value = {
+        "inverse": b["pixels"] / a["pixels"],
+        "difference": a["pixels"] - b["pixels"],
+        "judge features": a["judge_features"] / b["judge_features"],
+        "percent": 100 * (a["pixels"] / b["pixels"] - 1),
+    }[wrong]
+    rejects("4", "ca_diversity_ratio", value, match="not within 0.05")

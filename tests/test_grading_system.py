@@ -149,9 +149,12 @@ def test_solution_notebook_is_well_formed():
     assert validate_solution(nb) == []
     assert nb.metadata["ganlab"] == {"chapter": "cgan"}
     assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
-    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # the solved copy stores the outputs of a smoke run, without errors
+    assert all(o.output_type != "error" for c in code for o in c.get("outputs", []))
+    first_code = code[0]
     assert "show_profile()" in first_code.source
+    assert "ganlab profile: smoke" in "".join(o.get("text", "") for o in first_code.outputs)
     found, _ = find_exercises(nb)
     assert [f.key for f in found] == [e.key for e in get_exercises("cgan")]
 
@@ -296,7 +299,7 @@ def tampered_submission():
     markdown["id"] = "tampered-4"
     nb.cells[checks["cgan/4"]] = markdown
     nb.cells[checks["cgan/5"]].metadata = {}
-    payoff = checks["cgan/5"] + 1
+    payoff = checks["cgan/7"] + 1
     del nb.cells[payoff:]  # the training payoff: not needed here, and slow
     nb.cells.pop(checks["cgan/3"])
     return nb
@@ -309,7 +312,7 @@ def test_prepare_for_grading_restores_check_cells():
     nb.cells[1].execution_count = 3
     chapter, cells = prepare_for_grading(nb)
     assert chapter == "cgan"
-    assert sorted(cells) == ["cgan/1", "cgan/2", "cgan/4", "cgan/5"]
+    assert sorted(cells) == ["cgan/1", "cgan/2", "cgan/4", "cgan/5", "cgan/6", "cgan/7"]
     for key, index in cells.items():
         cell = nb.cells[index]
         assert cell.cell_type == "code"
@@ -330,8 +333,12 @@ def test_grading_a_tampered_submission(tmp_path):
     nbformat.write(tampered_submission(), path)
     result = grade_notebook(path, timeout=120)
     statuses = {e["id"]: e["status"] for e in result["exercises"]}
-    assert statuses == {"1": "passed", "2": "failed", "3": "missing", "4": "passed", "5": "passed"}
-    assert result["score"] == 2 + 3 + 1 and result["max_score"] == 10
+    assert statuses == {
+        "1": "passed", "2": "failed", "3": "missing", "4": "passed", "5": "passed",
+        "6": "failed", "7": "passed",
+    }  # fmt: skip
+    # 6 fails too: the training step calls the student's (wrong) discriminator_loss
+    assert result["score"] == 2 + 3 + 1 + 1 and result["max_score"] == 13
     failed = result["exercises"][1]
     assert failed["points"] == 0
     assert failed["message"].startswith("Exercise 2 (the discriminator's loss): for 6 real")
@@ -351,18 +358,18 @@ def test_a_cell_past_the_timeout_is_interrupted_and_grading_goes_on(tmp_path):
     nbformat.write(slow, tmp_path / "slow.ipynb")
     result = grade_notebook(tmp_path / "slow.ipynb", timeout=3)
     statuses = [e["status"] for e in result["exercises"]]
-    assert statuses == ["missing", "missing", "passed", "missing", "missing"]
-    assert result["score"] == 2
+    assert statuses == ["missing", "missing", "passed"] + ["missing"] * 4
+    assert result["score"] == 1  # exercise 3 is worth 1 point
     assert [e["cell"] for e in result["errors"]] == [1]
 
 
 @pytest.mark.parametrize(
     "name, chapter, points, count",
     [
-        ("01_cgan.ipynb", "cgan", 10, 5),
-        ("02_gan_int_cls.ipynb", "gan-int-cls", 6, 3),
-        ("03_stackgan.ipynb", "stackgan", 6, 3),
-        ("04_attngan.ipynb", "attngan", 6, 3),
+        ("01_cgan.ipynb", "cgan", 13, 7),
+        ("02_gan_int_cls.ipynb", "gan-int-cls", 9, 5),
+        ("03_stackgan.ipynb", "stackgan", 8, 4),
+        ("04_attngan.ipynb", "attngan", 9, 5),
     ],
 )
 def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, points, count):
@@ -400,12 +407,12 @@ def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, p
         "c_broken.ipynb",
     ]
     assert rows[0]["score"] == rows[0]["max_score"] == str(points)
-    ids = "12345"[:count]
+    ids = "1234567"[:count]
     want = {
-        "cgan": ["2", "2", "2", "3", "1"],
-        "gan-int-cls": ["2", "2", "2"],
-        "stackgan": ["2", "2", "2"],
-        "attngan": ["2", "2", "2"],
+        "cgan": ["2", "2", "1", "3", "1", "3", "1"],
+        "gan-int-cls": ["2", "1", "2", "3", "1"],
+        "stackgan": ["2", "2", "3", "1"],
+        "attngan": ["2", "2", "1", "3", "1"],
     }[chapter]
     assert [rows[0][f"{chapter}/{i}"] for i in ids] == want
     assert [rows[1][f"{chapter}/{i}"] for i in ids] == ["0"] * count

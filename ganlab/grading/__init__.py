@@ -16,6 +16,7 @@ from ganlab.grading.registry import (
     check_source,
     get_exercise,
     get_exercises,
+    hint,
     register,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "check_source",
     "get_exercise",
     "get_exercises",
+    "hint",
     "register",
 ]

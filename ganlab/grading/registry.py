@@ -28,7 +28,8 @@ class Exercise:
 
     ``names`` are the globals the student defines (e.g. ``("condition_on_label",)``);
     ``check(*objects)`` receives them in that order and raises :class:`CheckFailed` on a
-    wrong answer.
+    wrong answer. ``hints`` are opt-in, from a nudge to a near-answer: a student asks for
+    them with :func:`hint`, one at a time.
     """
 
     chapter: str
@@ -37,6 +38,7 @@ class Exercise:
     points: int
     names: tuple[str, ...]
     check: Callable[..., None]
+    hints: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -98,6 +100,24 @@ def get_exercise(chapter: str, exercise_id: str) -> Exercise:
 def check_source(chapter: str, exercise_id: str) -> str:
     """The exact source of a check cell; the grader rewrites every check cell to this."""
     return f'from ganlab.grading import check\ncheck("{chapter}", "{exercise_id}", globals())'
+
+
+def hint(chapter: str, exercise_id: str, n: int = 1) -> None:
+    """Print the first ``n`` hints of one exercise (opt-in help: each hint says more).
+
+    ``hint("cgan", "2")`` prints the first; ``hint("cgan", "2", 2)`` the first two.
+    """
+    exercise = get_exercise(chapter, exercise_id)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer (how many hints), got {n!r}")
+    if not exercise.hints:
+        print(f"Exercise {exercise.id} ({exercise.title}) has no hints; reread its text.")
+        return
+    shown = exercise.hints[:n]
+    for i, text in enumerate(shown, start=1):
+        print(f"Hint {i}/{len(exercise.hints)} for exercise {exercise.id}: {text}")
+    if n < len(exercise.hints):
+        print(f"(hint({chapter!r}, {exercise.id!r}, {n + 1}) shows one more)")
 
 
 def check(chapter: str, exercise_id: str, namespace: Mapping[str, Any]) -> None:

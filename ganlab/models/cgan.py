@@ -37,17 +37,21 @@ D output               sigmoid unit                                  a logit; th
                                                                      BCE-with-logits loss
 G output               784 sigmoid units in [0, 1]                   the same, rescaled to
                                                                      [-1, 1] (course convention)
-z                      100-d uniform                                 uniform U(-1, 1) for the
-                                                                     paper model, N(0, 1) for the
-                                                                     conv variant
+z                      100-d, uniform on the unit hypercube          uniform U(-1, 1) (centred)
+                       [0, 1]^100                                    for the paper model, N(0, 1)
+                                                                     for the conv variant
 G loss                 minimax log(1 - D(G(z)))                      non-saturating -log D(G(z))
+sampling               G's own weights                               an exponential moving
+                                                                     average of G's weights
+                                                                     (the loop's EMA, decay
+                                                                     0.999 after a warm-up)
 =====================  ============================================  ===========================
 
 Traps avoided (FIDELITY.md): a popular reimplementation is really an LSGAN (MSE loss), embeds
 the label with ``nn.Embedding`` instead of a one-hot code, and writes ``BatchNorm1d(n, 0.8)``
 which silently sets ``eps=0.8``. Here: BCE, one-hot, and no BatchNorm in the paper model.
-Paper result (Parzen-window log-likelihood on MNIST, recalled, not re-verified): CGAN 132 +- 1.8,
-unconditional GAN 225 +- 2.
+Paper result (Table 1, Parzen-window log-likelihood on MNIST; quoted from FIDELITY.md's
+reading of the paper, not re-measured here): CGAN 132 +- 1.8, unconditional GAN 225 +- 2.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ class PaperGenerator(nn.Module):
         )
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
-        """z ~ U(-1, 1)^100, the paper's prior."""
+        """z ~ U(-1, 1)^100, centred; the paper draws z from the unit hypercube [0, 1]^100."""
         n = check_count(n, "n (the number of samples)")
         return torch.rand(n, self.z_dim, device=device, generator=generator) * 2 - 1
 

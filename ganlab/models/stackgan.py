@@ -68,9 +68,20 @@ image sizes                64 -> 256                                      s1 in 
                                                                           Stage-II 4 * s1
 =========================  =============================================  =======================
 
-Residual blocks: 4 (``num_residual``; the paper uses 2 for COCO). Optimiser (not set here):
-Adam lr 2e-4, betas (0.5, 0.999), batch 64, lr halved every 50-100 epochs. Paper's Inception
-scores [unverified]: CUB 3.70 +- .04, Oxford-102 3.20 +- .01, COCO 8.45 +- .03.
+Residual blocks: 4 (``num_residual``; the paper uses 2 for COCO). Optimiser (set by the
+chapter, ``ganlab/chapters/stackgan.py``): Adam lr 2e-4, betas (0.5, 0.999), batch 64, as
+the official code. Two training settings of the official code are NOT implemented, and the
+shipped weights were trained without them:
+
+* **learning-rate schedule**: the official code halves both learning rates every 50 to 100
+  epochs (``lr_decay_step``, depending on the config); the course trains at a constant 2e-4
+  (its shipped runs are 3,000 and 2,000 steps of batch 64, about 19 and 13 epochs of 10,000
+  birds, shorter than the first halving would be);
+* **generator EMA**: none in StackGAN's code; the course's loop keeps an exponential moving
+  average of G's weights (decay 0.999, after a warm-up) and samples from it.
+
+Paper's Inception scores (quoted, not re-measured: they need Inception-v3 and real
+photographs): CUB 3.70 +- .04, Oxford-102 3.20 +- .01, COCO 8.45 +- .03.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ recognisable, names it.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ganlab.grading.checks.common import close, require_close
 from ganlab.grading.checks.common import require_tensor as _require_tensor
@@ -92,7 +94,7 @@ def check_word_attention(word_attention) -> None:
         hint = ""
         if attention.shape in ((3, 4, 5, 6), (3, 20, 6)):
             hint = (
-                ": the word axis is last; put it second (permute) so that attention[b, i] "
+                ": the word axis is last; it belongs second, so that attention[b, i] "
                 "is word i's map"
             )
         elif attention.shape == (3, 6, 5, 4):
@@ -128,7 +130,7 @@ def check_word_attention(word_attention) -> None:
                     torch.softmax(scores, dim=1).masked_fill(mask[:, :, None, None], 0.0)
                 ),
                 "the (B, H*W, T) scores were reshaped to (B, T, H, W) without moving the "
-                "word axis first (transpose(1, 2) before the view)": _unpermuted(want_beta),
+                "word axis in front of the pixels first": _unpermuted(want_beta),
             },
         )
         if not hint and _close(attention.sum(1), torch.ones(3, 4, 5), 1e-5):
@@ -143,7 +145,7 @@ def check_word_attention(word_attention) -> None:
     if _close(context, _unpermuted(want_context)):
         raise CheckFailed(
             "context: a (B, H*W, C) tensor was reshaped to (B, C, H, W) without moving the "
-            "channel axis first (transpose(1, 2) before the view)"
+            "channel axis in front of the pixels first"
         )
     _require_close(context, want_context, f"{where}, context = sum_i attention_i * words_i")
     if not (context.requires_grad and attention.requires_grad):
@@ -161,7 +163,7 @@ def check_word_attention(word_attention) -> None:
     if not torch.isfinite(attention).all():
         raise CheckFailed(
             "with large scores (|h . e| in the hundreds) attention holds NaN or inf: exp "
-            "overflows; use torch.softmax, which subtracts the maximum first"
+            "overflows; a softmax that subtracts the maximum first does not"
         )
     _require_close(attention, want_beta, "attention for large scores", atol=1e-4)
 
@@ -185,6 +187,15 @@ def check_word_attention(word_attention) -> None:
             "replace the all -inf scores by finite ones BEFORE the softmax (e.g. with "
             "masked_fill), not its NaN output afterwards"
         )
+    # another size, so that a size written into the answer fails
+    h = torch.randn(2, 2, 3, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    words = torch.randn(2, 2, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(4)[None] >= torch.tensor([4, 2])[:, None]
+    context, attention = _call_attention(word_attention, h, words, mask)
+    want_context, want_beta = _attention_golden(h, words, mask)
+    where = "for h (2, 2, 3, 2) and words (2, 2, 4) (another size)"
+    _require_close(attention, want_beta, f"{where}, attention (B, T, H, W)")
+    _require_close(context, want_context, f"{where}, context (B, C, H, W)")
 
 
 register(
@@ -195,6 +206,11 @@ register(
         points=2,
         names=("word_attention",),
         check=check_word_attention,
+        hints=(
+            "Scores of every pixel against every word first; which axis does Eq. 2 normalise?",
+            "Padding gets minus infinity before the softmax; a caption with no word at all "
+            "needs finite scores there, and zeros after.",
+        ),
     )
 )
 
@@ -223,8 +239,13 @@ def _relevance(words, regions, length, gamma1, gamma2, *, eq8_dim=0, eq9_dim=1, 
 def check_damsm_word_similarity(damsm_word_similarity) -> None:
     """R(Q, D) = log sum_i exp(gamma2 cos(c_i, e_i)) over the real words."""
     gen = torch.Generator().manual_seed(42)
-    d, t, n = 5, 7, 6
-    for length, gamma1, gamma2 in ((4, 4.0, 5.0), (6, 1.5, 2.0), (7, 10.0, 1.0)):
+    # the last case has other sizes, so that a size written into the answer fails
+    for (d, t, n), length, gamma1, gamma2 in (
+        ((5, 7, 6), 4, 4.0, 5.0),
+        ((5, 7, 6), 6, 1.5, 2.0),
+        ((5, 7, 6), 7, 10.0, 1.0),
+        ((3, 5, 9), 3, 4.0, 5.0),
+    ):
         words = torch.randn(d, t, generator=gen, dtype=torch.float64) * 0.8
         words[:, length:] = torch.randn(d, t - length, generator=gen, dtype=torch.float64) * 5
         regions = torch.randn(d, n, generator=gen, dtype=torch.float64) * 0.8
@@ -242,7 +263,7 @@ def check_damsm_word_similarity(damsm_word_similarity) -> None:
         got = got.reshape(())
         want = _relevance(words, regions, length, gamma1, gamma2)
         where = (
-            f"for words (5, 7) with length {length}, regions (5, 6), gamma1 = {gamma1}, "
+            f"for words {(d, t)} with length {length}, regions {(d, n)}, gamma1 = {gamma1}, "
             f"gamma2 = {gamma2}"
         )
         if not torch.isfinite(got):
@@ -302,6 +323,10 @@ register(
         points=2,
         names=("damsm_word_similarity",),
         check=check_damsm_word_similarity,
+        hints=(
+            "Drop the padding words first; then follow Eq. 7 to 10 in order, one line each.",
+            "Two softmaxes over different axes: Eq. 8 over the words, Eq. 9 over the regions.",
+        ),
     )
 )
 
@@ -334,7 +359,7 @@ def check_glu(glu) -> None:
                     got,
                     {
                         "the halves are swapped: the FIRST half is the value, the SECOND the "
-                        "gate (x[:, :C] * sigmoid(x[:, C:]))": b * torch.sigmoid(a),
+                        "gate": b * torch.sigmoid(a),
                         "tanh instead of sigmoid: the gate lies in (0, 1)": a * torch.tanh(b),
                         "the gate is not squashed: a * sigmoid(b), not a * b": a * b,
                         "sigmoid on both halves": torch.sigmoid(a) * torch.sigmoid(b),
@@ -356,8 +381,199 @@ register(
         chapter=CHAPTER,
         id="3",
         title="the gated linear unit",
-        points=2,
+        points=1,
         names=("glu",),
         check=check_glu,
+        hints=("Split the channels in two halves; which half is the gate?",),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 4: train_step(G, Ds, opt_g, opt_ds, xs, sentence, words, mask, z, damsm)
+# --------------------------------------------------------------------------------------
+
+LAMBDA_STEP = 5.0  # lambda for DAMSM on CUB (M.LAMBDA_DAMSM)
+
+
+class _StepG(nn.Module):
+    """A small two-stage G: z (N, 3), sentence (N, 4), words (N, 4, T), mask (N, T) ->
+    ([image0 (N, 1, 2, 2), image1 (N, 1, 4, 4)], attention (N, T, 2, 2), mu, logvar (N, 2)).
+    Its CA noise is a fixed buffer, so that calling it twice gives the same outputs."""
+
+    def __init__(self, counter):
+        super().__init__()
+        self.counter = counter
+        self.ca = nn.Linear(4, 4)
+        self.stage0 = nn.Linear(3 + 2, 4)
+        self.stage1 = nn.Linear(4 + 4, 16)
+        self.register_buffer("eps", torch.randn(16, 2, dtype=torch.float64))
+
+    def forward(self, z, sentence, words, mask):
+        mu, logvar = self.ca(sentence).chunk(2, dim=1)
+        c = mu + torch.exp(0.5 * logvar) * self.eps[: len(z)]
+        h0 = torch.tanh(self.stage0(torch.cat([z, c], dim=1)))  # (N, 4)
+        keep = (~mask).to(words.dtype)[:, None, :]  # (N, 1, T)
+        context = (words * keep).sum(2) / keep.sum(2).clamp_min(1)  # mean of the real words
+        image1 = torch.tanh(self.stage1(torch.cat([h0, context], dim=1))).view(-1, 1, 4, 4)
+        attention = keep.expand(-1, 4, -1).transpose(1, 2).reshape(len(z), -1, 2, 2)
+        fakes = self.counter.watch([h0.view(-1, 1, 2, 2), image1])
+        mu, logvar = self.counter.watch((mu, logvar))
+        return fakes, attention, mu, logvar
+
+
+class _StepD(nn.Module):
+    """A small AttnGAN D at one size: D(x, sentence) -> (uncond (N,), cond (N,)); with
+    ``wrong=True`` also the (N-1,) conditional logits of image i with sentence i + 1."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.uncond = nn.Linear(size * size, 1)
+        self.cond = nn.Linear(size * size + 4, 1)
+
+    def forward(self, x, sentence, wrong=False):
+        h = x.flatten(1)
+        out = (self.uncond(h).squeeze(1), self.cond(torch.cat([h, sentence], 1)).squeeze(1))
+        if not wrong:
+            return out
+        return (*out, self.cond(torch.cat([h[:-1], sentence[1:]], 1)).squeeze(1))
+
+
+class _Damsm:
+    """A stand-in for the frozen DAMSM loss of a batch of images: a fixed smooth function."""
+
+    def __init__(self, gen):
+        self.w = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+
+    def __call__(self, images):
+        if images.shape[-1] != 4:
+            raise CheckFailed(
+                f"DAMSM was given images of shape {tuple(images.shape)}: it scores the LAST "
+                "stage's images (the largest)"
+            )
+        return torch.log1p((images.flatten(1) @ self.w).pow(2).mean())
+
+
+def _attngan_case(size: int, seed: int):
+    from ganlab.grading.checks.common import GradientCounter
+
+    gen = torch.Generator().manual_seed(seed)
+    counter = GradientCounter()
+    G = _StepG(counter).double()
+    Ds = nn.ModuleList([_StepD(2), _StepD(4)]).double()
+    with torch.no_grad():
+        for p in [*G.parameters(), *Ds.parameters(), G.eps]:
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.5)
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.05, momentum=0.5)
+    opt_ds = [torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5) for D in Ds]
+    damsm = _Damsm(gen)
+    calls = []
+    for _ in range(2):
+        xs = [
+            torch.tanh(torch.randn(size, 1, s, s, generator=gen, dtype=torch.float64))
+            for s in (2, 4)
+        ]
+        sentence = torch.randn(size, 4, generator=gen, dtype=torch.float64)
+        words = torch.randn(size, 4, 5, generator=gen, dtype=torch.float64)
+        lengths = torch.randint(1, 6, (size,), generator=gen)
+        mask = torch.arange(5)[None] >= lengths[:, None]
+        z = torch.randn(size, 3, generator=gen, dtype=torch.float64)
+        calls.append((G, Ds, opt_g, opt_ds, xs, sentence, words, mask, z, damsm))
+    return {"G": G, "D": Ds}, calls, counter
+
+
+def _bce_t(logits, target: float):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def reference_train_step(G, Ds, opt_g, opt_ds, xs, sentence, words, mask, z, damsm):
+    """One AttnGAN step: every D_i on (real/right, fake/right, real/wrong), then G on all
+    stages, plus lambda times DAMSM of the last image and the per-dimension KL."""
+    fakes, _, mu, logvar = G(z, sentence, words, mask)
+    loss_d = 0.0
+    for D, opt_d, x, fake in zip(Ds, opt_ds, xs, fakes, strict=True):
+        real_u, real_c, wrong_c = D(x, sentence, wrong=True)
+        fake_u, fake_c = D(fake.detach(), sentence)
+        loss = (_bce_t(real_u, 1) + _bce_t(real_c, 1)) / 2 + (
+            _bce_t(fake_u, 0) + _bce_t(fake_c, 0) + _bce_t(wrong_c, 0)
+        ) / 3
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+        loss_d += loss.item()
+    loss_g = LAMBDA_STEP * damsm(fakes[-1])
+    for D, fake in zip(Ds, fakes, strict=True):
+        fake_u, fake_c = D(fake, sentence)
+        loss_g = loss_g + _bce_t(fake_u, 1) + _bce_t(fake_c, 1)
+    kl = (0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar)).sum(1).mean()
+    loss_g = loss_g + kl / mu.shape[1]
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return loss_d, loss_g.item()
+
+
+def check_train_step(train_step) -> None:
+    """Two steps on small fixed models (two stages, two Ds), two batch sizes: parameters and
+    losses as the reference's, and no gradient from any D's loss into G."""
+    from ganlab.grading.checks.common import compare_training_steps
+
+    compare_training_steps(train_step, reference_train_step, _attngan_case)
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="4",
+        title="an AttnGAN training step",
+        points=3,
+        names=("train_step",),
+        check=check_train_step,
+        hints=(
+            "One loss and one optimiser step per discriminator, each on its own stage's "
+            "images, before G moves.",
+            "G's loss adds, over the stages, the loss of both heads; then the DAMSM term of "
+            "the last image, and the KL on the per-dimension scale.",
+            "Every backward adds to the gradients already there.",
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 5: read a result — the shipped model's R-precision against chance
+# --------------------------------------------------------------------------------------
+
+
+def measured_r_precision_over_chance() -> float:
+    """The shipped AttnGAN's R-precision on the test captions (1,000, measured when it was
+    shipped; the lecture prints it) divided by the chance level 1/100."""
+    from ganlab.chapters import attngan as chapter
+
+    return chapter.load_generator()[1]["manifest"]["metrics"]["test"]["r_precision"] * 100
+
+
+def check_r_precision_ratio(r_precision_over_chance) -> None:
+    """Within 0.3."""
+    from ganlab.grading.checks.common import require_number
+
+    require_number(
+        r_precision_over_chance, "r_precision_over_chance", measured_r_precision_over_chance(),
+        0.3,
+        "It is the shipped model's MEASURED R-precision on the test captions (a fraction) "
+        "divided by the chance level of picking the right caption among 100 (not the "
+        "paper's quoted number, and not the zero-shot one)",
+    )  # fmt: skip
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="5",
+        title="reading the R-precision result",
+        points=1,
+        names=("r_precision_over_chance",),
+        check=check_r_precision_ratio,
+        hints=("Chance is one right caption among 100 candidates.",),
     )
 )

@@ -7,6 +7,8 @@ observed, and, where a common mistake is recognisable, which one it looks like.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,9 +27,9 @@ CHAPTER = "cgan"
 
 
 def check_condition_on_label(condition_on_label) -> None:
-    """[h, one_hot(y)] along the feature axis; keeps h's dtype and its gradient."""
+    """Vectors (N, D) -> [h, one_hot(y)]; maps (N, C, H, W) -> [h, K constant label maps]."""
     gen = torch.Generator().manual_seed(1)
-    # Labels reach only 7, so F.one_hot(y) without num_classes gives the wrong width.
+    # Labels reach only 7, so a one-hot width taken from the batch gives the wrong width.
     y = torch.tensor([3, 0, 7, 3, 1])
     for dtype in (torch.float32, torch.float64):
         h = torch.randn(5, 6, generator=gen, dtype=dtype).requires_grad_()
@@ -37,8 +39,7 @@ def check_condition_on_label(condition_on_label) -> None:
             raise CheckFailed(
                 f"for h of shape (5, 6) and 5 labels, expected shape (5, 16) = "
                 f"(N, D + num_classes) with num_classes=10, got {_shape(out)}. The label "
-                "goes on as a one-hot vector of length num_classes, beside h's features "
-                "(dim=1)."
+                "becomes a one-hot vector of length num_classes, placed after h's features"
             )
         if out.dtype != dtype:
             raise CheckFailed(f"for h of dtype {dtype}, expected that dtype, got {out.dtype}")
@@ -49,8 +50,8 @@ def check_condition_on_label(condition_on_label) -> None:
         if not out.requires_grad:
             raise CheckFailed(
                 "the output does not depend on h through autograd (was h detached, or "
-                "rebuilt from .data/.numpy()?); the generator and discriminator learn "
-                "through this concatenation"
+                "rebuilt from its data?); the generator and discriminator learn through "
+                "this concatenation"
             )
         weights = torch.randn(out.shape, generator=gen, dtype=dtype)
         (grad,) = torch.autograd.grad((out * weights).sum(), h)
@@ -66,15 +67,55 @@ def check_condition_on_label(condition_on_label) -> None:
         )
     _require_close(out, torch.cat([h, F.one_hot(y, 4).float()], 1), "with num_classes=4")
 
+    # Feature maps: the label as num_classes constant maps, at two different sizes (a size
+    # written into the answer fails the second), with C == num_classes first so that a
+    # concatenation on the wrong axis still runs and gets a message.
+    for (n, c, height, width), k in (((3, 4, 5, 3), 4), ((2, 2, 4, 4), 10)):
+        y = torch.arange(n) % k
+        h = torch.randn(n, c, height, width, generator=gen, dtype=torch.float64)
+        h.requires_grad_()
+        out = _require_tensor(condition_on_label(h, y, num_classes=k), "the output for maps")
+        maps = F.one_hot(y, k).double()[:, :, None, None].expand(-1, -1, height, width)
+        want = torch.cat([h, maps], dim=1)
+        where = f"for feature maps h of shape {(n, c, height, width)} and num_classes={k}"
+        if out.shape != want.shape:
+            raise CheckFailed(
+                f"{where}, expected shape {tuple(want.shape)} = (N, C + num_classes, H, W), got "
+                f"{_shape(out)}: every position needs the whole one-hot code, as extra "
+                "channels of the same height and width as h"
+            )
+        if out.dtype != h.dtype:
+            raise CheckFailed(f"{where} in float64, expected float64, got {out.dtype}")
+        if not torch.equal(out[:, :c].detach(), h.detach()):
+            raise CheckFailed(f"{where}, the first C channels should be h, unchanged")
+        part = out[:, c:].detach()
+        if not torch.equal(part, part[:, :, :1, :1].expand_as(part)):
+            raise CheckFailed(
+                f"{where}, the label channels are not constant over the positions: each "
+                "label channel must hold one number everywhere (the values were scrambled "
+                "by a reshape?)"
+            )
+        _require_close(out, want, f"{where}, the label channels (channel c is 1 for label c)")
+        if not out.requires_grad:
+            raise CheckFailed(f"{where}, the output is detached from h")
+        weights = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+        (grad,) = torch.autograd.grad((out * weights).sum(), h)
+        _require_close(grad, weights[:, :c], f"{where}, the gradient reaching h")
+
 
 register(
     Exercise(
         chapter=CHAPTER,
         id="1",
-        title="conditioning on the label",
+        title="conditioning on the label, vectors and maps",
         points=2,
         names=("condition_on_label",),
         check=check_condition_on_label,
+        hints=(
+            "Two cases: look at h.dim(). A vector gets K more numbers, a map K more channels.",
+            "For maps, make the one-hot code (N, K) into (N, K, 1, 1) and stretch it over H "
+            "and W (no copy needed), then join along the channels.",
+        ),
     )
 )
 
@@ -103,13 +144,13 @@ def check_discriminator_loss(discriminator_loss) -> None:
     if not torch.allclose(got.double(), want.double(), atol=1e-5, rtol=1e-5):
         hints = {
             "the two terms are averaged (divided by 2); the value function sums them": want / 2,
-            "the sign is flipped: D minimises BCE, i.e. maximises its log-likelihood": -want,
-            "the targets are swapped: real logits go with 1, fake logits with 0": (
+            "the sign is flipped (D maximises the log-likelihood of its answers)": -want,
+            "the targets are swapped between the real and the fake logits": (
                 F.softplus(real).mean() + F.softplus(-fake).mean()
             ),
-            "only the real term is there; add BCE(fake_logits, 0)": F.softplus(-real).mean(),
-            "only the fake term is there; add BCE(real_logits, 1)": F.softplus(fake).mean(),
-            "one mean over both batches together; take the mean of each term": (
+            "only the real term is there": F.softplus(-real).mean(),
+            "only the fake term is there": F.softplus(fake).mean(),
+            "one mean over both batches together, not one mean per term": (
                 torch.cat([F.softplus(-real), F.softplus(fake)]).mean()
             ),
         }
@@ -136,10 +177,12 @@ def check_discriminator_loss(discriminator_loss) -> None:
     if not torch.isfinite(got):
         raise CheckFailed(
             f"for logits of +-200 the loss is {got.item()}, expected {want.item():.4f}. "
-            "sigmoid(200) is exactly 1.0 in float32, so log(1 - sigmoid) is -inf: use "
-            "F.binary_cross_entropy_with_logits, which works on logits directly"
+            "sigmoid(200) is exactly 1.0 in float32, so log(1 - sigmoid) is -inf: compute "
+            "the BCE from the logits themselves, never from sigmoid's output"
         )
-    _require_close(got, want, "the loss for logits of +-200 (use BCE with logits)", rtol=1e-4)
+    _require_close(
+        got, want, "the loss for logits of +-200 (a BCE on logits is exact there)", rtol=1e-4
+    )
 
 
 register(
@@ -150,6 +193,10 @@ register(
         points=2,
         names=("discriminator_loss",),
         check=check_discriminator_loss,
+        hints=(
+            "Two binary cross-entropies, one per batch; which target does D want for each?",
+            "PyTorch has a BCE that takes logits and applies the sigmoid inside, stably.",
+        ),
     )
 )
 
@@ -173,14 +220,13 @@ def check_generator_loss(generator_loss) -> None:
         diagnosis = ""
         if torch.allclose(got.double(), saturating.double(), atol=1e-5):
             diagnosis = (
-                ": that is the saturating minimax loss mean(log(1 - D(G(z)))), whose gradient "
-                "vanishes when D confidently rejects the fakes; minimise "
-                "-mean(log D(G(z))) = BCE(fake_logits, 1) instead"
+                ": that is the saturating minimax loss, whose gradient vanishes when D "
+                "confidently rejects the fakes; the exercise asks for the non-saturating one"
             )
         elif torch.allclose(got.double(), -want.double(), atol=1e-5):
-            diagnosis = ": the sign is flipped (G minimises BCE(fake_logits, 1))"
+            diagnosis = ": the sign is flipped"
         elif torch.allclose(got.double(), F.softplus(fake).mean().double(), atol=1e-5):
-            diagnosis = ": that is BCE(fake_logits, 0), D's target for fakes; G wants 1"
+            diagnosis = ": that is D's target for the fakes; G wants the opposite"
         raise CheckFailed(
             f"for 8 fake logits, expected {want.item():.6f} = mean BCE(fake_logits, 1), "
             f"got {got.item():.6f}{diagnosis}"
@@ -195,10 +241,12 @@ def check_generator_loss(generator_loss) -> None:
     want = F.softplus(-fake).mean()
     if not torch.isfinite(got):
         raise CheckFailed(
-            f"for logits of +-200 the loss is {got.item()}, expected {want.item():.4f}: use "
-            "F.binary_cross_entropy_with_logits, which works on logits directly"
+            f"for logits of +-200 the loss is {got.item()}, expected {want.item():.4f}: "
+            "compute the BCE from the logits themselves, never from sigmoid's output"
         )
-    _require_close(got, want, "the loss for logits of +-200 (use BCE with logits)", rtol=1e-4)
+    _require_close(
+        got, want, "the loss for logits of +-200 (a BCE on logits is exact there)", rtol=1e-4
+    )
 
 
 register(
@@ -206,9 +254,10 @@ register(
         chapter=CHAPTER,
         id="3",
         title="the non-saturating generator loss",
-        points=2,
+        points=1,
         names=("generator_loss",),
         check=check_generator_loss,
+        hints=("G wants D to answer for its fakes what D answers for real digits.",),
     )
 )
 
@@ -222,6 +271,27 @@ def paper_generator_parameters(z_dim: int, num_classes: int) -> int:
     """Weights + biases of the paper's four Linear layers (Mirza & Osindero, Sec. 4.1)."""
     layers = [(z_dim, 200), (num_classes, 1000), (1200, 1200), (1200, 784)]
     return sum(fan_in * fan_out + fan_out for fan_in, fan_out in layers)
+
+
+def _paper_forward(model: nn.Module, z: torch.Tensor, y: torch.Tensor):
+    """The paper's forward pass with ``model``'s own Linear weights (found by their shapes),
+    for both orders of the concatenation; ``None`` if the four layers cannot be told apart."""
+    shapes = {(200, 100): "z", (1000, 10): "y", (1200, 1200): "joint", (784, 1200): "out"}
+    layers = {}
+    for m in model.modules():
+        if isinstance(m, nn.Linear) and tuple(m.weight.shape) in shapes:
+            layers.setdefault(shapes[tuple(m.weight.shape)], []).append(m)
+    if sorted(layers) != sorted(shapes.values()) or any(len(v) != 1 for v in layers.values()):
+        return None
+    lin = {k: v[0] for k, v in layers.items()}
+    with torch.no_grad():
+        h_z = F.relu(lin["z"](z))
+        h_y = F.relu(lin["y"](F.one_hot(y, 10).to(z.dtype)))
+        outs = []
+        for h in (torch.cat([h_z, h_y], 1), torch.cat([h_y, h_z], 1)):
+            a = lin["out"](F.relu(lin["joint"](h)))
+            outs.append((2 * torch.sigmoid(a) - 1).view(-1, 1, 28, 28))
+    return outs
 
 
 def check_paper_generator(PaperGenerator) -> None:  # noqa: N803 (the student's class name)
@@ -262,7 +332,7 @@ def check_paper_generator(PaperGenerator) -> None:  # noqa: N803 (the student's 
     if out.min() >= 0:
         raise CheckFailed(
             f"all values lie in [{out.min().item():.3f}, {out.max().item():.3f}]: the sigmoid's "
-            "[0, 1] output must be rescaled to the course's [-1, 1] with 2 * sigmoid - 1"
+            "[0, 1] output must be mapped onto the course's [-1, 1]"
         )
 
     # The label steers: same z, different labels -> different images; and vice versa.
@@ -276,10 +346,26 @@ def check_paper_generator(PaperGenerator) -> None:  # noqa: N803 (the student's 
     if (base - relabelled).abs().amax(dim=(1, 2, 3)).min() < 1e-6:
         raise CheckFailed(
             "changing only the label y (0 -> 7) left some images unchanged: the label must "
-            "enter the generator (one-hot y -> Linear(num_classes, 1000) -> ReLU)"
+            "enter the generator through its own layer"
         )
     if (base - other_z).abs().amax(dim=(1, 2, 3)).min() < 1e-6:
         raise CheckFailed("changing only z left some images unchanged: z must enter too")
+
+    # With the student's own weights, the output is the paper's layers: every hidden layer
+    # followed by its ReLU and the output a rescaled sigmoid (a missing activation keeps the
+    # shapes and the parameter count, so only the values show it).
+    want = _paper_forward(model, z, y)
+    if want is not None:
+        with torch.no_grad():
+            got = model(z, y)
+        if not any(torch.allclose(got, w, atol=1e-5) for w in want):
+            raise CheckFailed(
+                "run with your own weights, your generator's images differ from the paper's "
+                "layers computed with the same weights: is every hidden layer (the z branch, "
+                "the label branch, the joint layer) followed by a ReLU, does the label enter "
+                "as a one-hot code, and is the output the sigmoid mapped onto [-1, 1] (not "
+                "another squashing function)?"
+            )
 
     # Gradients reach every parameter.
     model.train()
@@ -304,6 +390,11 @@ register(
         points=3,
         names=("PaperGenerator",),
         check=check_paper_generator,
+        hints=(
+            "Four fully connected layers; count the inputs of the joint layer from the two "
+            "branches' outputs.",
+            "The sigmoid gives [0, 1]; which affine map sends [0, 1] onto [-1, 1]?",
+        ),
     )
 )
 
@@ -341,8 +432,8 @@ def check_class_grid(class_grid) -> None:
         result = class_grid(fake, z_dim, n_per_class, num_classes=num_classes, seed=0)
         if not torch.equal(torch.get_rng_state(), rng_state):
             raise CheckFailed(
-                "class_grid changed PyTorch's global random state; draw z from its own "
-                "torch.Generator().manual_seed(seed) instead of torch.manual_seed"
+                "class_grid changed PyTorch's global random state: draw z from a random "
+                "generator of your own, seeded with seed, and leave the global one alone"
             )
         if not (isinstance(result, tuple | list) and len(result) == 2):
             raise CheckFailed("class_grid should return a pair (images, labels)")
@@ -367,8 +458,7 @@ def check_class_grid(class_grid) -> None:
             )
         if images.requires_grad or any(fake.grad_enabled):
             raise CheckFailed(
-                "the generator ran with autograd on; sampling needs no gradients "
-                "(wrap it in torch.no_grad())"
+                "the generator ran with autograd on; sampling needs no gradients, so build no graph"
             )
         used_labels = images[:, 0, 0, 0].round().long().cpu()
         if not torch.equal(used_labels, want_labels):
@@ -399,7 +489,7 @@ def check_class_grid(class_grid) -> None:
     again = class_grid(fake, 16, 4, num_classes=2, seed=5)[0]
     other = class_grid(fake, 16, 4, num_classes=2, seed=6)[0]
     if not torch.equal(first, again):
-        raise CheckFailed("the same seed should give the same grid (seed a torch.Generator)")
+        raise CheckFailed("the same seed should give the same grid: z must come from the seed")
     if torch.allclose(first, other):
         raise CheckFailed("seed=5 and seed=6 gave the same grid; z must come from the seed")
 
@@ -412,5 +502,180 @@ register(
         points=1,
         names=("class_grid",),
         check=check_class_grid,
+        hints=(
+            "Draw n_per_class codes once; the grid needs each of them once per class.",
+            "Tensors have one method that repeats a whole block and another that repeats "
+            "each element in place.",
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 6: train_step(G, D, opt_g, opt_d, x, y, z, y_fake) -> (loss_d, loss_g)
+# --------------------------------------------------------------------------------------
+
+
+class _StepG(nn.Module):
+    """A small conditional G for checking training steps: (z (N, 4), y (N,)) -> (N, 1, 4, 4)."""
+
+    def __init__(self, counter, num_classes: int = 3):
+        super().__init__()
+        self.counter, self.num_classes = counter, num_classes
+        self.net = nn.Linear(4 + num_classes, 16)
+
+    def forward(self, z, y):
+        h = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
+        return self.counter.watch(torch.tanh(self.net(h)).view(-1, 1, 4, 4))
+
+
+class _StepD(nn.Module):
+    """A small conditional D: (x (N, 1, 4, 4), y (N,)) -> logits (N,)."""
+
+    def __init__(self, num_classes: int = 3):
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = nn.Sequential(nn.Linear(16 + num_classes, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+
+    def forward(self, x, y):
+        h = torch.cat([x.flatten(1), F.one_hot(y, self.num_classes).to(x.dtype)], dim=1)
+        return self.net(h).squeeze(1)
+
+
+def _init_from(module: nn.Module, gen: torch.Generator) -> nn.Module:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.5)
+    return module
+
+
+def _cgan_case(size: int, seed: int):
+    from ganlab.grading.checks.common import GradientCounter
+
+    gen = torch.Generator().manual_seed(seed)
+    counter = GradientCounter()
+    G = _init_from(_StepG(counter).double(), gen)
+    D = _init_from(_StepD().double(), gen)
+    # plain SGD: its update is proportional to the gradient, so a loss off by a constant
+    # factor moves the weights differently (Adam's first step would hide it)
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.1, momentum=0.5)
+    opt_d = torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5)
+    calls = []
+    for _ in range(2):
+        x = torch.tanh(torch.randn(size, 1, 4, 4, generator=gen, dtype=torch.float64))
+        y = torch.randint(0, 3, (size,), generator=gen)
+        z = torch.randn(size, 4, generator=gen, dtype=torch.float64)
+        y_fake = (y + 1 + torch.randint(0, 2, (size,), generator=gen)) % 3  # never y
+        calls.append((G, D, opt_g, opt_d, x, y, z, y_fake))
+    return {"G": G, "D": D}, calls, counter
+
+
+def reference_train_step(G, D, opt_g, opt_d, x, y, z, y_fake):
+    """One CGAN step: D on (x, y) -> 1 and (G(z, y_fake), y_fake) -> 0, then G, through the
+    updated D, with the non-saturating loss. Returns the two losses as floats."""
+    fake = G(z, y_fake)
+    loss_d = F.softplus(-D(x, y)).mean() + F.softplus(D(fake.detach(), y_fake)).mean()
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    loss_g = F.softplus(-D(fake, y_fake)).mean()
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.item(), loss_g.item()
+
+
+def check_train_step(train_step) -> None:
+    """Two steps on small fixed models, two batch sizes: parameters and losses as the
+    reference's, and no gradient from D's loss into G."""
+    from ganlab.grading.checks.common import compare_training_steps
+
+    compare_training_steps(train_step, reference_train_step, _cgan_case)
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="6",
+        title="one training step",
+        points=3,
+        names=("train_step",),
+        check=check_train_step,
+        hints=(
+            "Order matters: first D's update (its loss, its backward, its optimiser), then G's.",
+            "D must not send gradients into G: the fakes it trains on are cut from G's graph. "
+            "G's loss is measured by D after D's update.",
+            "Every backward adds to the gradients already there.",
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 7: read a result — the digit the shipped generator steers worst
+# --------------------------------------------------------------------------------------
+
+PER_DIGIT = 300  # samples per digit for the check's own measurement
+
+
+@functools.lru_cache(maxsize=2)
+def measured_per_digit_accuracy(per_digit: int = PER_DIGIT, seed: int = 0) -> torch.Tensor:
+    """The judge's accuracy on the shipped generator's samples of each digit, (10,)
+    (measured once per process: it depends only on the shipped weights)."""
+    from ganlab.chapters import cgan as chapter
+    from ganlab.judges.digits import load_digit_judge
+
+    G, _ = chapter.load_generator()
+    judge = load_digit_judge()
+    labels = torch.arange(10).repeat(per_digit)
+    with torch.no_grad():
+        predicted = judge(chapter.generate(G, labels, seed=seed)).argmax(1)
+    hits = torch.zeros(10).index_add_(0, labels, (predicted == labels).float())
+    return (hits / per_digit).clone()
+
+
+def check_worst_digit(worst_digit, worst_accuracy) -> None:
+    """The digit with the lowest judge accuracy (any within 0.03 of it counts) and its
+    accuracy, within 0.05 of the check's own measurement (300 samples a digit)."""
+    from ganlab.grading.checks.common import require_answered
+
+    require_answered(worst_digit, worst_accuracy)
+    if isinstance(worst_digit, torch.Tensor) and worst_digit.numel() == 1:
+        worst_digit = worst_digit.item()
+    if (
+        isinstance(worst_digit, bool)
+        or not isinstance(worst_digit, int)
+        or not 0 <= worst_digit <= 9
+    ):
+        raise CheckFailed(f"worst_digit should be a digit, an int from 0 to 9, got {worst_digit!r}")
+    accuracy = measured_per_digit_accuracy()
+    lowest = accuracy.min().item()
+    if accuracy[worst_digit].item() > lowest + 0.03:
+        raise CheckFailed(
+            f"the judge reads the shipped generator's {worst_digit}s correctly more often than "
+            "those of another digit; look at every row of the confusion matrix (or compute "
+            "the accuracy per requested digit) and pick the lowest"
+        )
+    from ganlab.grading.checks.common import require_number
+
+    require_number(
+        worst_accuracy, "worst_accuracy", accuracy[worst_digit].item(), 0.05,
+        "It is the fraction of the samples asked to be that digit which the judge reads as "
+        "that digit (a number between 0 and 1, from a few hundred samples)",
+    )  # fmt: skip
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="7",
+        title="reading the steering result",
+        points=1,
+        names=("worst_digit", "worst_accuracy"),
+        check=check_worst_digit,
+        hints=(
+            "Generate a few hundred samples of every digit, let the judge read them, and "
+            "count per requested digit.",
+        ),
     )
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ganlab.grading.checks.common import close as _close
 from ganlab.grading.checks.common import require_close as _require_close
@@ -127,8 +128,8 @@ def check_matching_aware_d_loss(matching_aware_d_loss) -> None:
     if not torch.isfinite(got):
         raise CheckFailed(
             f"for logits of +-200 the loss is {got.item()}, expected {want.item():.4f}. "
-            "sigmoid(200) is exactly 1.0 in float32, so log(1 - sigmoid) is -inf: use "
-            "F.binary_cross_entropy_with_logits, which works on logits directly"
+            "sigmoid(200) is exactly 1.0 in float32, so log(1 - sigmoid) is -inf: compute "
+            "the BCE from the logits themselves, never from sigmoid's output"
         )
     _require_close(got, want, "the loss for logits of +-200 (use BCE with logits)", rtol=1e-4)
 
@@ -141,6 +142,10 @@ register(
         points=2,
         names=("matching_aware_d_loss",),
         check=check_matching_aware_d_loss,
+        hints=(
+            "Three BCE terms, one per kind of pair; which target does D want for each?",
+            "The two kinds of negative pair share the weight a plain GAN gives its one.",
+        ),
     )
 )
 
@@ -222,9 +227,10 @@ register(
         chapter=CHAPTER,
         id="2",
         title="interpolating text embeddings",
-        points=2,
+        points=1,
         names=("interpolate_text",),
         check=check_interpolate_text,
+        hints=("At beta = 1 the answer must be t1 itself.",),
     )
 )
 
@@ -236,14 +242,15 @@ register(
 
 def _replicate_golden(features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     # Broadcasting against ones puts text[b, p] at every (i, j) of channel p of sample b.
-    maps = text.reshape(*text.shape, 1, 1) * torch.ones(1, 1, 4, 4, dtype=text.dtype)
+    h, w = features.shape[2], features.shape[3]
+    maps = text.reshape(*text.shape, 1, 1) * torch.ones(1, 1, h, w, dtype=text.dtype)
     return torch.cat([features, maps], dim=1)
 
 
 def _replicate_diagnosis(out: torch.Tensor, features, text) -> str:
-    b, c, _, _ = features.shape
+    b, c, hh, ww = features.shape
     p = text.shape[1]
-    if out.shape != (b, c + p, 4, 4):
+    if out.shape != (b, c + p, hh, ww):
         return ""
     maps = _replicate_golden(features, text)[:, c:]
     if _close(out[:, :p], maps) and _close(out[:, p:], features):
@@ -253,9 +260,9 @@ def _replicate_diagnosis(out: torch.Tensor, features, text) -> str:
     part = out[:, c:]
     if not _close(part, part[:, :, :1, :1].expand_as(part)):
         return (
-            ": the text channels are not constant over the 4x4 positions, so the values were "
-            "scrambled (a view/reshape of a repeated tensor?). Channel p of sample b must hold "
-            "text[b, p] everywhere: text[:, :, None, None].expand(-1, -1, 4, 4)"
+            ": the text channels are not constant over the positions, so the values were "
+            "scrambled (a view or reshape of a repeated tensor?). Channel p of sample b must "
+            "hold sample b's p-th text number at every position"
         )
     return ": each text channel is constant, but with values from the wrong sample or channel"
 
@@ -264,22 +271,25 @@ def check_replicate_text(replicate_text) -> None:
     """[features, text repeated at every position] along channels; gradients; inputs intact."""
     gen = torch.Generator().manual_seed(23)
     # C == P first, so that a concatenation on the wrong axis returns (and gets a message).
-    for b, c, p in ((3, 4, 4), (3, 5, 2)):
-        features = torch.randn(b, c, 4, 4, generator=gen)
+    # then other spatial sizes, so that a size written into the answer fails.
+    cases = ((3, 4, 4, 4, 4), (3, 5, 2, 4, 4), (2, 3, 2, 3, 5), (2, 2, 3, 1, 1))
+    for b, c, p, hh, ww in cases:
+        features = torch.randn(b, c, hh, ww, generator=gen)
         text = torch.randn(b, p, generator=gen) * 2 + torch.arange(b)[:, None] * 10.0
         copies = {"features": features.clone(), "text": text.clone()}
         out = _require_tensor(replicate_text(features, text), "replicate_text(features, text)")
         _require_untouched({"features": features, "text": text}, copies)
-        if out.shape != (b, c + p, 4, 4):
+        if out.shape != (b, c + p, hh, ww):
             raise CheckFailed(
-                f"for features {(b, c, 4, 4)} and text {(b, p)} expected shape "
-                f"{(b, c + p, 4, 4)} = (B, C + P, 4, 4), got {_shape(out)}: the text is "
-                "replicated to 4x4 and concatenated along the channel axis (dim=1)"
+                f"for features {(b, c, hh, ww)} and text {(b, p)} expected shape "
+                f"{(b, c + p, hh, ww)} = (B, C + P, H, W), got {_shape(out)}: the text is "
+                "replicated over the features' positions, whatever their size, and joined "
+                "as extra channels"
             )
         want = _replicate_golden(features, text)
         if not _close(out, want):
             raise CheckFailed(
-                f"for features {(b, c, 4, 4)} and text {(b, p)}, the values differ from "
+                f"for features {(b, c, hh, ww)} and text {(b, p)}, the values differ from "
                 "[features, text at every position]" + _replicate_diagnosis(out, features, text)
             )
 
@@ -316,9 +326,152 @@ register(
     Exercise(
         chapter=CHAPTER,
         id="3",
-        title="replicating the text over D's 4x4 features",
+        title="replicating the text over D's features",
         points=2,
         names=("replicate_text",),
         check=check_replicate_text,
+        hints=(
+            "Give the text two trailing axes of size 1, then stretch them to H and W.",
+            "Stretching a size-1 axis needs no copy; the join is along the channels.",
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 4: train_step(G, D, opt_g, opt_d, x, x_wrong, t, z, z_int) -> (loss_d, loss_g)
+# --------------------------------------------------------------------------------------
+
+INT_WEIGHT_STEP = 0.5  # the course's weight of the interpolated-text term (INT_WEIGHT)
+
+
+class _StepG(nn.Module):
+    """A small text-conditional G: z (N, 3), t (N, 5) -> images (N, 1, 4, 4)."""
+
+    def __init__(self, counter):
+        super().__init__()
+        self.counter = counter
+        self.net = nn.Linear(3 + 5, 16)
+
+    def forward(self, z, t):
+        h = torch.tanh(self.net(torch.cat([z, t], dim=1))).view(-1, 1, 4, 4)
+        return self.counter.watch(h)
+
+
+class _StepD(nn.Module):
+    """A small text-conditional D: x (N, 1, 4, 4), t (N, 5) -> logits (N,)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(16 + 5, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x.flatten(1), t], dim=1)).squeeze(1)
+
+
+def _int_cls_case(size: int, seed: int):
+    from ganlab.grading.checks.common import GradientCounter
+
+    gen = torch.Generator().manual_seed(seed)
+    counter = GradientCounter()
+    G, D = _StepG(counter).double(), _StepD().double()
+    with torch.no_grad():
+        for p in [*G.parameters(), *D.parameters()]:
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.5)
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.1, momentum=0.5)
+    opt_d = torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5)
+    calls = []
+    for _ in range(2):
+        x = torch.tanh(torch.randn(size, 1, 4, 4, generator=gen, dtype=torch.float64))
+        x_wrong = torch.tanh(torch.randn(size, 1, 4, 4, generator=gen, dtype=torch.float64))
+        t = torch.randn(size, 5, generator=gen, dtype=torch.float64)
+        z = torch.randn(size, 3, generator=gen, dtype=torch.float64)
+        z_int = torch.randn(size, 3, generator=gen, dtype=torch.float64)
+        calls.append((G, D, opt_g, opt_d, x, x_wrong, t, z, z_int))
+    return {"G": G, "D": D}, calls, counter
+
+
+def reference_train_step(G, D, opt_g, opt_d, x, x_wrong, t, z, z_int):
+    """One GAN-INT-CLS step: D matching-aware, then G on the right text and on the midpoints
+    of each text and the previous one in the batch (D never trains on those)."""
+    fake = G(z, t)
+    loss_d = (
+        F.softplus(-D(x, t)).mean()
+        + 0.5 * F.softplus(D(x_wrong, t)).mean()
+        + 0.5 * F.softplus(D(fake.detach(), t)).mean()
+    )
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    t_int = 0.5 * t + 0.5 * t.roll(1, 0)
+    loss_g = F.softplus(-D(fake, t)).mean()
+    loss_g = loss_g + INT_WEIGHT_STEP * F.softplus(-D(G(z_int, t_int), t_int)).mean()
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.item(), loss_g.item()
+
+
+def check_train_step(train_step) -> None:
+    """Two steps on small fixed models, two batch sizes: parameters and losses as the
+    reference's, and no gradient from D's loss into G."""
+    from ganlab.grading.checks.common import compare_training_steps
+
+    compare_training_steps(train_step, reference_train_step, _int_cls_case)
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="4",
+        title="a GAN-INT-CLS training step",
+        points=3,
+        names=("train_step",),
+        check=check_train_step,
+        hints=(
+            "D's update first, with your Exercise 1 loss; the fakes it sees are cut from G.",
+            "G's loss has two terms: the right text, and the interpolated text with its own "
+            "codes, each judged by the updated D with the text G was given.",
+            "Every backward adds to the gradients already there.",
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 5: read a result — how far above chance the shipped model follows the text
+# --------------------------------------------------------------------------------------
+
+
+def measured_alignment_gain() -> float:
+    """The shipped GAN-INT-CLS's text alignment minus chance, on the test captions, as
+    measured when it was shipped (1,000 captions; the lecture prints the same numbers)."""
+    from ganlab.chapters import gan_int_cls as chapter
+
+    test = chapter.load_generator()[1]["manifest"]["metrics"]["test"]
+    return test["text_alignment"] - test["chance"]
+
+
+def check_alignment_gain(alignment_above_chance) -> None:
+    """Within 0.005 (the lecture prints three decimals)."""
+    from ganlab.grading.checks.common import require_number
+
+    require_number(
+        alignment_above_chance, "alignment_above_chance", measured_alignment_gain(), 0.005,
+        "It is the shipped model's text alignment on the TEST captions minus the chance "
+        "level printed beside it (a difference of two fractions, not a ratio), for the "
+        "shipped GAN-INT-CLS of section 8, not the short runs of section 9's table",
+    )  # fmt: skip
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="5",
+        title="reading the text-alignment result",
+        points=1,
+        names=("alignment_above_chance",),
+        check=check_alignment_gain,
+        hints=("The lecture prints the shipped model's measured numbers beside chance.",),
     )
 )

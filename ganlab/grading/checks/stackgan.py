@@ -95,7 +95,7 @@ def check_conditioning_augmentation(conditioning_augmentation) -> None:
                 },
             )
             raise CheckFailed(
-                f"{where}, c should be mu + exp(logvar / 2) * eps with the eps given"
+                f"{where}, c is not the reparameterised sample of the exercise's formula"
                 + (hint or " (use the eps argument; do not draw a new one)")
             )
 
@@ -132,8 +132,8 @@ def check_conditioning_augmentation(conditioning_augmentation) -> None:
         # gradients: c must reach mu AND logvar; kl must reach both too
         if not c.requires_grad or not kl.requires_grad:
             raise CheckFailed(
-                "c and kl must stay connected to fc_out through autograd (no .detach(), "
-                ".item() or .numpy()); the CA's FC learns through them"
+                "c and kl must stay connected to fc_out through autograd (nothing detached or "
+                "turned into plain numbers); the CA's FC learns through them"
             )
         weights = torch.randn(batch, c_dim, generator=gen, dtype=torch.float64)
         (grad,) = torch.autograd.grad((c * weights).sum(), fc_out)
@@ -163,6 +163,10 @@ register(
         points=2,
         names=("conditioning_augmentation",),
         check=check_conditioning_augmentation,
+        hints=(
+            "Slice fc_out's columns in two; the second half is a log-variance, not a sigma.",
+            "The KL is a sum over the C dimensions of each sample, then a mean over samples.",
+        ),
     )
 )
 
@@ -246,10 +250,10 @@ def check_residual_block(ResidualBlock) -> None:  # noqa: N803 (the student's cl
                     "its own shift"
                 )
             if any(k.startswith("bn") for k in missing):
-                hints.append("each conv is followed by an nn.BatchNorm2d (bn1, bn2)")
+                hints.append("each conv is followed by its own BatchNorm (bn1, bn2)")
             raise CheckFailed(
-                "ResidualBlock should have exactly these attributes: conv1 = nn.Conv2d(C, C, 3, "
-                "padding=1, bias=False), bn1 = nn.BatchNorm2d(C), conv2 (like conv1), bn2; "
+                "ResidualBlock should have exactly the layers named in the exercise (two 3x3 "
+                "convs without bias, each with its BatchNorm); "
                 f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
                 + ("; " + "; ".join(hints) if hints else "")
             )
@@ -280,8 +284,8 @@ def check_residual_block(ResidualBlock) -> None:  # noqa: N803 (the student's cl
                     None,
                 )
                 raise CheckFailed(
-                    f"in {mode} mode the output differs from relu(bn2(conv2(relu(bn1(conv1(x)))))"
-                    " + x)" + (f": it looks like {hint}" if hint else "")
+                    f"in {mode} mode the output differs from the exercise's block, loaded with "
+                    "the same weights" + (f": it looks like {hint}" if hint else "")
                 )
         block.train()
         x = torch.randn(2, channels, 5, 5, generator=gen, requires_grad=True)
@@ -301,94 +305,162 @@ register(
         points=2,
         names=("ResidualBlock",),
         check=check_residual_block,
+        hints=(
+            "Read the formula from the inside out: each layer in __init__, in that order.",
+            "One ReLU sits inside the branch, the other after the addition of x.",
+        ),
     )
 )
 
 
 # --------------------------------------------------------------------------------------
-# Exercise 3: matching_aware_loss(real_logits, wrong_logits, fake_logits)
+# Exercise 3: train_step(G, D, opt_g, opt_d, x, t, z) -> (loss_d, loss_g), a Stage-I step
+# (it replaces the matching-aware loss, which chapter 2's assignment already asks for)
 # --------------------------------------------------------------------------------------
 
-
-def _matching_golden(r, w, f):
-    # BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x): stable for any logit
-    return F.softplus(-r).mean() + (F.softplus(w).mean() + F.softplus(f).mean()) / 2
+C_DIM_STEP = 4  # the small G's condition size
+KL_WEIGHT_STEP = 2.0  # the official weight on the per-dimension KL (M.KL_WEIGHT)
 
 
-def check_matching_aware_loss(matching_aware_loss) -> None:
-    """L_D = BCE(real, 1) + (BCE(wrong, 0) + BCE(fake, 0)) / 2, each a mean over its batch."""
-    gen = torch.Generator().manual_seed(33)
-    # Three batch sizes (the port's wrong pairs are one fewer): each term is its own mean.
-    real = (torch.randn(6, generator=gen) * 2 + 1).requires_grad_()
-    wrong = (torch.randn(5, generator=gen) * 2 + 0.5).requires_grad_()
-    fake = (torch.randn(7, generator=gen) * 2 - 1).requires_grad_()
-    loss = _require_tensor(matching_aware_loss(real, wrong, fake), "matching_aware_loss(...)")
-    if loss.numel() != 1:
-        raise CheckFailed(f"expected one number (a scalar tensor), got shape {_shape(loss)}")
-    got = loss.reshape(())
-    want = _matching_golden(real, wrong, fake)
-    if not _close(got, want, atol=1e-5):
-        sp = F.softplus
-        r, w, f = real, wrong, fake
-        s = torch.sigmoid
-        hint = _diagnose(
-            got,
-            {
-                "the wrong-pair term is missing: real images with MISMATCHED text must be "
-                "scored fake too": sp(-r).mean() + sp(f).mean(),
-                "the three terms have equal weights; wrong and fake share one half": (
-                    sp(-r).mean() + sp(w).mean() + sp(f).mean()
-                ),
-                "the three terms are averaged; the real term has weight 1, wrong and fake 1/2": (
-                    (sp(-r).mean() + sp(w).mean() + sp(f).mean()) / 3
-                ),
-                "wrong pairs got label 1: a real image with the wrong text is a NEGATIVE for D": (
-                    sp(-r).mean() + (sp(-w).mean() + sp(f).mean()) / 2
-                ),
-                "sigmoid was applied before BCE-with-logits (these are logits already)": (
-                    sp(-s(r)).mean() + (sp(s(w)).mean() + sp(s(f)).mean()) / 2
-                ),
-                "the sign is flipped: D minimises the BCE": -want,
-                "the terms are summed over examples, not averaged": (
-                    sp(-r).sum() + (sp(w).sum() + sp(f).sum()) / 2
-                ),
-                "the targets are swapped (real with 0, wrong and fake with 1)": (
-                    sp(r).mean() + (sp(-w).mean() + sp(-f).mean()) / 2
-                ),
-            },
-        )
-        raise CheckFailed(
-            f"for 6 real, 5 wrong and 7 fake logits expected {want.item():.6f} = BCE(real, 1) "
-            f"+ (BCE(wrong, 0) + BCE(fake, 0)) / 2, got {got.item():.6f}" + hint
-        )
-    if not loss.requires_grad:
-        raise CheckFailed("the loss is not connected to the logits (detached?); D cannot learn")
-    g_real, g_wrong, g_fake = torch.autograd.grad(got, (real, wrong, fake))
-    _require_close(g_real, -(1 - torch.sigmoid(real)) / 6, "d loss / d real_logits", 1e-5)
-    _require_close(g_wrong, torch.sigmoid(wrong) / 5 / 2, "d loss / d wrong_logits", 1e-5)
-    _require_close(g_fake, torch.sigmoid(fake) / 7 / 2, "d loss / d fake_logits", 1e-5)
+class _StepG(nn.Module):
+    """A small Stage-I G: t (N, 6), z (N, 3) -> (image (N, 1, 4, 4), mu, logvar (N, 4)).
 
-    # Confident logits: sigmoid then log gives inf here; BCE-with-logits does not.
-    real = torch.tensor([200.0, -200.0, 0.0])
-    wrong = torch.tensor([-200.0, 200.0, 30.0])
-    fake = torch.tensor([200.0, -30.0, 0.0])
-    got = _require_tensor(matching_aware_loss(real, wrong, fake), "the loss").reshape(())
-    want = _matching_golden(real, wrong, fake)
-    if not torch.isfinite(got):
-        raise CheckFailed(
-            f"for logits of +-200 the loss is {got.item()}, expected {want.item():.4f}: use "
-            "F.binary_cross_entropy_with_logits, which works on logits directly"
-        )
-    _require_close(got, want, "the loss for logits of +-200 (use BCE with logits)", 1e-3)
+    Its CA noise is a fixed buffer, so that calling it twice gives the same outputs."""
+
+    def __init__(self, counter):
+        super().__init__()
+        self.counter = counter
+        self.ca = nn.Linear(6, 2 * C_DIM_STEP)
+        self.net = nn.Linear(3 + C_DIM_STEP, 16)
+        self.register_buffer("eps", torch.randn(16, C_DIM_STEP, dtype=torch.float64))
+
+    def forward(self, t, z):
+        mu, logvar = F.leaky_relu(self.ca(t), 0.2).chunk(2, dim=1)
+        c = mu + torch.exp(0.5 * logvar) * self.eps[: len(t)]
+        image = torch.tanh(self.net(torch.cat([z, c], dim=1))).view(-1, 1, 4, 4)
+        return self.counter.watch((image, mu, logvar))
+
+
+class _StepD(nn.Module):
+    """A small Stage-I D with the course's interface: D(x, cond) -> logits (N,); with
+    ``wrong=True`` also the (N-1,) logits of image i with the condition of i + 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(16 + C_DIM_STEP, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+
+    def logits(self, x, cond):
+        return self.net(torch.cat([x.flatten(1), cond], dim=1)).squeeze(1)
+
+    def forward(self, x, cond, wrong=False):
+        out = self.logits(x, cond)
+        return (out, self.logits(x[:-1], cond[1:])) if wrong else out
+
+
+def _stackgan_case(size: int, seed: int):
+    from ganlab.grading.checks.common import GradientCounter
+
+    gen = torch.Generator().manual_seed(seed)
+    counter = GradientCounter()
+    G, D = _StepG(counter).double(), _StepD().double()
+    with torch.no_grad():
+        for p in [*G.parameters(), *D.parameters(), G.eps]:
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.5)
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.1, momentum=0.5)
+    opt_d = torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5)
+    calls = []
+    for _ in range(2):
+        x = torch.tanh(torch.randn(size, 1, 4, 4, generator=gen, dtype=torch.float64))
+        t = torch.randn(size, 6, generator=gen, dtype=torch.float64)
+        z = torch.randn(size, 3, generator=gen, dtype=torch.float64)
+        calls.append((G, D, opt_g, opt_d, x, t, z))
+    return {"G": G, "D": D}, calls, counter
+
+
+def reference_train_step(G, D, opt_g, opt_d, x, t, z):
+    """One Stage-I step: D matching-aware on G's CA mean (detached), then G non-saturating
+    plus 2.0 times the per-dimension KL. Returns the two losses as floats."""
+    fake, mu, logvar = G(t, z)
+    cond = mu.detach()
+    real_logits, wrong_logits = D(x, cond, wrong=True)
+    fake_logits = D(fake.detach(), cond)
+    loss_d = (
+        F.softplus(-real_logits).mean()
+        + (F.softplus(wrong_logits).mean() + F.softplus(fake_logits).mean()) / 2
+    )
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    kl = (0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar)).sum(dim=1).mean()
+    loss_g = F.softplus(-D(fake, cond)).mean() + KL_WEIGHT_STEP * kl / mu.shape[1]
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.item(), loss_g.item()
+
+
+def check_train_step(train_step) -> None:
+    """Two steps on small fixed models, two batch sizes: parameters and losses as the
+    reference's; no gradient from D's loss into G (through the image or through mu)."""
+    from ganlab.grading.checks.common import compare_training_steps
+
+    compare_training_steps(train_step, reference_train_step, _stackgan_case)
 
 
 register(
     Exercise(
         chapter=CHAPTER,
         id="3",
-        title="the matching-aware discriminator loss",
-        points=2,
-        names=("matching_aware_loss",),
-        check=check_matching_aware_loss,
+        title="a Stage-I training step",
+        points=3,
+        names=("train_step",),
+        check=check_train_step,
+        hints=(
+            "D's condition is G's CA mean; D must not train G's CA through it.",
+            "The KL belongs to G's loss only, on the per-dimension scale of the official code.",
+            "Every backward adds to the gradients already there; D is updated first.",
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 4: read a result — how much more varied CA makes Stage-I
+# --------------------------------------------------------------------------------------
+
+
+def measured_diversity_ratio() -> float:
+    """Pixel diversity of the shipped Stage-I with CA over that without, as measured when
+    the two were shipped (50 test captions x 16 samples; the lecture re-measures them)."""
+    from ganlab.chapters import stackgan as chapter
+    from ganlab.weights import shipped
+
+    with_ca = chapter.load_generator(stage=1)[1]["manifest"]["metrics"]["diversity"]
+    no_ca = chapter.load_generator(shipped(chapter.SHIPPED_NO_CA))[1]["manifest"]["metrics"]
+    return with_ca["pixels"] / no_ca["diversity"]["pixels"]
+
+
+def check_diversity_ratio(ca_diversity_ratio) -> None:
+    """The ratio, within 0.05."""
+    from ganlab.grading.checks.common import require_number
+
+    want = measured_diversity_ratio()
+    require_number(
+        ca_diversity_ratio, "ca_diversity_ratio", want, 0.05,
+        "It is the pixel diversity of Stage-I WITH conditioning augmentation divided by that "
+        "of the Stage-I trained WITHOUT it (a ratio, so above 1 if CA adds variety), from "
+        "the lecture's ablation table",
+    )  # fmt: skip
+
+
+register(
+    Exercise(
+        chapter=CHAPTER,
+        id="4",
+        title="reading the CA ablation",
+        points=1,
+        names=("ca_diversity_ratio",),
+        check=check_diversity_ratio,
+        hints=("Section 8 of the lecture prints both models' diversity in pixels.",),
     )
 )
