@@ -52,8 +52,8 @@ def step_costs(profile: str = "cpu", steps: int = 3) -> dict[int, float]:
         )
         recipe.n_faces = 256
         trainer = Trainer(recipe, cfg, device="cpu")
-        marks = []
-        trainer.fit(callback=lambda t: marks.append(time.process_time()))
+        marks: list[float] = []
+        trainer.fit(callback=lambda t, marks=marks: marks.append(time.process_time()))
         costs[level] = (marks[-1] - marks[0]) / steps
     return costs
 
@@ -81,52 +81,50 @@ def train(out: Path, budget: float, profile: str = "cpu", only: str | None = Non
     }
     print(f"step costs (CPU s) by level: {costs}; planned steps: {plan}")
     for name, start in RUNS.items():
-        if only and name != only:
-            continue
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        recipe, cfg = chapter.recipe_and_config(
-            profile,
-            start_level=top if start is None else start,
-            steps=plan[name],
-            progress=False,
-        )
-        trainer = Trainer(recipe, cfg, device="cpu")
-        clock = {"start": None, "next": 0}
-        spec = recipe.generator_spec()
-
-        def snapshot(t: Trainer, cpu: float) -> None:
-            state = recipe.schedule(cfg.steps)(t.step - 1)
-            meta = {
-                "chapter": "pggan",
-                "config": recipe.config(),
-                "snapshot": {
-                    "step": t.step,
-                    "cpu_seconds": round(cpu, 2),
-                    "level": state.level,
-                    "alpha": state.alpha,
-                },
-            }
-            save_generator(
-                folder / f"snap_{clock['next']:02d}.safetensors", t.generator(), spec, meta
-            )
-            t.raw["G"].train()
-            clock["next"] += 1
-
-        def callback(t: Trainer) -> None:
-            now = time.process_time()
-            if clock["start"] is None:
-                clock["start"] = now - costs[recipe.start_level]  # the first step's cost
-            cpu = now - clock["start"]
-            if cpu >= clock["next"] * budget / SNAPSHOTS:
-                snapshot(t, cpu)
-            if cpu >= budget:
-                t.cfg.steps = t.step  # stop: the budget is spent
-
-        trainer.fit(callback=callback)
-        result = {"steps": trainer.step, "planned": plan[name], "history": trainer.history}
-        (folder / "run.json").write_text(json.dumps(result))
+        if not only or name == only:
+            start = top if start is None else start
+            run_one(out / name, profile, start, plan[name], budget, costs[start])
     return {"costs": costs, "plan": plan}
+
+
+def run_one(folder: Path, profile: str, start: int, steps: int, budget: float, first: float):
+    """One run from ``start_level`` for ``steps`` steps or ``budget`` CPU seconds, whichever
+    ends first; G's EMA saved at every tenth of the budget (``first``: one step's cost)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    recipe, cfg = chapter.recipe_and_config(profile, start_level=start, steps=steps, progress=False)
+    trainer = Trainer(recipe, cfg, device="cpu")
+    clock = {"start": None, "next": 0}
+    spec = recipe.generator_spec()
+
+    def snapshot(t: Trainer, cpu: float) -> None:
+        state = recipe.schedule(cfg.steps)(t.step - 1)
+        meta = {
+            "chapter": "pggan",
+            "config": recipe.config(),
+            "snapshot": {
+                "step": t.step,
+                "cpu_seconds": round(cpu, 2),
+                "level": state.level,
+                "alpha": state.alpha,
+            },
+        }
+        path = folder / f"snap_{clock['next']:02d}.safetensors"
+        save_generator(path, t.generator(), spec, meta)
+        clock["next"] += 1
+
+    def callback(t: Trainer) -> None:
+        now = time.process_time()
+        if clock["start"] is None:
+            clock["start"] = now - first  # the first step's cost
+        cpu = now - clock["start"]
+        if cpu >= clock["next"] * budget / SNAPSHOTS:
+            snapshot(t, cpu)
+        if cpu >= budget:
+            t.cfg.steps = t.step  # stop: the budget is spent
+
+    trainer.fit(callback=callback)
+    result = {"steps": trainer.step, "planned": steps, "history": trainer.history}
+    (folder / "run.json").write_text(json.dumps(result))
 
 
 def evaluate(run: Path, n: int = 500) -> dict:
