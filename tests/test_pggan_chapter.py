@@ -100,3 +100,12 @@ def test_step_feeds_d_reals_at_the_level_crossfaded_with_the_same_alpha(monkeypa
     monkeypatch.setattr(M, "reals_for", spy)
     Trainer(recipe, cfg, device="cpu").fit()
     assert calls[2] == (16, 1, 0.0) and calls[3] == (16, 1, 0.5) and calls[0] == (16, 0, 1.0)
+
+
+def test_ema_half_life_is_a_tenth_of_a_phase_at_most_the_official_one():
+    assert chapter.ema_decay_for(800) == pytest.approx(0.5 ** (1 / 80))
+    assert chapter.ema_decay_for(10**6) == M.EMA_DECAY  # long phases: the official 0.999
+    _, cfg = chapter.recipe_and_config("cpu", progress=False)
+    assert cfg.ema_decay == pytest.approx(chapter.ema_decay_for(800))
+    _, cfg = chapter.recipe_and_config("cpu", ema_decay=0.9, progress=False)
+    assert cfg.ema_decay == 0.9
