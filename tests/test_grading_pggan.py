@@ -44,10 +44,10 @@ def passes(exercise_id: str, answers: dict, capsys=None) -> None:
     check("pggan", exercise_id, answers)
 
 
-def test_registry_lists_five_exercises_worth_ten_points():
+def test_registry_lists_six_exercises():
     exercises = EXERCISES["pggan"]
-    assert [e.id for e in exercises] == ["1", "2", "3", "4", "5"]
-    assert [e.points for e in exercises] == [2] * 5
+    assert [e.id for e in exercises] == ["1", "2", "3", "4", "5", "6"]
+    assert [e.points for e in exercises] == [2] * 6
     assert get_exercise("pggan", "4").names == ("fade_in", "fade_reals")
     assert pggan_checks.CHAPTER == "pggan"
 
@@ -355,6 +355,31 @@ def test_critic_loss_rejects(wrong, match):
     rejects("5", {"critic_loss": wrong}, match)
 
 
+# --- Exercise 6: images_before_1024 ---------------------------------------------------------
+
+
+def test_images_before_1024_passes_the_count():
+    # stabilise 4x4 (600k), then fade in and stabilise 8, 16, ..., 512 px: 7 levels x 1.2M
+    passes("6", {"images_before_1024": 600_000 + 7 * 2 * 600_000})
+    passes("6", {"images_before_1024": 9e6})
+
+
+@pytest.mark.parametrize(
+    "wrong, match",
+    [
+        (12_000_000, "800k"),
+        (10_200_000, "one level too many"),
+        (7_800_000, "one level early"),
+        (9_600_000, "1024 px fade-in itself"),
+        (9_000, "kimg"),
+        (1, "not the number"),
+        ("9000000", "should be a number"),
+    ],
+)
+def test_images_before_1024_rejects(wrong, match):
+    rejects("6", {"images_before_1024": wrong}, match)
+
+
 # --- every check: an unanswered exercise fails with NotImplementedError only -------------
 
 
@@ -369,6 +394,8 @@ class _TodoModule(nn.Module):
 
 @pytest.mark.parametrize("exercise", EXERCISES["pggan"], ids=lambda e: e.id)
 def test_unanswered_exercises_raise_not_implemented(exercise):
+    if exercise.id == "6":  # a number, not code: nothing to call
+        return
     answers = {name: (_TodoModule if name[0].isupper() else _todo) for name in exercise.names}
     with pytest.raises(NotImplementedError):
         check("pggan", exercise.id, answers)
