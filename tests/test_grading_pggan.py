@@ -355,29 +355,33 @@ def test_critic_loss_rejects(wrong, match):
     rejects("5", {"critic_loss": wrong}, match)
 
 
-# --- Exercise 6: images_before_1024 ---------------------------------------------------------
+# --- Exercise 6: images_before ---------------------------------------------------------------
 
 
-def test_images_before_1024_passes_the_count():
-    # stabilise 4x4 (600k), then fade in and stabilise 8, 16, ..., 512 px: 7 levels x 1.2M
-    passes("6", {"images_before_1024": 600_000 + 7 * 2 * 600_000})
-    passes("6", {"images_before_1024": 9e6})
+def images_before(level, phase_images):
+    """Reference answer: stabilise 4x4, then fade in and stabilise levels 1 .. level - 1."""
+    return phase_images + (level - 1) * 2 * phase_images
+
+
+def test_images_before_passes_the_count():
+    passes("6", {"images_before": images_before})
+    assert images_before(8, 600_000) == 9_000_000  # the official default, 1024 px
 
 
 @pytest.mark.parametrize(
     "wrong, match",
     [
-        (12_000_000, "800k"),
-        (10_200_000, "one level too many"),
-        (7_800_000, "one level early"),
-        (9_600_000, "1024 px fade-in itself"),
-        (9_000, "kimg"),
-        (1, "not the number"),
-        ("9000000", "should be a number"),
+        (lambda k, p: images_before(k + 1, p), "one level too many"),
+        (lambda k, p: images_before(k - 1, p), "one level early"),
+        (lambda k, p: images_before(k, p) + p, "one phase too many"),
+        (lambda k, p: 2 * k * p, "one phase too many"),
+        (lambda k, p: images_before(k, p) // 1000, "kimg"),
+        (lambda k, p: 9_000_000, "expected 4000000"),
+        (lambda k, p: str(images_before(k, p)), "should return a number"),
     ],
 )
-def test_images_before_1024_rejects(wrong, match):
-    rejects("6", {"images_before_1024": wrong}, match)
+def test_images_before_rejects(wrong, match):
+    rejects("6", {"images_before": wrong}, match)
 
 
 # --- every check: an unanswered exercise fails with NotImplementedError only -------------
@@ -394,8 +398,6 @@ class _TodoModule(nn.Module):
 
 @pytest.mark.parametrize("exercise", EXERCISES["pggan"], ids=lambda e: e.id)
 def test_unanswered_exercises_raise_not_implemented(exercise):
-    if exercise.id == "6":  # a number, not code: nothing to call
-        return
     answers = {name: (_TodoModule if name[0].isupper() else _todo) for name in exercise.names}
     with pytest.raises(NotImplementedError):
         check("pggan", exercise.id, answers)

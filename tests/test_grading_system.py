@@ -363,6 +363,7 @@ def test_a_cell_past_the_timeout_is_interrupted_and_grading_goes_on(tmp_path):
         ("02_gan_int_cls.ipynb", "gan-int-cls", 6, 3),
         ("03_stackgan.ipynb", "stackgan", 6, 3),
         ("04_attngan.ipynb", "attngan", 6, 3),
+        ("05_pggan.ipynb", "pggan", 12, 6),
     ],
 )
 def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, points, count):

@@ -465,32 +465,35 @@ def _images_before_fade(final_level: int, phase: int = CODE_PHASE_IMAGES) -> int
     return phase + 2 * phase * (final_level - 1)
 
 
-def check_images_before_1024(images_before_1024) -> None:
-    """The official defaults: 600k images per phase; 1024 px is level 8."""
-    if isinstance(images_before_1024, bool) or not isinstance(images_before_1024, int | float):
+def check_images_before(images_before) -> None:
+    """images_before(level, phase_images): real images shown before ``level`` fades in."""
+    for level, phase in ((8, CODE_PHASE_IMAGES), (3, 800_000), (1, 1000), (5, 250)):
+        what = f"images_before({level}, {phase})"
+        try:
+            got = images_before(level, phase)
+        except NotImplementedError:
+            raise
+        except Exception as exc:
+            raise CheckFailed(f"{what} raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if isinstance(got, bool) or not isinstance(got, int | float):
+            raise CheckFailed(f"{what} should return a number, got {type(got).__name__}")
+        want = _images_before_fade(level, phase)
+        if got == want:
+            continue
+        hints = {
+            _images_before_fade(level + 1, phase): "it counts one level too many (level k "
+            "works at 4 * 2**k px; levels 1 .. k-1 each fade in and stabilise before k fades in)",
+            _images_before_fade(level - 1, phase): "it stops one level early (level k-1 also "
+            "fades in and stabilises before level k fades in)",
+            want + phase: "it counts one phase too many: level k's own fade-in, or a fade-in "
+            "at 4x4 (which has none: nothing is below it)",
+            want // 1000: "it is in thousands (kimg); return the number of images",
+        }
         raise CheckFailed(
-            f"images_before_1024 should be a number, got {type(images_before_1024).__name__}"
+            f"{what} = {got}, expected {want}" + (f": {hints[got]}" if got in hints else "")
         )
-    want = _images_before_fade(8)
-    got = images_before_1024
-    if got == want:
-        return
-    hints = {
-        _images_before_fade(8, 800_000): "that is the paper's 800k images per phase; the "
-        "question asks for the official code's default, 600k",
-        _images_before_fade(9): "that counts one level too many (1024 px is level 8: "
-        "4 * 2**8; levels 1..7 each fade in and stabilise before it)",
-        _images_before_fade(7): "that stops one level early (the 512 px level also fades in "
-        "and stabilises before 1024 px fades in)",
-        _images_before_fade(8) + CODE_PHASE_IMAGES: "that is one phase too many: the "
-        "1024 px fade-in itself, or a fade-in at 4x4 (which has none: nothing is below it)",
-        want // 1000: "that is in thousands (kimg); give the number of images",
-    }
-    raise CheckFailed(
-        f"images_before_1024 = {got}: not the number of real images the official schedule "
-        f"shows before the 1024 px level starts fading in"
-        + (f": {hints[got]}" if got in hints else "")
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -503,6 +506,6 @@ for _id, _title, _names, _check in (
     ("3", "minibatch standard deviation", ("minibatch_stddev",), check_minibatch_stddev),
     ("4", "the fade-in blend, in G and on the reals", ("fade_in", "fade_reals"), check_fade_in),
     ("5", "WGAN-GP with the drift term", ("critic_loss",), check_critic_loss),
-    ("6", "a number: images before 1024 px", ("images_before_1024",), check_images_before_1024),
+    ("6", "a number: images before a level fades in", ("images_before",), check_images_before),
 ):
     register(Exercise(chapter=CHAPTER, id=_id, title=_title, points=2, names=_names, check=_check))
