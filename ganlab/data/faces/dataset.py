@@ -38,7 +38,7 @@ from ganlab.data.faces.factors import (
 from ganlab.data.faces.render import check_size, render_face
 
 SPLITS = {"train": 0, "test": 1, "reference": 2}
-CACHE_VERSION = 1  # bump when the factors or the renderer change
+CACHE_VERSION = 2  # bump when the factors or the renderer change
 
 
 def _check_split(split: str) -> str:

@@ -17,6 +17,13 @@ pose and face shape; at 16-32 px facial features; at 64-1024 px colours and micr
   ``eye_color``, ``texture`` (fur strokes: none / light / heavy), ``whiskers``,
   ``background``.
 
+The faces are roughly aligned, as FFHQ, CelebA-HQ and AFHQ are (their faces are cropped and
+aligned on the eyes): yaw within +-17 degrees, pitch +-11, roll +-9, the head's centre within
+3 % of the image's, and the features are drawn large enough to read at 32 px (an eye is 4 to 7
+px wide with its rim, fur strokes and whiskers wide and faint rather than sub-pixel
+lines). A wider world (yaw +-32 degrees, roll +-20, eyes 20 % smaller, sharp strokes) left a
+20-minute DCGAN drawing textured blobs without eyes (``ganlab.experiments.learnability``).
+
 Categorical factors are names (``CATEGORIES`` lists each one's values in code order);
 continuous factors are floats with the ranges in ``RANGES``. Colours are named, and every
 face also stores the exact RGB it was painted with (the name's colour plus a small jitter),
@@ -85,15 +92,15 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "background": tuple(BACKGROUNDS),
 }
 RANGES: dict[str, tuple[float, float]] = {  # continuous factors: (low, high)
-    "yaw": (-0.55, 0.55),  # radians, positive = the face turns to the image's right
-    "pitch": (-0.35, 0.35),  # radians, positive = the face looks up
-    "roll": (-0.35, 0.35),  # radians, positive = counter-clockwise in the image
-    "cx": (0.44, 0.56),  # head centre, image widths from the left
-    "cy": (0.53, 0.60),  # head centre, image heights from the top
+    "yaw": (-0.3, 0.3),  # radians, positive = the face turns to the image's right
+    "pitch": (-0.2, 0.2),  # radians, positive = the face looks up
+    "roll": (-0.15, 0.15),  # radians, positive = counter-clockwise in the image
+    "cx": (0.47, 0.53),  # head centre, image widths from the left
+    "cy": (0.54, 0.58),  # head centre, image heights from the top
     "scale": (0.30, 0.36),  # head radius, image widths
     "ear_size": (0.7, 1.3),
-    "eye_size": (0.75, 1.3),
-    "eye_open": (0.35, 1.0),  # 1 = wide open
+    "eye_size": (0.85, 1.3),
+    "eye_open": (0.5, 1.0),  # 1 = wide open
     "muzzle": (0.0, 1.0),  # 0 flat (cats) .. 1 long (wolves)
     "nose_size": (0.7, 1.3),
 }

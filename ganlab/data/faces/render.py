@@ -46,6 +46,7 @@ FACE_SHAPES = {
 NOSE_PINK, NOSE_DARK = (222, 132, 142), (34, 28, 28)
 MOUTH_DARK, TONGUE = (92, 30, 40), (232, 110, 128)
 EAR_INNER = (226, 160, 160)
+EYE_X, EYE_Y = 0.4, 0.2  # the eyes' centres in the head frame (head radii)
 
 
 def supersample(size: int) -> int:
@@ -211,14 +212,21 @@ def _markings(face: Face, pose: _Pose, canvas: int, head_mask: Image.Image) -> I
                     fill=255,
                 )
     elif kind == "spots":
+        # 3 to 6 spots, never over the eyes or the muzzle (at 32 px a dark spot beside an eye
+        # reads as a third eye): candidates there are skipped
         rng = np.random.default_rng(face.detail)
-        for _ in range(int(rng.integers(5, 9))):
+        want, placed = int(rng.integers(3, 7)), 0
+        for _ in range(40):
             a, r = rng.uniform(0, 2 * math.pi), math.sqrt(rng.uniform(0.05, 0.8))
-            rad = rng.uniform(0.12, 0.22)
-            d.polygon(
-                pose.at(_ellipse(r * math.cos(a), r * math.sin(a), rad, rad * 0.85, 16), z),
-                fill=255,
-            )
+            x, y, rad = r * math.cos(a), r * math.sin(a), rng.uniform(0.12, 0.2)
+            if min(math.hypot(x - s * EYE_X, y - EYE_Y) for s in (-1, 1)) < 0.3 + rad:
+                continue
+            if abs(x) < 0.35 and y < 0.05:
+                continue
+            d.polygon(pose.at(_ellipse(x, y, rad, rad * 0.85, 16), z), fill=255)
+            placed += 1
+            if placed == want:
+                break
     elif kind == "mask":
         band = [
             (-1.2, 0.5),
@@ -239,23 +247,23 @@ def _markings(face: Face, pose: _Pose, canvas: int, head_mask: Image.Image) -> I
 
 
 def _strokes(paint: _Painter, pose: _Pose, face: Face, base):
-    count = {"none": 0, "light": 26, "heavy": 70}[face["texture"]]
+    count = {"none": 0, "light": 12, "heavy": 28}[face["texture"]]
     if not count:
         return
     rng = np.random.default_rng(face.detail + 1)
-    color = _shade(base, 0.68) if luminance(base) > 90 else (104, 100, 104)
-    w = max(1, pose.px(0.022))
+    color = _shade(base, 0.78) if luminance(base) > 90 else (92, 88, 92)
+    w = max(1, pose.px(0.045))
     a = rng.uniform(0, 2 * math.pi, count)
     r = np.sqrt(rng.uniform(0.1, 0.85, count))
     x, y = r * np.cos(a), r * np.sin(a)
     ang = a + rng.normal(0, 0.35, count)  # fur grows outwards from the face's centre
-    length = rng.uniform(0.09, 0.16, count)
+    length = rng.uniform(0.12, 0.2, count)
     for i in range(count):
         ends = [
             (x[i], y[i]),
             (x[i] + length[i] * math.cos(ang[i]), y[i] + length[i] * math.sin(ang[i])),
         ]
-        paint.line(pose.at(ends, 0.72), (*color, 150), w)
+        paint.line(pose.at(ends, 0.72), (*color, 110), w)
 
 
 def _muzzle(paint: _Painter, pose: _Pose, face: Face, base) -> tuple[float, float, float]:
@@ -271,7 +279,7 @@ def _muzzle(paint: _Painter, pose: _Pose, face: Face, base) -> tuple[float, floa
             pose.at(_ellipse(side * 0.19, -0.4 - 0.08 * m, 0.22, 0.18), z), color, "muzzle"
         )
     nose = (0.0, -0.13 - 0.15 * m, z + 0.08)
-    r = (0.1 + 0.07 * m) * face["nose_size"]
+    r = (0.13 + 0.09 * m) * face["nose_size"]
     light = face.kind == "cat" and luminance(base) > 120
     tri = [(-r, nose[1] + 0.55 * r), (r, nose[1] + 0.55 * r), (0, nose[1] - 0.65 * r)]
     if face.kind == "cat":
@@ -287,39 +295,39 @@ def _mouth(paint: _Painter, pose: _Pose, face: Face, nose):
     x0, y0, z = nose
     m = face["muzzle"]
     kind = face["mouth"]
-    w = max(1, pose.px(0.035))
+    w = max(1, pose.px(0.045))
     drop = 0.12 + 0.05 * m
     if kind == "closed":
         pts = [
-            (-0.2, y0 - drop - 0.02),
-            (-0.1, y0 - drop - 0.07),
+            (-0.24, y0 - drop - 0.02),
+            (-0.12, y0 - drop - 0.08),
             (0, y0 - drop + 0.02),
-            (0.1, y0 - drop - 0.07),
-            (0.2, y0 - drop - 0.02),
+            (0.12, y0 - drop - 0.08),
+            (0.24, y0 - drop - 0.02),
         ]
         paint.line(pose.at([(0, y0), (0, y0 - drop + 0.02)], z), MOUTH_DARK, w, "mouth")
         paint.line(pose.at(pts, z), MOUTH_DARK, w, "mouth")
         return
-    cy = y0 - drop - 0.1
-    paint.polygon(pose.at(_ellipse(0, cy, 0.2, 0.13, 24), z), MOUTH_DARK, "mouth")
+    cy = y0 - drop - 0.12
+    paint.polygon(pose.at(_ellipse(0, cy, 0.24, 0.16, 24), z), MOUTH_DARK, "mouth")
     if kind == "tongue":
-        paint.polygon(pose.at(_ellipse(0, cy - 0.09, 0.12, 0.13, 20), z + 0.01), TONGUE, "mouth")
+        paint.polygon(pose.at(_ellipse(0, cy - 0.1, 0.15, 0.16, 20), z + 0.01), TONGUE, "mouth")
 
 
 def _eyes(paint: _Painter, pose: _Pose, face: Face, iris):
     size, opening = face["eye_size"], face["eye_open"]
     slit = face.kind in ("cat", "fox")
-    rx = 0.16 * size
+    rx = 0.2 * size
     ry = rx * (0.3 + 0.62 * opening)
     for side in (-1.0, 1.0):
-        cx, cy, tilt = side * 0.4, 0.2, side * (0.2 if slit else 0.05)
+        cx, cy, tilt = side * EYE_X, EYE_Y, side * (0.2 if slit else 0.05)
         paint.polygon(
-            pose.at(_ellipse(cx, cy, rx * 1.18, ry * 1.22 + 0.015, tilt=tilt), 0.86),
+            pose.at(_ellipse(cx, cy, rx * 1.2, ry * 1.25 + 0.03, tilt=tilt), 0.86),
             (28, 24, 24),
             "eyes",
         )
         paint.polygon(pose.at(_ellipse(cx, cy, rx, ry, tilt=tilt), 0.87), iris, "eyes")
-        pr = rx * (0.18 if slit else 0.42)
+        pr = rx * (0.22 if slit else 0.45)
         paint.polygon(
             pose.at(_ellipse(cx, cy, pr, min(ry, rx * 0.75) * 0.92, 20), 0.88), (16, 14, 16), "eyes"
         )
@@ -335,8 +343,8 @@ def _whiskers(paint: _Painter, pose: _Pose, face: Face, base):
     if face["whiskers"] != "yes":
         return
     m = face["muzzle"]
-    color = (40, 36, 36, 200) if luminance(base) > 170 else (244, 244, 240, 210)
-    w = max(1, pose.px(0.014))
+    color = (40, 36, 36, 110) if luminance(base) > 170 else (244, 244, 240, 120)
+    w = max(1, pose.px(0.025))
     y0, z = -0.42 - 0.08 * m, 0.9 + 0.4 * m
     for side in (-1.0, 1.0):
         for j, dy in enumerate((0.16, 0.0, -0.16)):
