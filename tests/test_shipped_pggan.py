@@ -12,9 +12,20 @@ import pytest
 import torch
 
 from ganlab.chapters import pggan as chapter
-from ganlab.weights import manifest, verify_sha256
+from ganlab.weights import HERE, manifest, verify_sha256
 
 GROWING = Path(__file__).parents[1] / "book" / "figures" / "pggan_growing.json"
+SHIPPED = (HERE / f"{chapter.SHIPPED}.safetensors").exists()
+needs_weights = pytest.mark.skipif(
+    not SHIPPED,
+    reason="PGGAN weights not shipped yet: ganlab train pggan --profile cpu --out runs/pggan, "
+    "then ganlab ship pggan runs/pggan --n 1000",
+)
+needs_comparison = pytest.mark.skipif(
+    not GROWING.exists(),
+    reason="growing vs fixed not stored yet: python -m ganlab.experiments.pggan_growing train, "
+    "then ... evaluate",
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +39,7 @@ def measured(shipped):
     return chapter.CHAPTER.evaluate_generator(G, meta, n=chapter.RECHECK_N)
 
 
+@needs_weights
 def test_checksum_and_manifest():
     verify_sha256(chapter.SHIPPED)
     meta = manifest(chapter.SHIPPED)
@@ -39,6 +51,7 @@ def test_checksum_and_manifest():
     assert meta["config"]["resolution"] == 32 and meta["config"]["start_level"] == 0
 
 
+@needs_weights
 def test_it_draws_at_every_level(shipped):
     G, meta = shipped
     strip = chapter.level_strip(G, 4, seed=0)
@@ -48,6 +61,7 @@ def test_it_draws_at_every_level(shipped):
     assert x.std(0).mean() > 0.05  # the samples differ (no collapse to one image)
 
 
+@needs_weights
 def test_metrics_agree_with_the_manifest(measured):
     recorded = manifest(chapter.SHIPPED)["manifest"]["metrics"]["recheck"]
     got = measured
@@ -58,6 +72,7 @@ def test_metrics_agree_with_the_manifest(measured):
         assert swd[key] == pytest.approx(value, rel=0.02), (key, swd[key], value)
 
 
+@needs_weights
 def test_samples_beat_an_untrained_generator_and_sit_above_real_vs_real(measured):
     """The shipped G is far from the untrained floor and (honestly) not at the real floor."""
     fd = measured["frechet_distance"]
@@ -79,6 +94,7 @@ def _final(run: dict) -> dict:
     return run["snapshots"][-1]
 
 
+@needs_comparison
 def test_the_stored_comparison_has_equal_budgets():
     result = json.loads(GROWING.read_text())
     growing, fixed = result["runs"]["growing"], result["runs"]["fixed"]
@@ -87,3 +103,12 @@ def test_the_stored_comparison_has_equal_budgets():
     assert _final(growing)["level"] == _final(fixed)["level"] == 3  # both end at 32 px
     assert {s["level"] for s in growing["snapshots"]} == {0, 1, 2, 3}  # it really grew
     assert {s["level"] for s in fixed["snapshots"]} == {3}
+
+
+@needs_comparison
+def test_growing_beats_fixed_size_at_the_same_cpu_time():
+    """The paper's claim (Sec. 2, Fig. 4) at this scale. If a stored run does not reproduce
+    it, keep this as a strict xfail with the lecture's diagnosis, never a looser bound."""
+    result = json.loads(GROWING.read_text())
+    growing, fixed = (_final(result["runs"][k]) for k in ("growing", "fixed"))
+    assert growing["frechet_distance"] < fixed["frechet_distance"], (growing, fixed)

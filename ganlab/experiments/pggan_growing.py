@@ -42,19 +42,24 @@ RUNS = {"growing": 0, "fixed": None}  # start_level (None: the last level)
 SNAPSHOTS = 10
 
 
-def step_costs(profile: str = "cpu", steps: int = 3) -> dict[int, float]:
-    """CPU seconds of one training step at every level (after one warm-up step)."""
+def step_costs(profile: str = "cpu", steps: int = 8, warmup: int = 3) -> dict[int, float]:
+    """CPU seconds of one training step at every level: the median of ``steps`` timed steps
+    after ``warmup`` untimed ones (the first steps of a fresh trainer allocate, and cost
+    several times a later one)."""
+    import statistics
+
     settings = chapter.PROFILES[profile].model
     costs = {}
     for level in range(M.level_of(settings.resolution) + 1):
         recipe, cfg = chapter.recipe_and_config(
-            profile, start_level=level, steps=steps + 1, progress=False, ema_decay=None
+            profile, start_level=level, steps=warmup + steps, progress=False, ema_decay=None
         )
         recipe.n_faces = 256
         trainer = Trainer(recipe, cfg, device="cpu")
         marks: list[float] = []
         trainer.fit(callback=lambda t, marks=marks: marks.append(time.process_time()))
-        costs[level] = (marks[-1] - marks[0]) / steps
+        timed = marks[warmup - 1 :]
+        costs[level] = statistics.median(b - a for a, b in zip(timed, timed[1:]))
     return costs
 
 
