@@ -39,7 +39,7 @@ from ganlab.train.export import load_generator, save_generator
 from ganlab.train.loop import Trainer
 
 RUNS = {"growing": 0, "fixed": None}  # start_level (None: the last level)
-SNAPSHOTS = 10
+SNAPSHOTS = 10  # default; ``--snapshots``
 
 
 def step_costs(profile: str = "cpu", steps: int = 8, warmup: int = 3) -> dict[int, float]:
@@ -51,13 +51,21 @@ def step_costs(profile: str = "cpu", steps: int = 8, warmup: int = 3) -> dict[in
     settings = chapter.PROFILES[profile].model
     costs = {}
     for level in range(M.level_of(settings.resolution) + 1):
+        # a very long planned run keeps the schedule at ``level`` for the measured steps
+        # (a short run would grow to the top level within them)
         recipe, cfg = chapter.recipe_and_config(
-            profile, start_level=level, steps=warmup + steps, progress=False, ema_decay=None
+            profile, start_level=level, steps=10**6, progress=False, ema_decay=0.0
         )
         recipe.n_faces = 256
         trainer = Trainer(recipe, cfg, device="cpu")
         marks: list[float] = []
-        trainer.fit(callback=lambda t, marks=marks: marks.append(time.process_time()))
+
+        def mark(t, marks=marks, stop=warmup + steps):
+            marks.append(time.process_time())
+            if t.step >= stop:
+                t.cfg.steps = t.step  # stop here; the schedule still sees 10**6 steps
+
+        trainer.fit(callback=mark)
         timed = marks[warmup - 1 :]
         costs[level] = statistics.median(b - a for a, b in zip(timed, timed[1:]))
     return costs
@@ -74,7 +82,9 @@ def planned_steps(costs: dict[int, float], budget: float, phase_share: float, to
     return int(budget / per_step)
 
 
-def train(out: Path, budget: float, profile: str = "cpu", only: str | None = None) -> dict:
+def train(
+    out: Path, budget: float, profile: str = "cpu", only: str | None = None, snaps: int = SNAPSHOTS
+) -> dict:
     costs = step_costs(profile)
     settings = chapter.PROFILES[profile].model
     top = M.level_of(settings.resolution)
@@ -88,11 +98,13 @@ def train(out: Path, budget: float, profile: str = "cpu", only: str | None = Non
     for name, start in RUNS.items():
         if not only or name == only:
             start = top if start is None else start
-            run_one(out / name, profile, start, plan[name], budget, costs[start])
+            run_one(out / name, profile, start, plan[name], budget, costs[start], snaps)
     return {"costs": costs, "plan": plan}
 
 
-def run_one(folder: Path, profile: str, start: int, steps: int, budget: float, first: float):
+def run_one(
+    folder: Path, profile: str, start: int, steps: int, budget: float, first: float, snaps: int
+):
     """One run from ``start_level`` for ``steps`` steps or ``budget`` CPU seconds, whichever
     ends first; G's EMA saved at every tenth of the budget (``first``: one step's cost)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +134,7 @@ def run_one(folder: Path, profile: str, start: int, steps: int, budget: float, f
         if clock["start"] is None:
             clock["start"] = now - first  # the first step's cost
         cpu = now - clock["start"]
-        if cpu >= clock["next"] * budget / SNAPSHOTS:
+        if cpu >= clock["next"] * budget / snaps:
             snapshot(t, cpu)
         if cpu >= budget:
             t.cfg.steps = t.step  # stop: the budget is spent
@@ -210,6 +222,7 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=480.0, help="CPU seconds per run")
     p.add_argument("--profile", default="cpu")
     p.add_argument("--only", choices=tuple(RUNS))
+    p.add_argument("--snapshots", type=int, default=SNAPSHOTS, help="G's EMA saved this often")
     p = sub.add_parser("evaluate")
     p.add_argument("--run", default="runs/pggan_growing")
     p.add_argument("--n", type=int, default=500)
@@ -218,7 +231,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "train":
-        print(json.dumps(train(Path(args.out), args.budget, args.profile, args.only)))
+        print(
+            json.dumps(train(Path(args.out), args.budget, args.profile, args.only, args.snapshots))
+        )
     else:
         result = evaluate(Path(args.run), args.n)
         Path(args.json).write_text(json.dumps(result, indent=1))
