@@ -56,7 +56,7 @@ PLAN = (
     ),
     PlannedChapter(
         5, "pggan", "PGGAN", "Karras et al. 2018", "faces",
-        "growing from 4 px to N px with fade-in, live",
+        "growing from 4 px to N px with fade-in, live", "ganlab.chapters.pggan",
     ),
     PlannedChapter(
         6, "stylegan", "StyleGAN", "Karras et al. 2019", "faces",

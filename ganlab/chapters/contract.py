@@ -80,7 +80,7 @@ class Chapter:
     attributes and implement :meth:`recipe` and :meth:`generator`."""
 
     name: str = ""
-    world: str = ""  # "digits" or "birds": which ganlab.evaluation module measures it
+    world: str = ""  # "digits", "birds" or "faces": which ganlab.evaluation module measures it
     profiles: Mapping[str, Profile] = {}
     shipped: str = ""  # the default weights: ganlab/weights/<shipped>.safetensors
     sample_out: str = "samples.png"

@@ -111,7 +111,9 @@ G's first layer          paper: 4x4 conv on the 1x1 latent; code:    the code's 
                          constant) and one bias per channel          channel
 G EMA                    beta 0.999 from step 0                      the loop's EMA: 0.999
                                                                      with a warm-up
-                                                                     min(0.999, (1+t)/(10+t))
+                                                                     min(0.999, (1+t)/(10+t));
+                                                                     chapter 5 scales beta to
+                                                                     its short phases
 minibatch stddev         paper (Sec. 3): std over the minibatch;     groups of 4
                          code: groups of ``mbstd_group_size`` = 4
                          (16 in the 1-GPU v1 preset)
