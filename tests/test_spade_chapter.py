@@ -144,3 +144,18 @@ def test_a_uniform_map_is_washed_out_at_the_input_but_not_by_spade():
 def test_read_map_rejects_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         chapter.read_map(tmp_path / "x.png", 32)
+
+
+def test_paint_puts_a_class_where_the_sliders_say():
+    from ganlab.viz.landscapes import SHAPES, paint
+
+    base = np.zeros((32, 32), np.uint8)
+    box = paint(base, 4, "rectangle", 0.5, 0.5, 0.5, 0.25)
+    assert (box == 4).sum() == 16 * 8 and box[16, 16] == 4 and box[0, 0] == 0
+    below = paint(base, 6, "everything below (horizon)", 0.5, 0.75, 0.1, 0.1)
+    assert (below[24:] == 6).all() and (below[:24] == 0).all()
+    tri = paint(base, 2, SHAPES[2], 0.5, 0.5, 0.5, 0.5)
+    assert (tri == 2).sum(1)[8:24].tolist() == sorted((tri == 2).sum(1)[8:24].tolist())
+    assert base.max() == 0  # a copy: the map painted on is untouched
+    with pytest.raises(ValueError, match="unknown shape"):
+        paint(base, 1, "star", 0.5, 0.5, 0.1, 0.1)

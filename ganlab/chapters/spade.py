@@ -67,7 +67,7 @@ PROFILES = {
     "smoke": Profile(
         SPADESettings(32, 4, 8, 8, "fewer", True, 16, "random", 2, 3, 64), LoopSettings(4, 4, 2)
     ),
-    "cpu": Profile(SPADESettings(64, 16, 16, 16, "fewer", True), LoopSettings(600, 8, 50)),
+    "cpu": Profile(SPADESettings(64, 16, 16, 16, "fewer", True), LoopSettings(450, 8, 50)),
     "gpu": Profile(
         SPADESettings(256, 64, 64, 128, "normal", True, M.Z_DIM, "random", 2, 4, 20000),
         LoopSettings(100000, 32, 200),

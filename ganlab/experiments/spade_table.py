@@ -20,6 +20,7 @@ Run (single-threaded; about 10 CPU-minutes per run)::
     OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train spade --steps 730
     OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train baseline --steps 1220
     python -m ganlab.experiments.spade_table measure --n 500
+    python -m ganlab.experiments.spade_table figure   # book/figures/spade_painted.png
 """
 
 from __future__ import annotations
@@ -96,6 +97,34 @@ def measure(n: int = 500, root: Path = RUNS, out: Path = OUT, shipped: bool = Tr
     return result
 
 
+FIGURE = Path("book/figures/spade_painted.png")
+
+
+def figure(out: Path = FIGURE) -> Path:
+    """The painted-map figure of the shipped weights (the website's static view of the
+    lecture's map painter): the hand-painted map, G's picture of it in four reference
+    styles, and in three random styles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ganlab.chapters.spade import CHAPTER, image_size
+    from ganlab.data.landscapes import Style, painted_map
+    from ganlab.viz.landscapes import painted_figure
+
+    G, _ = CHAPTER.load()
+    styles = [Style("morning", "spring"), Style("noon", "summer"), Style("evening", "autumn"),
+              Style("overcast", "winter")]  # fmt: skip
+    fig = painted_figure(G, painted_map(image_size(G)), styles, seeds=3,
+                         title="SPADE (shipped): a painted map, in four reference styles and "
+                         "three random ones")  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m ganlab.experiments.spade_table")
@@ -106,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("measure")
     m.add_argument("--n", type=int, default=500)
     m.add_argument("--no-shipped", action="store_true")
+    sub.add_parser("figure")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    if args.command == "train":
+    if args.command == "figure":
+        print(f"wrote {figure()}")
+    elif args.command == "train":
         print(json.dumps(train(args.which, args.steps)))
     else:
         print(json.dumps(measure(args.n, shipped=not args.no_shipped), indent=1))

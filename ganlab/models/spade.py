@@ -109,7 +109,10 @@ encoder E input           resized to 256 x 256 (bilinear); 6        the image as
 perceptual term           VGG19 pretrained on ImageNet (a           any ``perceptual_net`` (images
                           torchvision download), images in [-1, 1]  -> feature list); None leaves
                           fed without ImageNet normalisation        the term out (official
-                                                                    ``--no_vgg_loss``)
+                                                                    ``--no_vgg_loss``); the chapter
+                                                                    passes :class:`RandomFeatures`
+                                                                    (frozen random VGG-shaped net),
+                                                                    never the landscape judge
 KL reduction              ``-0.5 * sum(1 + logvar - mu^2 -          the same: the sum over batch and
                           exp(logvar))``: summed over the batch     dims (= B x ``kl_divergence``)
                           (per GPU; the trainer then averages the
@@ -127,6 +130,11 @@ spectral-norm update      ``torch.nn.utils.spectral_norm``: each    PyTorch's pa
                           training forward updates v, then u        u, then v; the same estimate
                                                                     once converged (see below)
 ========================  ========================================  ================================
+
+Also here, not in the official code: :class:`SPADEPainter` (G and E as one module, what the
+chapter ships), :class:`InputMapGenerator` with :class:`NormResnetBlock` (the course's
+baseline: the map only at the input, ordinary BatchNorm after it, at SPADE's widths; pix2pixHD
+stands in that role in the paper) and :class:`RandomFeatures` (the perceptual stand-in).
 
 Init (as ``--init_type xavier --init_variance 0.02``): every conv and linear weight Xavier
 normal with gain 0.02, biases 0, applied before the spectral norm is attached. The gain
