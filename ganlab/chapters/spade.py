@@ -33,6 +33,7 @@ import torch
 
 from ganlab.chapters.contract import Chapter, Profile, split_overrides
 from ganlab.data.landscapes import NUM_CLASSES, SEASONS, TIMES, load_landscapes, to_float
+from ganlab.evaluation.landscapes import style_reference
 from ganlab.models import spade as M
 from ganlab.train.export import ModelSpec
 from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, adam
@@ -67,7 +68,7 @@ PROFILES = {
     "smoke": Profile(
         SPADESettings(32, 4, 8, 8, "fewer", True, 16, "random", 2, 3, 64), LoopSettings(4, 4, 2)
     ),
-    "cpu": Profile(SPADESettings(64, 16, 16, 16, "fewer", True), LoopSettings(450, 8, 50)),
+    "cpu": Profile(SPADESettings(64, 16, 16, 16, "fewer", True), LoopSettings(320, 8, 50)),
     "gpu": Profile(
         SPADESettings(256, 64, 64, 128, "normal", True, M.Z_DIM, "random", 2, 4, 20000),
         LoopSettings(100000, 32, 200),
@@ -282,6 +283,26 @@ def generate(G, labels, seed: int = 0, style_images=None, batch: int = 100) -> t
     return torch.cat(outs).float()
 
 
+def painter(G):
+    """``generate(maps, seed=0, style_images=None)`` bound to G, for the figures."""
+    return lambda labels, seed=0, style_images=None: generate(G, labels, seed, style_images)
+
+
+def map_painter(G, seed: int = 0):
+    """The lecture's "paint a map, get a picture" explorer on G (see
+    :func:`ganlab.viz.landscapes.map_painter`)."""
+    from ganlab.viz.landscapes import map_painter as explorer
+
+    return explorer(painter(G), image_size(G), getattr(G, "use_vae", False), seed=seed)
+
+
+def painted_figure(G, labels, styles, seeds: int = 4, title: str | None = None):
+    """The painted-map figure of G (see :func:`ganlab.viz.landscapes.painted_figure`)."""
+    from ganlab.viz.landscapes import painted_figure as figure
+
+    return figure(painter(G), labels, styles if getattr(G, "use_vae", False) else [], seeds, title)
+
+
 def parse_style(text: str):
     """``"evening,winter"`` -> :class:`~ganlab.data.landscapes.Style` (time, season)."""
     from ganlab.data.landscapes import Style
@@ -293,15 +314,6 @@ def parse_style(text: str):
             f"{', '.join(SEASONS)}, got {text!r}"
         )
     return Style(time=parts[0], season=parts[1])
-
-
-def style_reference(labels, style) -> torch.Tensor:
-    """The world's rendering of map ``labels`` (S, S) in ``style``: (1, 3, S, S) in [-1, 1]
-    (the reference image whose style the encoder reads)."""
-    from ganlab.data.landscapes import render
-
-    image = render(np.asarray(labels, dtype=np.uint8), style)  # (S, S, 3) uint8
-    return to_float(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None])
 
 
 def read_map(path, size: int) -> torch.Tensor:
@@ -436,6 +448,8 @@ __all__ = [
     "SPADESettings",
     "generate",
     "load_generator",
+    "map_painter",
+    "painted_figure",
     "parse_style",
     "read_map",
     "style_reference",

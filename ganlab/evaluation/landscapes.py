@@ -32,10 +32,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganlab.data.landscapes import SEASONS, TIMES, load_landscapes
+from ganlab.data.landscapes import SEASONS, TIMES, load_landscapes, render, to_float
 
 Generate = Callable[..., torch.Tensor]
 DEGRADATIONS = ("half_res", "quarter_res", "blur")
@@ -55,6 +56,13 @@ def degrade(images: torch.Tensor, kind: str) -> torch.Tensor:
         w = k.expand(images.shape[1], 1, 5, 5).to(images)
         return F.conv2d(F.pad(images, (2, 2, 2, 2), mode="replicate"), w, groups=images.shape[1])
     raise ValueError(f"unknown degradation {kind!r}: expected one of {DEGRADATIONS}")
+
+
+def style_reference(labels, style) -> torch.Tensor:
+    """The world's rendering of map ``labels`` (S, S) in ``style``: (1, 3, S, S) in [-1, 1]
+    (the reference image whose style the encoder reads)."""
+    image = render(np.asarray(labels, dtype=np.uint8), style)  # (S, S, 3) uint8
+    return to_float(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None])
 
 
 @functools.lru_cache(maxsize=4)
@@ -117,7 +125,6 @@ def style_following(generate: Generate, labels: torch.Tensor) -> dict:
     """Each map rendered in the four ``STYLE_PAIRS`` as references; G paints each in its
     reference's style; the share of outputs whose mean colour is nearest their own
     reference's among the four (chance 0.25), and the mean colour distance to it."""
-    from ganlab.chapters.spade import style_reference
     from ganlab.data.landscapes import Style
 
     hits, dists = [], []
@@ -218,6 +225,7 @@ __all__ = [
     "evaluate_map_to_image",
     "real_reference",
     "style_following",
+    "style_reference",
     "summary_metrics",
     "world_diversity",
 ]

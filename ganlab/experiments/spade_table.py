@@ -35,6 +35,7 @@ import torch
 
 RUNS = Path("runs/spade_table")
 OUT = Path("book/data/spade_table.json")
+SHIPPED_RUN = Path("runs/spade_cpu")  # ganlab train spade --profile cpu --out runs/spade_cpu
 
 
 def train(which: str, steps: int, root: Path = RUNS) -> dict:
@@ -65,14 +66,51 @@ def train(which: str, steps: int, root: Path = RUNS) -> dict:
     return record
 
 
+def stopped_record(which: str, root: Path = RUNS, logs: Path = Path("runs/logs")) -> dict:
+    """The train record of a run stopped by Ctrl-C before its last step (no cpu.json): the
+    checkpoint's step and wall seconds, and the CPU seconds that ``/usr/bin/time -v`` wrote
+    to its log (``LOGS/table_WHICH.log``)."""
+    import re
+
+    meta = json.loads((root / which / "checkpoint.json").read_text())
+    log = (logs / f"table_{which}.log").read_text()
+    user = float(re.search(r"User time \(seconds\): ([\d.]+)", log).group(1))
+    system = float(re.search(r"System time \(seconds\): ([\d.]+)", log).group(1))
+    return {"steps": meta["step"], "cpu_s": round(user + system, 1),
+            "wall_s": round(meta["seconds"], 1), "threads": 1,
+            "stopped": "by Ctrl-C at the same wall-clock time as the other run"}  # fmt: skip
+
+
+def shipped_record(meta: dict, logs: Path = Path("runs/logs")) -> dict:
+    """The shipped run's steps and wall seconds (its manifest) and CPU seconds: the sum of
+    ``/usr/bin/time -v`` over the logs of its parts (``LOGS/spade_cpu*.log``; the run was
+    stopped and resumed on a busy machine), when they are here."""
+    import re
+
+    record = {"steps": meta["manifest"]["steps"], "wall_s": meta["manifest"]["seconds"]}
+    cpu = 0.0
+    for log in sorted(logs.glob("spade_cpu*.log")):
+        text = log.read_text()
+        for key in ("User", "System"):
+            found = re.search(key + r" time \(seconds\): ([\d.]+)", text)
+            cpu += float(found.group(1)) if found else 0.0
+    if cpu:
+        record["cpu_s"] = round(cpu, 1)
+    return record
+
+
 def measure(n: int = 500, root: Path = RUNS, out: Path = OUT, shipped: bool = True) -> dict:
     """The landscapes protocol on both runs (and the shipped VAE weights): one JSON."""
     from ganlab.chapters.spade import CHAPTER, generate, image_size
     from ganlab.evaluation.landscapes import evaluate_map_to_image
 
-    runs = {k: root / k / "generator.safetensors" for k in ("spade", "baseline")}
-    if shipped:
-        runs["spade_vae_shipped"] = None
+    runs = {}
+    for k in ("spade", "baseline"):  # a stopped run: its last checkpoint
+        exported = root / k / "generator.safetensors"
+        runs[k] = exported if exported.exists() else root / k / "checkpoint.safetensors"
+    if shipped:  # the shipped weights, or the run they were shipped from (the same tensors)
+        run_file = SHIPPED_RUN / "generator.safetensors"
+        runs["spade_vae_shipped"] = run_file if run_file.exists() else None
     result = {"n": n, "runs": {}}
     for name, path in runs.items():
         G, meta = CHAPTER.load(path)
@@ -84,10 +122,16 @@ def measure(n: int = 500, root: Path = RUNS, out: Path = OUT, shipped: bool = Tr
             multimodal=G.use_vae,
             diversity=True,
         )
-        cpu = json.loads((path.parent / "cpu.json").read_text()) if path else None
+        cpu = None
+        if path is not None and name != "spade_vae_shipped":
+            cpu_file = path.parent / "cpu.json"
+            cpu = (json.loads(cpu_file.read_text()) if cpu_file.exists()
+                   else stopped_record(path.parent.name, root))  # fmt: skip
         result["runs"][name] = {
-            "weights": str(path) if path else "shipped: ganlab/weights/spade.safetensors",
-            "train": cpu or {k: meta["manifest"].get(k) for k in ("steps", "cpu_seconds")},
+            "weights": "shipped: ganlab/weights/spade.safetensors"
+            if name == "spade_vae_shipped"
+            else str(path),
+            "train": cpu or shipped_record(meta),
             "config": meta["config"],
             "eval_seconds": round(time.perf_counter() - t0, 1),
             **metrics,
@@ -109,9 +153,8 @@ def figure(out: Path = FIGURE) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ganlab.chapters.spade import CHAPTER, image_size
+    from ganlab.chapters.spade import CHAPTER, image_size, painted_figure
     from ganlab.data.landscapes import Style, painted_map
-    from ganlab.viz.landscapes import painted_figure
 
     G, _ = CHAPTER.load()
     styles = [Style("morning", "spring"), Style("noon", "summer"), Style("evening", "autumn"),

@@ -84,18 +84,19 @@ def styles_figure(labels, styles: list[Style], instances=None, title: str | None
     return fig
 
 
-def painted_figure(G, labels, styles: list[Style], seeds: int = 4, title: str | None = None):
-    """SPADE's demo as one figure: a (painted) map; G's picture of it in the style of each of
+def painted_figure(generate, labels, styles: list[Style], seeds: int = 4, title=None):
+    """SPADE's demo as one figure: a (painted) map; the picture
+    ``generate(maps, seed=..., style_images=...)`` paints of it in the style of each of
     ``styles`` (the world's rendering of the map in that style is the encoder's reference,
-    drawn small above it); then ``seeds`` pictures from random styles z ~ N(0, I)."""
+    drawn above it); then ``seeds`` pictures from random styles z ~ N(0, I)."""
     import matplotlib.pyplot as plt
 
-    from ganlab.chapters.spade import generate, style_reference
+    from ganlab.evaluation.landscapes import style_reference
 
     labels = torch.as_tensor(np.asarray(labels)).long()
     refs = torch.cat([style_reference(labels, s) for s in styles]) if styles else None
-    styled = generate(G, labels.expand(len(styles), -1, -1), style_images=refs) if styles else []
-    free = generate(G, labels.expand(seeds, -1, -1), seed=0) if seeds else []
+    styled = generate(labels.expand(len(styles), -1, -1), style_images=refs) if styles else []
+    free = generate(labels.expand(seeds, -1, -1), seed=0) if seeds else []
     cols = 1 + len(styles) + seeds
     fig, axes = plt.subplots(2, cols, figsize=(1.7 * cols, 3.8), squeeze=False)
     for ax in axes.flat:
@@ -142,18 +143,19 @@ def paint(labels: np.ndarray, cls: int, shape: str, x: float, y: float, w: float
     return out
 
 
-def map_painter(G, start=None, seed: int = 0):
+def map_painter(generate, size: int, vae: bool, start=None, seed: int = 0):
     """Paint a map, get a picture: pick a class and a shape, place it with the sliders and
-    press "paint"; G redraws. The style: a random z (seed slider) or the encoder's reading of
-    the world's rendering of your map at a time of day and season. "undo" and "reset" undo."""
+    press "paint"; ``generate(maps, seed=..., style_images=...)`` (a size-``size`` G)
+    redraws. The style: a random z (seed slider) or, with an encoder (``vae``), the
+    encoder's reading of the world's rendering of your map at a time of day and season.
+    "undo" and "reset" undo."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from ganlab.chapters.spade import generate, image_size, style_reference
     from ganlab.data.landscapes import SEASONS, TIMES, painted_map
+    from ganlab.evaluation.landscapes import style_reference
 
-    size = image_size(G)
     first = painted_map(size) if start is None else np.asarray(start, dtype=np.uint8)
     history = [first.copy()]
     cls = widgets.Dropdown(options=list(zip(CLASSES, range(len(CLASSES)))), value=3,
@@ -162,7 +164,6 @@ def map_painter(G, start=None, seed: int = 0):
     sl = {k: widgets.FloatSlider(value=v, min=0, max=1, step=0.02, description=k,
                                  continuous_update=False)
           for k, v in (("x", 0.5), ("y", 0.3), ("w", 0.3), ("h", 0.2))}  # fmt: skip
-    vae = getattr(G, "use_vae", False)
     style_opts = ["random z"] + [f"{t}, {s}" for t in TIMES for s in SEASONS] if vae else ["-"]
     style = widgets.Dropdown(options=style_opts, description="style")
     seed_w = widgets.IntSlider(value=seed, min=0, max=99, description="seed")
@@ -174,9 +175,9 @@ def map_painter(G, start=None, seed: int = 0):
         if vae and style.value != "random z":
             t, s = (p.strip() for p in style.value.split(","))
             ref = style_reference(labels, Style(time=t, season=s))
-            image = generate(G, labels[None], style_images=ref)[0]
+            image = generate(labels[None], style_images=ref)[0]
         else:
-            image = generate(G, labels[None], seed=seed_w.value)[0]
+            image = generate(labels[None], seed=seed_w.value)[0]
         out.clear_output(wait=True)
         with out:
             fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
