@@ -436,7 +436,7 @@ class SPADEChapter(Chapter):
 
     def ship_target(self, meta, args: argparse.Namespace):
         variant = meta.get("config", {}).get("variant", "spade")
-        return (SHIPPED if variant == "spade" else f"{SHIPPED}_{variant}"), False
+        return (SHIPPED if variant == "spade" else f"{SHIPPED}_{variant}"), True  # float16
 
 
 CHAPTER = SPADEChapter()

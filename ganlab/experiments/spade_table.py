@@ -20,6 +20,7 @@ Run (single-threaded; about 10 CPU-minutes per run)::
     OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train spade --steps 730
     OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train baseline --steps 1220
     python -m ganlab.experiments.spade_table measure --n 500
+    (or, in parallel, measure --n 500 --only NAME for each run, then merge)
     python -m ganlab.experiments.spade_table figure   # book/figures/spade_painted.png
 """
 
@@ -99,8 +100,12 @@ def shipped_record(meta: dict, logs: Path = Path("runs/logs")) -> dict:
     return record
 
 
-def measure(n: int = 500, root: Path = RUNS, out: Path = OUT, shipped: bool = True) -> dict:
-    """The landscapes protocol on both runs (and the shipped VAE weights): one JSON."""
+def measure(
+    n: int = 500, root: Path = RUNS, out: Path = OUT, shipped: bool = True, only=None
+) -> dict:
+    """The landscapes protocol on both runs (and the shipped VAE weights): one JSON. With
+    ``only`` (a run's name) just that run, into OUT's folder as ``spade_table.NAME.json``
+    (``merge`` joins them: the runs can be measured in parallel)."""
     from ganlab.chapters.spade import CHAPTER, generate, image_size
     from ganlab.evaluation.landscapes import evaluate_map_to_image
 
@@ -111,6 +116,9 @@ def measure(n: int = 500, root: Path = RUNS, out: Path = OUT, shipped: bool = Tr
     if shipped:  # the shipped weights, or the run they were shipped from (the same tensors)
         run_file = SHIPPED_RUN / "generator.safetensors"
         runs["spade_vae_shipped"] = run_file if run_file.exists() else None
+    if only is not None:
+        runs = {only: runs[only]}
+        out = out.with_name(f"{out.stem}.{only}.json")
     result = {"n": n, "runs": {}}
     for name, path in runs.items():
         G, meta = CHAPTER.load(path)
@@ -138,6 +146,19 @@ def measure(n: int = 500, root: Path = RUNS, out: Path = OUT, shipped: bool = Tr
         }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def merge(out: Path = OUT, names=("spade", "baseline", "spade_vae_shipped")) -> dict:
+    """Join the per-run JSONs of ``measure --only`` into OUT (and remove them)."""
+    parts = [out.with_name(f"{out.stem}.{k}.json") for k in names]
+    docs = [json.loads(p.read_text()) for p in parts]
+    if len({d["n"] for d in docs}) != 1:
+        raise ValueError(f"the parts measured different n: {[d['n'] for d in docs]}")
+    result = {"n": docs[0]["n"], "runs": {k: v for d in docs for k, v in d["runs"].items()}}
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    for p in parts:
+        p.unlink()
     return result
 
 
@@ -178,15 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("measure")
     m.add_argument("--n", type=int, default=500)
     m.add_argument("--no-shipped", action="store_true")
+    m.add_argument("--only", choices=("spade", "baseline", "spade_vae_shipped"))
+    sub.add_parser("merge")
     sub.add_parser("figure")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "figure":
         print(f"wrote {figure()}")
+    elif args.command == "merge":
+        print(json.dumps(merge(), indent=1))
     elif args.command == "train":
         print(json.dumps(train(args.which, args.steps)))
     else:
-        print(json.dumps(measure(args.n, shipped=not args.no_shipped), indent=1))
+        print(json.dumps(measure(args.n, shipped=not args.no_shipped, only=args.only), indent=1))
     return 0
 
 
