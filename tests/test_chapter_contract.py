@@ -24,7 +24,7 @@ PROFILE_NAMES = ("smoke", "cpu", "gpu")
 @pytest.mark.parametrize("name", WRITTEN)
 def test_every_chapter_declares_the_contract(name):
     chapter = get_chapter(name)
-    assert isinstance(chapter, Chapter) and chapter.world in ("digits", "birds")
+    assert isinstance(chapter, Chapter) and chapter.world in ("digits", "birds", "landscapes")
     assert set(chapter.profiles) == set(PROFILE_NAMES)
     for profile in chapter.profiles.values():
         assert isinstance(profile, Profile) and isinstance(profile.loop, LoopSettings)
@@ -38,6 +38,8 @@ def runs_of(name: str, profile: str, tmp_path) -> list[tuple[Recipe, TrainConfig
     small = dict(steps=2, batch_size=2, compile=False, progress=False, ema_decay=None)
     if chapter.world == "birds":
         small["n_birds"] = 8
+    if chapter.world == "landscapes":
+        small["n_train"] = 8
     if name != "stackgan":
         return [chapter.recipe(profile, **small)]
     stage1 = chapter.recipe(profile, 1, **small)

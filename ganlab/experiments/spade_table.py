@@ -152,6 +152,7 @@ def measure(
 def merge(out: Path = OUT, names=("spade", "baseline", "spade_vae_shipped")) -> dict:
     """Join the per-run JSONs of ``measure --only`` into OUT (and remove them)."""
     parts = [out.with_name(f"{out.stem}.{k}.json") for k in names]
+    parts = [p for p in parts if p.exists() or p.stem.endswith(("spade", "baseline"))]
     docs = [json.loads(p.read_text()) for p in parts]
     if len({d["n"] for d in docs}) != 1:
         raise ValueError(f"the parts measured different n: {[d['n'] for d in docs]}")
