@@ -63,8 +63,8 @@ class SPADESettings:
     n_train: int = 4000
 
 
-# smoke: seconds on 2 cores; cpu: about 4.5 CPU-minutes at 64 px (266 s measured for the shipped run,
-# one thread); gpu: the paper's sizes.
+# smoke: seconds on 2 cores; cpu: about 4.5 CPU-minutes at 64 px (266 s measured for the
+# shipped run, one thread); gpu: the paper's sizes.
 PROFILES = {
     "smoke": Profile(
         SPADESettings(32, 4, 8, 8, "fewer", True, 16, "random", 2, 3, 64), LoopSettings(4, 4, 2)
