@@ -19,12 +19,13 @@ from ganlab.train.export import ModelSpec, load_generator, save_generator
 from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
 
 PROFILE_NAMES = ("smoke", "cpu", "gpu")
+WORLDS = ("digits", "birds", "faces", "landscapes")
 
 
 @pytest.mark.parametrize("name", WRITTEN)
 def test_every_chapter_declares_the_contract(name):
     chapter = get_chapter(name)
-    assert isinstance(chapter, Chapter) and chapter.world in ("digits", "birds", "faces")
+    assert isinstance(chapter, Chapter) and chapter.world in WORLDS
     assert set(chapter.profiles) == set(PROFILE_NAMES)
     for profile in chapter.profiles.values():
         assert isinstance(profile, Profile) and isinstance(profile.loop, LoopSettings)
@@ -40,6 +41,8 @@ def runs_of(name: str, profile: str, tmp_path) -> list[tuple[Recipe, TrainConfig
         small["n_birds"] = 8
     if chapter.world == "faces":
         small["n_faces"] = 8
+    if chapter.world == "landscapes":
+        small["n_train"] = 8
     if name != "stackgan":
         return [chapter.recipe(profile, **small)]
     stage1 = chapter.recipe(profile, 1, **small)

@@ -64,7 +64,7 @@ PLAN = (
     ),
     PlannedChapter(
         7, "spade", "SPADE", "Park et al. 2019", "landscapes",
-        "paint a semantic map, get an image; multi-modal styles",
+        "paint a semantic map, get an image; multi-modal styles", "ganlab.chapters.spade",
     ),
     PlannedChapter(
         8, "stargan-v2", "StarGAN v2", "Choi et al. 2020", "faces in domains",

@@ -109,7 +109,10 @@ encoder E input           resized to 256 x 256 (bilinear); 6        the image as
 perceptual term           VGG19 pretrained on ImageNet (a           any ``perceptual_net`` (images
                           torchvision download), images in [-1, 1]  -> feature list); None leaves
                           fed without ImageNet normalisation        the term out (official
-                                                                    ``--no_vgg_loss``)
+                                                                    ``--no_vgg_loss``); the chapter
+                                                                    passes :class:`RandomFeatures`
+                                                                    (frozen random VGG-shaped net),
+                                                                    never the landscape judge
 KL reduction              ``-0.5 * sum(1 + logvar - mu^2 -          the same: the sum over batch and
                           exp(logvar))``: summed over the batch     dims (= B x ``kl_divergence``)
                           (per GPU; the trainer then averages the
@@ -127,6 +130,11 @@ spectral-norm update      ``torch.nn.utils.spectral_norm``: each    PyTorch's pa
                           training forward updates v, then u        u, then v; the same estimate
                                                                     once converged (see below)
 ========================  ========================================  ================================
+
+Also here, not in the official code: :class:`SPADEPainter` (G and E as one module, what the
+chapter ships), :class:`InputMapGenerator` with :class:`NormResnetBlock` (the course's
+baseline: the map only at the input, ordinary BatchNorm after it, at SPADE's widths; pix2pixHD
+stands in that role in the paper) and :class:`RandomFeatures` (the perceptual stand-in).
 
 Init (as ``--init_type xavier --init_variance 0.02``): every conv and linear weight Xavier
 normal with gain 0.02, biases 0, applied before the spectral norm is attached. The gain
@@ -991,3 +999,173 @@ def build_schedulers(optimizer_g, optimizer_d, niter: int, niter_decay: int):
         torch.optim.lr_scheduler.LambdaLR(optimizer_g, factor),
         torch.optim.lr_scheduler.LambdaLR(optimizer_d, factor),
     )
+
+
+# --------------------------------------------------------------------------------------
+# What the chapter trains and ships: G with its encoder; the baseline; a perceptual stand-in
+# --------------------------------------------------------------------------------------
+
+
+class SPADEPainter(nn.Module):
+    """G together with its style encoder E (VAE mode), as one module to train and ship.
+
+    ``painter(segmap)``: G's image; in VAE mode with z ~ N(0, I) (``generator`` seeds it),
+    or with ``z`` given, or with the style of ``style_image`` (E's mean, mu: a deterministic
+    style; the official test code samples z around it). Without E, G alone (no z).
+    """
+
+    def __init__(self, generator: SPADEGenerator, encoder: ConvEncoder | None = None):
+        super().__init__()
+        if generator.use_vae != (encoder is not None):
+            raise ValueError(
+                "a VAE-mode generator needs its encoder, and only a VAE-mode one takes one: "
+                f"use_vae={generator.use_vae}, encoder given: {encoder is not None}"
+            )
+        self.netG, self.netE = generator, encoder
+        self.use_vae, self.label_nc = generator.use_vae, generator.label_nc
+        self.image_size = generator.image_size
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image (B, 3, H, W) in [-1, 1] -> mu, logvar (B, z_dim) (VAE mode only)."""
+        if self.netE is None:
+            raise ValueError("this generator has no style encoder (it was trained without VAE)")
+        return self.netE(image)
+
+    def forward(self, segmap, z=None, style_image=None, generator=None) -> torch.Tensor:
+        if style_image is not None:
+            if z is not None:
+                raise ValueError("give z or style_image, not both")
+            z = self.encode(style_image)[0]  # (B, z_dim): the style's mean
+        if self.use_vae:
+            return self.netG(segmap, z, generator)
+        if z is not None:
+            raise ValueError("z and style_image need a VAE-mode generator (use_vae=True)")
+        return self.netG(segmap)
+
+
+class NormResnetBlock(nn.Module):
+    """The SPADE ResBlk with ordinary BatchNorm (learned affine, blind to the map) in place of
+    every SPADE: the baseline's block. x (B, fin, H, W) -> (B, fout, H, W)."""
+
+    def __init__(self, fin: int, fout: int, spectral: bool = True):
+        super().__init__()
+        self.learned_shortcut = fin != fout
+        fmiddle = min(fin, fout)
+        self.norm_0, self.conv_0 = nn.BatchNorm2d(fin), _conv(fin, fmiddle, 3, padding=1)
+        self.norm_1, self.conv_1 = nn.BatchNorm2d(fmiddle), _conv(fmiddle, fout, 3, padding=1)
+        convs = [self.conv_0, self.conv_1]
+        if self.learned_shortcut:
+            self.norm_s, self.conv_s = nn.BatchNorm2d(fin), _conv(fin, fout, 1, bias=False)
+            convs.append(self.conv_s)
+        if spectral:
+            for conv in convs:
+                apply_spectral_norm(conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_s = self.conv_s(self.norm_s(x)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x), LEAKY_SLOPE))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx), LEAKY_SLOPE))
+        return x_s + dx
+
+
+class InputMapGenerator(nn.Module):
+    """The baseline of the paper's Table 1 argument: the map enters ONLY at the input and
+    every later layer normalises with ordinary BatchNorm (pix2pixHD's design, at SPADE's
+    widths). segmap (B, label_nc, H, W) -> image (B, 3, H, W).
+
+    Encoder: conv3x3 (label_nc -> nf) BN LReLU at full size, then stride-2 conv3x3 + BN +
+    LReLU halving the size and doubling the width (at most 16 nf) down to SPADE's start
+    size (H / 2**num_up); then SPADE's trunk (head_0, G_middle_0, G_middle_1, up_0 ... up_3,
+    conv_img, tanh) with :class:`NormResnetBlock` in place of the SPADE ResBlks.
+    """
+
+    def __init__(
+        self,
+        label_nc: int,
+        image_size=256,
+        ngf: int = NGF,
+        num_upsampling_layers: str = "normal",
+        spectral: bool = True,
+    ):
+        super().__init__()
+        self.label_nc, self.ngf = _check_width(label_nc, "label_nc"), _check_width(ngf, "ngf")
+        self.use_instance, self.use_vae, self.semantic_nc = False, False, label_nc
+        self.mode = check_choice(
+            num_upsampling_layers, ("fewer", "normal", "more"), "num_upsampling_layers"
+        )
+        self.num_up = NUM_UPSAMPLING[self.mode]
+        self.image_size = _image_hw(image_size)
+        h, w = self.image_size
+        if h % 2**self.num_up or w % 2**self.num_up:
+            raise ValueError(f"image_size {self.image_size} must be divisible by 2**{self.num_up}")
+        nf = ngf
+        widths = [nf * min(2**i, 16) for i in range(self.num_up + 1)]  # nf ... 16 nf at start
+        layers = [_conv(label_nc, nf, 3, padding=1), nn.BatchNorm2d(nf), nn.LeakyReLU(LEAKY_SLOPE)]
+        for a, b in zip(widths, widths[1:]):
+            layers += [_conv(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(LEAKY_SLOPE)]
+        self.encoder = nn.Sequential(*layers)  # (B, 16 nf, H / 2**num_up, W / 2**num_up)
+        self.fc = _conv(widths[-1], 16 * nf, 3, padding=1)
+        self.head_0 = NormResnetBlock(16 * nf, 16 * nf, spectral)
+        self.G_middle_0 = NormResnetBlock(16 * nf, 16 * nf, spectral)
+        self.G_middle_1 = NormResnetBlock(16 * nf, 16 * nf, spectral)
+        self.up_0 = NormResnetBlock(16 * nf, 8 * nf, spectral)
+        self.up_1 = NormResnetBlock(8 * nf, 4 * nf, spectral)
+        self.up_2 = NormResnetBlock(4 * nf, 2 * nf, spectral)
+        self.up_3 = NormResnetBlock(2 * nf, nf, spectral)
+        self.conv_img = _conv(nf, 3, 3, padding=1)
+
+    def forward(self, segmap: torch.Tensor) -> torch.Tensor:
+        check_segmap(segmap, self.label_nc, False, self.image_size,
+                     values=values_checkable(segmap, self.training))  # fmt: skip
+        x = self.fc(self.encoder(segmap))  # (B, 16 nf, s, s)
+
+        def x2(t: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(t, scale_factor=2, mode="nearest")
+
+        x = self.head_0(x)
+        if self.num_up >= 5:
+            x = x2(x)
+        x = self.G_middle_0(x)
+        if self.num_up >= 6:
+            x = x2(x)
+        x = self.G_middle_1(x)
+        for block in (self.up_0, self.up_1, self.up_2, self.up_3):
+            x = block(x2(x))
+        return torch.tanh(self.conv_img(F.leaky_relu(x, LEAKY_SLOPE)))
+
+
+class RandomFeatures(nn.Module):
+    """The stand-in for VGG19 in the perceptual term when no VGG19 weights are on disk: a
+    FROZEN VGG-shaped conv net with fixed random weights (seed ``seed``, He-normal), images
+    (B, 3, H, W) in [-1, 1] -> 5 feature maps after ReLU, at full, 1/2, 1/4, 1/8, 1/16 size
+    (the places of relu1_1 ... relu5_1). Random conv features still measure local structure
+    and colour at several scales (they are the "random network" baseline of perceptual
+    losses); they know nothing about landscapes and share nothing with the judge.
+    """
+
+    def __init__(self, width: int = 16, seed: int = 0):
+        super().__init__()
+        self.width, self.seed = _check_width(width, "width"), int(seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        widths = [3] + [width * min(2**i, 8) for i in range(5)]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths, widths[1:])
+        )
+        for conv in self.convs:
+            fan_in = conv.in_channels * 9
+            conv.weight.data = torch.randn(conv.weight.shape, generator=gen) * (2 / fan_in) ** 0.5
+            conv.bias.data.zero_()
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):  # frozen: always in eval mode
+        return super().train(False)
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        features, x = [], image
+        for i, conv in enumerate(self.convs):
+            if i:
+                x = F.avg_pool2d(x, 2)
+            x = F.relu(conv(x))
+            features.append(x)
+        return features
