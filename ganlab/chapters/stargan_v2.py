@@ -29,12 +29,12 @@ Scaled values (the model's deviations table has the rest):
 what                   paper / official code               this chapter (cpu profile)
 =====================  ==================================  ====================================
 image size             256 px                              32 px (smoke 16, gpu 64)
-widths                 ``dim_in`` 2**14 / S, cap 512       dim_in 32, cap 128 (G 32-64-128)
+widths                 ``dim_in`` 2**14 / S, cap 512       dim_in 16, cap 64 (G 16-32-64)
 G's down/up blocks     log2(S) - 4 (bottleneck at S/16)    2 (bottleneck at S/4 = 8 px): one
                                                            block would keep 16 px, too little
                                                            room to redraw ears and muzzles
 F's hidden width       512                                 256
-iterations, ds_iter    100k, 100k                          8,000, 8,000 (0.8 s each on one
+iterations, ds_iter    100k, 100k                          4,000, 4,000 (~0.4 s each on one
                                                            CPU thread; gpu profile 100k)
 batch                  8                                   8 (the trap: 4 trains badly)
 lambda_ds              2 (AFHQ), 1 (CelebA-HQ)             2 (the faces world is AFHQ's analogue)
@@ -72,8 +72,8 @@ class StarGANSettings:
     PER DOMAIN."""
 
     img_size: int = 32
-    dim_in: int | None = 32
-    max_conv_dim: int = 128
+    dim_in: int | None = 16
+    max_conv_dim: int = 64
     repeat_num: int | None = 2
     hidden_dim: int = 256
     latent_dim: int = M.LATENT_DIM
@@ -83,12 +83,13 @@ class StarGANSettings:
     n_faces: int = 3000
 
 
-# smoke: seconds on 2 cores; cpu: 8,000 iterations at 32 px (0.8 s each on one CPU thread
-# of the course machine, ~1.8 h; minutes on a GPU); gpu: 64 px, the official cap (512) and F,
-# the first width 64 as at 256 px (the official formula would give 256 at 64 px).
+# smoke: seconds on 2 cores; cpu: 4,000 iterations at 32 px, ~0.35-0.5 s each on one CPU
+# thread of the course machine (0.52 s measured while the machine was busy): 25-35 CPU-minutes;
+# gpu: 64 px, the official cap (512) and F, the first width 64 as at 256 px (the official
+# formula would give 256 at 64 px).
 PROFILES = {
     "smoke": Profile(StarGANSettings(16, 8, 16, 1, 32, 8, 16, n_faces=64), LoopSettings(4, 8, 2)),
-    "cpu": Profile(StarGANSettings(), LoopSettings(8000, 8, 50)),
+    "cpu": Profile(StarGANSettings(), LoopSettings(4000, 8, 50)),
     "gpu": Profile(
         StarGANSettings(64, 64, M.MAX_CONV_DIM, None, M.HIDDEN_DIM, n_faces=5000),
         LoopSettings(100_000, 8, 200),
@@ -101,8 +102,8 @@ class StarGANRecipe(Recipe):
     """StarGAN v2 (Choi et al. 2020) on the faces world; see the module docstring."""
 
     img_size: int = 32
-    dim_in: int | None = 32
-    max_conv_dim: int = 128
+    dim_in: int | None = 16
+    max_conv_dim: int = 64
     repeat_num: int | None = 2
     hidden_dim: int = 256
     latent_dim: int = M.LATENT_DIM
