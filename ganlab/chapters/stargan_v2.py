@@ -349,6 +349,47 @@ def reference_grid(T, sources, refs, ref_domains) -> torch.Tensor:
     return torch.cat(rows)
 
 
+def explorer(T, n_sources: int = 12, n_refs: int = 8):
+    """The lecture's explorer: pick a source (held-out face), a target domain, and a seed
+    (latent-guided) or a reference of that domain (reference-guided); shows source, output
+    and, for a reference, the reference. Needs ipywidgets."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from ganlab.viz.grids import show_grid
+
+    size = T.img_size
+    sources = held_out_sources(n_sources, size)
+    refs = {d: references(n_refs, size, d) for d in DOMAINS}
+    source = widgets.IntSlider(0, 0, n_sources - 1, description="source")
+    domain = widgets.Dropdown(options=list(DOMAINS), value="dog", description="into")
+    mode = widgets.ToggleButtons(options=["seed", "reference"], description="style from")
+    pick = widgets.IntSlider(0, 0, 99, description="seed / ref")
+    out = widgets.Output()
+
+    def draw(*_):
+        out.clear_output(wait=True)
+        x = sources[source.value : source.value + 1]
+        if mode.value == "seed":
+            images = torch.cat([x, translate(T, x, domain.value, seed=pick.value)])
+            title = f"source -> {domain.value}, seed {pick.value}"
+        else:
+            ref = refs[domain.value][pick.value % n_refs][None]
+            images = torch.cat([x, translate(T, x, domain.value, references=ref), ref])
+            title = f"source -> {domain.value} in the style of reference {pick.value % n_refs}"
+        with out:
+            fig, ax = plt.subplots(figsize=(1.6 * len(images), 2))
+            show_grid(images, nrow=len(images), ax=ax, title=title)
+            display(fig)
+            plt.close(fig)
+
+    for w in (source, domain, mode, pick):
+        w.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([source, domain]), widgets.HBox([mode, pick]), out])
+
+
 # ------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def translate_pairs(T, n: int, mode: str = "latent", outs: int = EVAL_OUTS, seed: int = 0):
@@ -575,6 +616,7 @@ __all__ = [
     "StarGANSettings",
     "diversity",
     "evaluate_translation",
+    "explorer",
     "latent_grid",
     "load_translator",
     "reference_grid",
