@@ -63,6 +63,14 @@ def test_translate_and_grids(run):
     assert per_row == 3 and images.shape == (3 + 3 * 2 * 3, 3, 16, 16)
     with pytest.raises(ValueError, match="unknown domain 'fox'"):
         chapter.translate(T, x, "fox")
+    foxes = chapter.kind_references(3, 16, "fox")
+    from ganlab.evaluation.faces import face_judge
+
+    assert face_judge().domain_probs(foxes).argmax(1).tolist() == [2, 2, 2]  # wild
+    pay, labels = chapter.payoff_figure(T, n=3)
+    assert pay.shape == (12, 3, 16, 16) and len(labels) == 4 and torch.equal(pay[9:], foxes)
+    with pytest.raises(ValueError, match="unknown kind 'unicorn'"):
+        chapter.kind_references(1, 16, "unicorn")
 
 
 def _same_nets(seed: int = 0):
@@ -179,6 +187,11 @@ def test_sample_evaluate_and_bench_commands(run, tmp_path, capsys):
     assert Image.open(png).size == (3 * 18 + 2, 2 * 18 + 2)
     assert main([*base, "--reference", str(tmp_path / "missing.png")]) == 2
     assert "--reference" in capsys.readouterr().err
+    (tmp_path / "notes.png").write_text("not an image")
+    assert main([*base, "--reference", str(tmp_path / "notes.png")]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+    assert main([*base, "--reference", str(ref), "--domain", "dog", "--domain", "cat"]) == 2
+    assert "one per --reference" in capsys.readouterr().err
     assert main([*base, "--domain", "fox"]) == 2  # argparse names the choices
     assert "invalid choice" in capsys.readouterr().err
     assert main(["evaluate", "stargan-v2", "--weights", weights, "--n", "2", "--json"]) == 0

@@ -326,6 +326,36 @@ def references(n: int, size: int, domain: str) -> torch.Tensor:
     return load_faces(n, "reference", size=size, domain=domain, progress=False).float_images()
 
 
+def kind_references(n: int, size: int, kind: str = "fox") -> torch.Tensor:
+    """``n`` faces of one kind (``fox``, ``wolf``, ``lion``...) from its domain's reference
+    set, as floats (the world knows each face's kind)."""
+    from ganlab.data.faces import KIND_DOMAIN, KINDS, load_faces
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
+    pool = load_faces(40 * n, "reference", size=size, domain=KIND_DOMAIN[kind], progress=False)
+    idx = (pool.factor("kind") == KINDS.index(kind)).nonzero().flatten()[:n]
+    if len(idx) < n:
+        raise ValueError(f"only {len(idx)} {kind} faces among {len(pool)} references")
+    return pool.float_images(idx)
+
+
+@torch.no_grad()
+def payoff_figure(T, n: int = 6, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """The chapter's payoff: ``n`` held-out cats, then the same cats as dogs (latent-guided,
+    ``seed``), then as foxes (reference-guided: each in the style of a fox from the wild
+    reference set, shown in the last row). -> (images (4 n, 3, S, S), row labels)."""
+    cats = held_out_sources(n, T.img_size, "cat")
+    foxes = kind_references(n, T.img_size, "fox")
+    rows = [
+        cats,
+        translate(T, cats, "dog", seed=seed),
+        translate(T, cats, "wild", references=foxes),
+        foxes,
+    ]
+    return torch.cat(rows), ["cats", "-> dog", "-> fox (ref.)", "fox refs"]
+
+
 @torch.no_grad()
 def latent_grid(T, sources, seeds=(0, 1, 2)) -> tuple[torch.Tensor, int]:
     """Each source into each domain with several z: rows = the sources, then for every
@@ -618,7 +648,9 @@ __all__ = [
     "evaluate_translation",
     "explorer",
     "latent_grid",
+    "kind_references",
     "load_translator",
+    "payoff_figure",
     "reference_grid",
     "summary_metrics",
     "translate",

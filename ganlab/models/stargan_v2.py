@@ -91,6 +91,14 @@ idle nets in a step    gradients computed, then not stepped (D in   frozen
 R1 precision           whatever the forward runs in                 fp32, autocast off
                                                                     (``ganlab.nn.r1_penalty``)
 loss parts             ``.item()`` floats (a host sync each)        detached 0-d tensors
+loss arithmetic        the forward's dtype                          float32 (bf16 autocast on
+                                                                    CUDA: logits, L1 terms)
+label range check      none: a bad label fails in the indexing      on CPU tensors only (no
+                       (IndexError; a device assert on CUDA)        GPU host sync in a step)
+G, F, E for synthesis  three nets, three EMA copies                 also :class:`Translator`
+                                                                    (G, F, E in one module:
+                                                                    the course loop averages
+                                                                    and exports it)
 domain labels y        LongTensor (B,)                              LongTensor (B,) or an int
 =====================  ===========================================  ==========================
 
