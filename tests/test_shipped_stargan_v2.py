@@ -63,12 +63,23 @@ def test_metrics_agree_with_the_manifest(measured):
 
 
 @needs_weights
-def test_the_payoff_domain_accuracy_above_chance_and_the_pose_survives(measured):
-    """The chapter's claim, at the manifest's full n: the judge reads the target domain in
-    most outputs (chance 1/3) and the output's yaw follows the source's. If the shipped run
-    does not reach it, keep this as a strict xfail with the lecture's diagnosis."""
+def test_the_outputs_are_judged_in_their_target_domain_far_above_chance():
+    """At the manifest's full n the judge reads the target domain in most outputs (chance 1/3)."""
     full = manifest(chapter.SHIPPED)["manifest"]["metrics"]
     for mode in ("latent", "reference"):
         r = full[mode]
         assert r["domain_accuracy"] > r["chance"] + 0.25, (mode, r)
-        assert r["yaw_correlation"] > 0.5, (mode, r)
+
+
+@needs_weights
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped 3000-iteration cpu run draws one template per target domain and keeps "
+    "almost nothing of the source (yaw correlation ~0.03, n = 3000 outputs); the lecture's "
+    "diagnosis section says why; a longer run is owed",
+)
+def test_the_payoff_the_sources_pose_survives():
+    """The paper's claim: the output's yaw follows the source's."""
+    full = manifest(chapter.SHIPPED)["manifest"]["metrics"]
+    for mode in ("latent", "reference"):
+        assert full[mode]["yaw_correlation"] > 0.5, (mode, full[mode])
