@@ -6,6 +6,14 @@ A chapter still being written registers its checks in its own module (its tests 
 and joins the import below and ``PUBLISHED`` when its solution notebook ships.
 """
 
-from ganlab.grading.checks import attngan, cgan, gan_int_cls, pggan, spade, stackgan  # noqa: F401
+from ganlab.grading.checks import (  # noqa: F401
+    attngan,
+    cgan,
+    gan_int_cls,
+    pggan,
+    spade,
+    stackgan,
+    stylegan,
+)
 
-PUBLISHED = ("cgan", "gan-int-cls", "stackgan", "attngan", "pggan", "spade")
+PUBLISHED = ("cgan", "gan-int-cls", "stackgan", "attngan", "pggan", "stylegan", "spade")
