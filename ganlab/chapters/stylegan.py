@@ -357,6 +357,103 @@ def mixing_table(G, n: int = MIXING_N, seed: int = 0, psi: float = 1.0) -> dict:
     }
 
 
+# ------------------------------------------------------------------ the paper's demos
+@torch.no_grad()
+def noise_std(G, z: torch.Tensor, draws: int = 16, seed: int = 0) -> torch.Tensor:
+    """The paper's Fig. 4 (right): per-pixel standard deviation over ``draws`` noise draws
+    with the styles fixed, averaged over RGB: (n, R, R). Large where noise decides (hair,
+    fur strokes), near 0 where the styles alone decide."""
+    G = G.eval()
+    ws = G.styles(z)
+    gen = torch.Generator(z.device).manual_seed(seed)
+    images = torch.stack([G.synthesis(ws, generator=gen).float() for _ in range(draws)])
+    return images.std(dim=0).mean(dim=1).cpu()  # (draws, n, 3, R, R) -> (n, R, R)
+
+
+@torch.no_grad()
+def noise_variants(G, z: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The paper's Fig. 5: the same styles with noise in every layer, in none, in the coarse
+    layers only and in the fine layers only (:func:`ganlab.models.stylegan.noise_groups`);
+    one noise draw (from ``seed``) shared by the four. name -> (n, 3, R, R) on the CPU."""
+    G = G.eval()
+    ws = G.styles(z)
+    gen = torch.Generator(z.device).manual_seed(seed)
+    noise = [
+        torch.randn(len(z), 1, r, r, generator=gen, device=z.device)
+        for r in (M.layer_resolution(i) for i in range(G.num_layers))
+    ]
+    groups = M.noise_groups(G.resolution)
+    layers = {"all": range(G.num_layers), "none": range(0), **groups}
+    out = {}
+    for name, keep in layers.items():
+        chosen = [n if i in keep else None for i, n in enumerate(noise)]
+        out[name] = G.synthesis(ws, noise_mode="none", noise=chosen).float().cpu()
+    return out
+
+
+@torch.no_grad()
+def diversity(images: torch.Tensor) -> float:
+    """Mean perceptual distance (the course's LPIPS stand-in) between images 0-1, 2-3, ...:
+    n / 2 disjoint pairs of independent samples."""
+    from ganlab.evaluation.faces import perceptual_distance
+
+    d = perceptual_distance()
+    x = images.float().clamp(-1, 1)
+    return float(torch.cat([d(x[s : s + 2 * 125 : 2], x[s + 1 : s + 2 * 125 : 2])
+                            for s in range(0, len(x) - 1, 250)]).mean())  # fmt: skip
+
+
+@torch.no_grad()
+def truncation_sweep(G, psis=(0.0, 0.25, 0.5, 0.7, 0.85, 1.0), n: int = 1000, seed: int = 0):
+    """Frechet distance (face judge, with its real-vs-real floor) and diversity over psi: the
+    paper's quality / variation trade-off. -> [{"psi", "frechet_distance", "rung",
+    "real_vs_real", "diversity"}], n samples per psi, the same latents for every psi."""
+    from ganlab.evaluation.faces import evaluate_faces
+
+    rows = []
+    size = max(G.resolution, 16)
+    for psi in psis:
+        images = torch.cat([generate(G, min(250, n - s), seed + s, psi) for s in range(0, n, 250)])
+        fd = evaluate_faces(None, size=size, images=images)["frechet_distance"]
+        rows.append({
+            "psi": psi,
+            "frechet_distance": fd["value"],
+            "rung": fd["rung"],
+            "real_vs_real": fd["real_vs_real"],
+            "diversity": diversity(images),
+        })  # fmt: skip
+    return rows
+
+
+def path_lengths(G, n: int = 2000, seed: int = 0, epsilon: float = 1e-4, crop=None) -> dict:
+    """Perceptual path length (Sec. 4.1) in Z (slerp) and W (lerp), full and end sampling,
+    with the course's perceptual distance, on n pairs each, the noise fixed (the stored
+    draw). ``crop=None``: the whole image (the faces world has no hair or clutter around
+    the face; the paper crops FFHQ to the face). -> {"z_full", "z_end", "w_full", "w_end"}."""
+    from ganlab.evaluation.faces import perceptual_distance
+    from ganlab.metrics.ppl import perceptual_path_length
+
+    G = G.eval()
+    device = next(G.parameters()).device
+    out = {}
+    for space in ("z", "w"):
+        for sampling in ("full", "end"):
+            out[f"{space}_{sampling}"] = perceptual_path_length(
+                lambda x, y: perceptual_distance()(x.float().cpu(), y.float().cpu()),
+                G.z_dim,
+                mapping=G.mapping,
+                synthesis=lambda w: G.synthesis(w, noise_mode="const"),
+                space=space,
+                sampling=sampling,
+                num_samples=n,
+                epsilon=epsilon,
+                crop=crop,
+                seed=seed,
+                device=device,
+            )
+    return out
+
+
 # ------------------------------------------------------------------ the contract
 class StyleGAN(Chapter):
     """Chapter 6's contract: faces world, unconditional; ``sample --psi`` / ``--mix SEED``."""
@@ -448,11 +545,16 @@ __all__ = [
     "StyleGANRecipe",
     "StyleGANSettings",
     "band_mix",
+    "diversity",
     "follows_b",
     "generate",
     "latents",
     "load_generator",
     "mixing_images",
     "mixing_table",
+    "noise_std",
+    "noise_variants",
+    "path_lengths",
     "recipe_and_config",
+    "truncation_sweep",
 ]
