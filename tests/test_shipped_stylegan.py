@@ -41,7 +41,8 @@ def test_checksum_and_manifest():
     meta = manifest(chapter.SHIPPED)
     m = meta["manifest"]
     assert {"command", "steps", "seconds", "device", "metrics", "n_eval", "mixing"} <= set(m)
-    assert m["profile"] == "cpu" and m["steps"] == chapter.PROFILES["cpu"].loop.steps
+    # the run may be shorter than the profile's (--steps): the lecture prints its own length
+    assert m["profile"] == "cpu" and 0 < m["steps"] <= chapter.PROFILES["cpu"].loop.steps
     assert m["metrics"]["recheck"]["n"] == chapter.RECHECK_N
     assert meta["config"]["resolution"] >= 32
 
