@@ -95,6 +95,8 @@ def test_follows_b_counts_angles_by_nearness_and_names_by_equality():
     # base: pair 2's sources agree (skipped); pair 1 follows B, pair 3 keeps A's value
     assert chapter.follows_b(a, b, m, "base") == (0.5, 2)
     assert chapter.follows_b(a[:1], a[:1], m[:1], "yaw")[1] == 0
+    # pose transfer: (mix - A) / (B - A) = 0.75 and 0.25 (pair 3 skipped): median 0.5
+    assert chapter.pose_transfer(a, b, m, "yaw") == pytest.approx(0.5)
 
 
 def test_step_mixes_styles_updates_w_avg_and_takes_r1_in_float32(monkeypatch):

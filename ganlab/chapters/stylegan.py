@@ -51,6 +51,7 @@ run length             25,000k images                      6,000 steps (96k imag
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -319,11 +320,24 @@ def follows_b(read_a: list[dict], read_b: list[dict], read_mix: list[dict], fact
     return (hits / count if count else float("nan")), count
 
 
+def pose_transfer(read_a: list[dict], read_b: list[dict], read_mix: list[dict], angle: str):
+    """How far the mix moves from A toward B in ``angle``: the median over the pairs of
+    (mix - A) / (B - A) (0: A's angle kept, 1: B's taken), pairs whose sources read at least
+    :data:`MIN_ANGLE_GAP` apart."""
+    ratios = [
+        (m[angle] - a[angle]) / (b[angle] - a[angle])
+        for a, b, m in zip(read_a, read_b, read_mix, strict=True)
+        if abs(b[angle] - a[angle]) >= MIN_ANGLE_GAP
+    ]
+    return float(statistics.median(ratios)) if ratios else float("nan")
+
+
 @torch.no_grad()
 def mixing_table(G, n: int = MIXING_N, seed: int = 0, psi: float = 1.0) -> dict:
     """Which factors follow source B when each band's styles come from B, as the face judge
     reads them: ``{"n", "layers": {band: [l...]}, "table": {band: {group: fraction}},
-    "factors": {band: {factor: fraction}}, "pairs": {factor: counted}}``.
+    "factors": {band: {factor: fraction}}, "pairs": {factor: counted}, "pose_transfer":
+    {band: {angle: median (mix - A) / (B - A)}}}``.
 
     Sources: A from ``seed``, B from ``seed + 1`` (n each), fixed noise. A group's fraction is
     the mean of its factors'."""
@@ -346,6 +360,10 @@ def mixing_table(G, n: int = MIXING_N, seed: int = 0, psi: float = 1.0) -> dict:
         band: {g: sum(row[f] for f in fs) / len(fs) for g, fs in FACTOR_GROUPS.items()}
         for band, row in per_factor.items()
     }
+    transfer = {
+        band: {f: pose_transfer(reads["A"], reads["B"], reads[band], f) for f in POSE}
+        for band in per_factor
+    }
     groups = M.style_groups(G.resolution)
     return {
         "n": n,
@@ -354,6 +372,7 @@ def mixing_table(G, n: int = MIXING_N, seed: int = 0, psi: float = 1.0) -> dict:
         "table": table,
         "factors": per_factor,
         "pairs": pairs,
+        "pose_transfer": transfer,
     }
 
 
@@ -552,6 +571,7 @@ __all__ = [
     "load_generator",
     "mixing_images",
     "mixing_table",
+    "pose_transfer",
     "noise_std",
     "noise_variants",
     "path_lengths",
