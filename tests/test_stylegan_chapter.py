@@ -84,6 +84,10 @@ def test_mixing_images_copy_each_band_from_b(trained):
     assert torch.allclose(rows["A"], G.synthesis(ws_a, noise_mode="const"))
     every = chapter.band_mix(ws_a, ws_b, range(G.num_layers))
     assert torch.equal(every, ws_b)
+    one = {f"layer {i}": range(i, i + 1) for i in range(G.num_layers)}
+    table = chapter.mixing_table(G, n=6, bands=one)
+    assert list(table["table"]) == list(one) and table["layers"]["layer 3"] == [3]
+    assert set(table["pose_transfer"]["layer 0"]) == set(chapter.POSE)
 
 
 def test_follows_b_counts_angles_by_nearness_and_names_by_equality():

@@ -288,15 +288,16 @@ def band_mix(ws_a: torch.Tensor, ws_b: torch.Tensor, layers: range) -> torch.Ten
 
 @torch.no_grad()
 def mixing_images(
-    G, z_a: torch.Tensor, z_b: torch.Tensor, psi: float = 1.0
+    G, z_a: torch.Tensor, z_b: torch.Tensor, psi: float = 1.0, bands: dict | None = None
 ) -> dict[str, torch.Tensor]:
     """The paper's Fig. 3 for sources z_a, z_b (n, z_dim): images of A, of B, and of A with
     each band's styles from B, with the stored (fixed) noise: {"A", "B", "coarse", "middle",
-    "fine"} -> (n, 3, R, R) on the CPU."""
+    "fine"} -> (n, 3, R, R) on the CPU. ``bands``: name -> layers (default
+    :func:`ganlab.models.stylegan.style_groups`), e.g. one layer at a time."""
     G = G.eval()
     ws_a, ws_b = G.styles(z_a, psi), G.styles(z_b, psi)
     out = {"A": ws_a, "B": ws_b}
-    for band, layers in M.style_groups(G.resolution).items():
+    for band, layers in (bands or M.style_groups(G.resolution)).items():
         out[band] = band_mix(ws_a, ws_b, layers)
     return {k: G.synthesis(ws, noise_mode="const").float().cpu() for k, ws in out.items()}
 
@@ -333,25 +334,27 @@ def pose_transfer(read_a: list[dict], read_b: list[dict], read_mix: list[dict], 
 
 
 @torch.no_grad()
-def mixing_table(G, n: int = MIXING_N, seed: int = 0, psi: float = 1.0) -> dict:
+def mixing_table(
+    G, n: int = MIXING_N, seed: int = 0, psi: float = 1.0, bands: dict | None = None
+) -> dict:
     """Which factors follow source B when each band's styles come from B, as the face judge
     reads them: ``{"n", "layers": {band: [l...]}, "table": {band: {group: fraction}},
     "factors": {band: {factor: fraction}}, "pairs": {factor: counted}, "pose_transfer":
     {band: {angle: median (mix - A) / (B - A)}}}``.
 
     Sources: A from ``seed``, B from ``seed + 1`` (n each), fixed noise. A group's fraction is
-    the mean of its factors'."""
+    the mean of its factors'. ``bands``: as :func:`mixing_images` (default: coarse, middle,
+    fine)."""
     from ganlab.evaluation.faces import face_judge
 
     z_a, z_b = latents(G, n, seed), latents(G, n, seed + 1)
-    images = mixing_images(G, z_a, z_b, psi)
+    bands = bands or M.style_groups(G.resolution)
+    images = mixing_images(G, z_a, z_b, psi, bands)
     judge = face_judge()
     reads = {k: judge.read(v.clamp(-1, 1)) for k, v in images.items()}
     factors = sorted({f for group in FACTOR_GROUPS.values() for f in group})
     per_factor, pairs = {}, {}
-    for band in BANDS:
-        if band not in images:
-            continue
+    for band in bands:
         per_factor[band] = {}
         for f in factors:
             frac, count = follows_b(reads["A"], reads["B"], reads[band], f)
@@ -364,11 +367,10 @@ def mixing_table(G, n: int = MIXING_N, seed: int = 0, psi: float = 1.0) -> dict:
         band: {f: pose_transfer(reads["A"], reads["B"], reads[band], f) for f in POSE}
         for band in per_factor
     }
-    groups = M.style_groups(G.resolution)
     return {
         "n": n,
         "psi": psi,
-        "layers": {band: list(groups[band]) for band in per_factor},
+        "layers": {band: list(bands[band]) for band in per_factor},
         "table": table,
         "factors": per_factor,
         "pairs": pairs,
