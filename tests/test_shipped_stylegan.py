@@ -81,11 +81,25 @@ def test_mixing_table_agrees_with_the_manifest(mixing):
 
 
 @needs_weights
-def test_coarse_styles_carry_pose_and_fine_styles_carry_colour(mixing):
-    """The paper's Fig. 3 at this scale, read by the judge: B's coarse styles bring B's pose
-    more often than B's fine styles do, and B's fine styles bring B's colours more often than
-    its coarse styles do."""
+def test_fine_styles_carry_colour(mixing):
+    """The paper's Fig. 3, fine row, read by the judge: B's fine styles bring B's colours in
+    most mixes, and far more often than B's coarse styles do."""
+    table = mixing["table"]
+    assert table["fine"]["colours"] > 0.5, table
+    assert table["fine"]["colours"] > table["coarse"]["colours"] + 0.2, table
+
+
+@needs_weights
+@pytest.mark.xfail(
+    strict=True,
+    reason="at 32 px without progressive growing the fine styles re-decide the pose: a turn of "
+    "the head moves the features 2-3 px, within the last two layers' reach (the lecture, "
+    "section 7, measures both). Checkpoints of the shipped run at steps 590 and 946 read "
+    "coarse / fine pose 0.20 / 0.67 and 0.16 / 0.70 (200 pairs)",
+)
+def test_coarse_styles_carry_pose(mixing):
+    """The paper's Fig. 3, coarse row: B's coarse styles bring B's pose more often than B's
+    fine styles do, and in most mixes."""
     table = mixing["table"]
     assert table["coarse"]["pose"] > table["fine"]["pose"], table
-    assert table["fine"]["colours"] > table["coarse"]["colours"], table
-    assert table["coarse"]["pose"] > 0.5 and table["fine"]["colours"] > 0.5, table
+    assert table["coarse"]["pose"] > 0.5, table
