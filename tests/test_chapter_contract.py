@@ -52,6 +52,19 @@ def runs_of(name: str, profile: str, tmp_path) -> list[tuple[Recipe, TrainConfig
     return [stage1, chapter.recipe(profile, 2, stage1_path=str(path), **small)]
 
 
+@pytest.mark.parametrize("name", WRITTEN)
+def test_the_smoke_schedule_trains_under_bf16_autocast(name, tmp_path, monkeypatch):
+    """The CUDA path's bf16 autocast, run on the CPU: the whole smoke schedule (PGGAN's
+    fade-ins included) with mixed dtypes, so a dtype slip shows here rather than on a GPU."""
+    monkeypatch.setattr(StepContext, "amp_devices", ("cuda", "cpu"))
+    steps = get_chapter(name).profiles["smoke"].loop.steps
+    for recipe, cfg in runs_of(name, "smoke", tmp_path):
+        cfg.steps, cfg.amp = steps, True
+        result = Trainer(recipe, cfg, device="cpu").fit()
+        assert result.step == steps
+        assert all(torch.isfinite(torch.tensor(v)) for v in result.history[-1].values())
+
+
 @pytest.mark.slow  # AttnGAN's gpu discriminators hold 98M parameters: ~25 s CPU to build and step
 @pytest.mark.parametrize("name", WRITTEN)
 def test_gpu_profile_recipes_train_two_steps_on_the_cpu(name, tmp_path):

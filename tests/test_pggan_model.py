@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganlab.models import pggan
 from ganlab.models.pggan import (
     CODE_BATCH_SIZES,
     CODE_PHASE_IMAGES,
@@ -435,3 +436,12 @@ def test_clear_errors_on_bad_input():
         Discriminator(64, fmap_base=8, fmap_max=8)
     with pytest.raises(ValueError, match="same shape"):
         d_loss(D, _images(4, 8), _images(4, 16), 1, 1.0)
+
+
+def test_the_fade_in_blend_accepts_mixed_dtypes():
+    """Under CUDA autocast one path of a fade-in can be bf16 and the other float32."""
+    old = torch.randn(2, 3, 4, 4, dtype=torch.bfloat16)
+    new = torch.randn(2, 3, 4, 4)
+    out = pggan._lerp(old, new, torch.tensor(0.25))
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, old.float() + 0.25 * (new - old.float()))

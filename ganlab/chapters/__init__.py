@@ -69,6 +69,7 @@ PLAN = (
     PlannedChapter(
         8, "stargan-v2", "StarGAN v2", "Choi et al. 2020", "faces in domains",
         "one model, many domains; latent- and reference-guided translation",
+        "ganlab.chapters.stargan_v2",
     ),
 )  # fmt: skip
 

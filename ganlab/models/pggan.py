@@ -314,8 +314,10 @@ def reals_for(x: torch.Tensor, level: int, alpha) -> torch.Tensor:
 
 def _lerp(a: torch.Tensor, b: torch.Tensor, alpha) -> torch.Tensor:
     """a + alpha (b - a), the fade-in blend: alpha = 0 gives a (the old path), 1 gives b."""
+    dtype = torch.promote_types(a.dtype, b.dtype)  # under autocast one path may be bf16
+    a, b = a.to(dtype), b.to(dtype)
     if isinstance(alpha, torch.Tensor):
-        alpha = alpha.to(device=b.device, dtype=b.dtype)
+        alpha = alpha.to(device=b.device, dtype=dtype)
     return torch.lerp(a, b, alpha)
 
 

@@ -91,6 +91,14 @@ idle nets in a step    gradients computed, then not stepped (D in   frozen
 R1 precision           whatever the forward runs in                 fp32, autocast off
                                                                     (``ganlab.nn.r1_penalty``)
 loss parts             ``.item()`` floats (a host sync each)        detached 0-d tensors
+loss arithmetic        the forward's dtype                          float32 (bf16 autocast on
+                                                                    CUDA: logits, L1 terms)
+label range check      none: a bad label fails in the indexing      on CPU tensors only (no
+                       (IndexError; a device assert on CUDA)        GPU host sync in a step)
+G, F, E for synthesis  three nets, three EMA copies                 also :class:`Translator`
+                                                                    (G, F, E in one module:
+                                                                    the course loop averages
+                                                                    and exports it)
 domain labels y        LongTensor (B,)                              LongTensor (B,) or an int
 =====================  ===========================================  ==========================
 
@@ -149,10 +157,18 @@ LAMBDA_DS = {"celeba_hq": 1.0, "afhq": 2.0}
 NUM_OUTS_PER_DOMAIN = 10
 """Evaluation: outputs per source image and target domain (``--num_outs_per_domain``)."""
 PAPER_RESULTS = {
-    "celeba_hq": {"latent_fid": 13.73, "latent_lpips": 0.4515,
-                  "reference_fid": 23.84, "reference_lpips": 0.3880},
-    "afhq": {"latent_fid": 16.18, "latent_lpips": 0.4501,
-             "reference_fid": 19.78, "reference_lpips": 0.4315},
+    "celeba_hq": {
+        "latent_fid": 13.73,
+        "latent_lpips": 0.4515,
+        "reference_fid": 23.84,
+        "reference_lpips": 0.3880,
+    },
+    "afhq": {
+        "latent_fid": 16.18,
+        "latent_lpips": 0.4501,
+        "reference_fid": 19.78,
+        "reference_lpips": 0.4315,
+    },
 }
 """The official README's FID / LPIPS of the released models (the paper's Table 2/3 protocol)."""
 
@@ -614,8 +630,13 @@ class StarGANv2(nn.Module):
 
     @torch.no_grad()
     def translate(
-        self, x: torch.Tensor, y_trg, *, z: torch.Tensor | None = None,
-        x_ref: torch.Tensor | None = None, ema: bool = True,
+        self,
+        x: torch.Tensor,
+        y_trg,
+        *,
+        z: torch.Tensor | None = None,
+        x_ref: torch.Tensor | None = None,
+        ema: bool = True,
     ) -> torch.Tensor:
         """x (B, 3, S, S) into domain ``y_trg`` with the style F_y(z) (latent-guided) or
         E_y(x_ref) (reference-guided); exactly one of ``z`` (B, latent_dim), ``x_ref``
@@ -628,6 +649,62 @@ class StarGANv2(nn.Module):
         else:
             s = nets["style_encoder"](x_ref, y_trg)
         return nets["generator"](x, s)
+
+
+class Translator(nn.Module):
+    """What a trained StarGAN v2 keeps for synthesis: G, F and E (``generator``,
+    ``mapping_network``, ``style_encoder``) in one module, without D.
+
+    The course's training loop averages (EMA) and exports this one module, so the averaged
+    G, F and E travel together and a weights file rebuilds all three. Same sizes and
+    arguments as :class:`StarGANv2`.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 256,
+        num_domains: int = 2,
+        latent_dim: int = LATENT_DIM,
+        style_dim: int = STYLE_DIM,
+        hidden_dim: int = HIDDEN_DIM,
+        dim_in: int | None = None,
+        max_conv_dim: int = MAX_CONV_DIM,
+        repeat_num: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.img_size, self.num_domains = img_size, num_domains
+        self.latent_dim, self.style_dim = latent_dim, style_dim
+        widths = dict(dim_in=dim_in, max_conv_dim=max_conv_dim)
+        self.generator = Generator(img_size, style_dim, repeat_num=repeat_num, **widths)
+        self.mapping_network = MappingNetwork(latent_dim, style_dim, num_domains, hidden_dim)
+        self.style_encoder = StyleEncoder(img_size, style_dim, num_domains, **widths)
+
+    G = property(lambda self: self.generator)
+    F = property(lambda self: self.mapping_network)
+    E = property(lambda self: self.style_encoder)
+
+    def sample_z(self, n: int, device=None, generator: torch.Generator | None = None):
+        """z ~ N(0, I), (n, latent_dim)."""
+        return torch.randn(n, self.latent_dim, device=device, generator=generator)
+
+    def style(self, y, *, z: torch.Tensor | None = None, x_ref: torch.Tensor | None = None):
+        """s = F_y(z) (latent-guided) or E_y(x_ref) (reference-guided) -> (B, style_dim);
+        exactly one of ``z`` (B, latent_dim), ``x_ref`` (B, 3, S, S)."""
+        if (z is None) == (x_ref is None):
+            raise ValueError("style needs exactly one of z (latent-guided) or x_ref (reference)")
+        return self.mapping_network(z, y) if z is not None else self.style_encoder(x_ref, y)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y,
+        *,
+        z: torch.Tensor | None = None,
+        x_ref: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, 3, S, S) into domain ``y`` (int or (B,)) with the style of ``z`` or of
+        ``x_ref`` (see :meth:`style`) -> G(x, s) (B, 3, S, S), unbounded."""
+        return self.generator(x, self.style(y, z=z, x_ref=x_ref))
 
 
 def build_optimizers(
@@ -710,6 +787,12 @@ def _num_domains(nets) -> int:
     return _net(nets, "discriminator").num_domains
 
 
+def _labels(y, batch: int, k: int) -> torch.Tensor:
+    """The losses' label check: values are read only on the CPU (no GPU host sync)."""
+    on_cpu = not isinstance(y, torch.Tensor) or y.device.type == "cpu"
+    return domain_labels(y, batch, k, check_range=on_cpu)
+
+
 def compute_d_loss(
     nets,
     args: LossWeights | None,
@@ -732,7 +815,7 @@ def compute_d_loss(
     args = LossWeights() if args is None else args
     G, D = _net(nets, "generator"), _net(nets, "discriminator")
     k, batch = _num_domains(nets), len(x_real)
-    y_org, y_trg = domain_labels(y_org, batch, k), domain_labels(y_trg, batch, k)
+    y_org, y_trg = _labels(y_org, batch, k), _labels(y_trg, batch, k)
     # real images: one forward gives both the logits and the R1 input gradient
     loss_reg, out = r1_penalty(lambda x: D(x, y_org), x_real, 1.0, return_scores=True)
     loss_real = adv_loss(out, 1)
@@ -743,7 +826,7 @@ def compute_d_loss(
         else:
             s_trg = _net(nets, "style_encoder")(x_ref, y_trg)
         x_fake = G(x_real, s_trg)  # (B, 3, S, S)
-    loss_fake = adv_loss(D(x_fake, y_trg), 0)
+    loss_fake = adv_loss(D(x_fake, y_trg).float(), 0)
     loss = loss_real + loss_fake + args.lambda_reg * loss_reg
     parts = {"real": loss_real, "fake": loss_fake, "reg": loss_reg}
     return loss, {name: v.detach() for name, v in parts.items()}
@@ -781,25 +864,27 @@ def compute_g_loss(
     args = LossWeights() if args is None else args
     G, E, D = (_net(nets, n) for n in ("generator", "style_encoder", "discriminator"))
     k, batch = _num_domains(nets), len(x_real)
-    y_org, y_trg = domain_labels(y_org, batch, k), domain_labels(y_trg, batch, k)
+    y_org, y_trg = _labels(y_org, batch, k), _labels(y_trg, batch, k)
     style_net = _net(nets, "mapping_network") if z_trgs is not None else E
     s_trg = style_net(pair[0], y_trg)  # (B, style_dim): F_y_trg(z1) or E_y_trg(x_ref)
     # adversarial
     x_fake = G(x_real, s_trg)  # (B, 3, S, S)
-    loss_adv = adv_loss(D(x_fake, y_trg), 1)
+    loss_adv = adv_loss(D(x_fake, y_trg).float(), 1)
     # style reconstruction
-    loss_sty = torch.mean(torch.abs(E(x_fake, y_trg) - s_trg))
+    loss_sty = torch.mean(torch.abs(E(x_fake, y_trg).float() - s_trg.float()))
     # diversity sensitive: the second image is a fixed target (the official code detaches
     # it; making it without a graph is the same and cheaper)
     with torch.no_grad():
         x_fake2 = G(x_real, style_net(pair[1], y_trg))  # (B, 3, S, S)
-    loss_ds = torch.mean(torch.abs(x_fake - x_fake2))
+    loss_ds = torch.mean(torch.abs(x_fake.float() - x_fake2.float()))
     # cycle consistency, back with the source's own style
     s_org = E(x_real, y_org)  # (B, style_dim)
     x_rec = G(x_fake, s_org)
-    loss_cyc = torch.mean(torch.abs(x_rec - x_real))
+    loss_cyc = torch.mean(torch.abs(x_rec.float() - x_real.float()))
     loss = (
-        loss_adv + args.lambda_sty * loss_sty - args.lambda_ds * loss_ds
+        loss_adv
+        + args.lambda_sty * loss_sty
+        - args.lambda_ds * loss_ds
         + args.lambda_cyc * loss_cyc
     )
     parts = {"adv": loss_adv, "sty": loss_sty, "ds": loss_ds, "cyc": loss_cyc}
@@ -824,7 +909,7 @@ def check_batch_size(batch: int, minimum: int = BATCH_SIZE) -> None:
 
 
 @contextlib.contextmanager
-def _frozen(*modules: nn.Module) -> Iterator[None]:
+def frozen(*modules: nn.Module) -> Iterator[None]:
     """requires_grad False on the modules' parameters inside the block, then restored."""
     params = [p for m in modules for p in m.parameters()]
     flags = [p.requires_grad for p in params]
@@ -882,7 +967,7 @@ def train_step(
     G, F_, E, D = model.generator, model.mapping_network, model.style_encoder, model.discriminator
     logs: dict[str, torch.Tensor] = {}
 
-    with _frozen(G, F_, E):  # 1-2: D only (the fakes are made under no_grad anyway)
+    with frozen(G, F_, E):  # 1-2: D only (the fakes are made under no_grad anyway)
         for mode, guide in (("latent", dict(z_trg=z_trg)), ("ref", dict(x_ref=x_ref))):
             d_loss, parts = compute_d_loss(model, args, x_real, y_org, y_trg, **guide)
             _zero_grad(optimizers)
@@ -890,7 +975,7 @@ def train_step(
             optimizers["discriminator"].step()
             logs.update({f"D/{mode}_{k}": v for k, v in parts.items()})
 
-    with _frozen(D):  # 3: G, F, E on the latent-guided objective
+    with frozen(D):  # 3: G, F, E on the latent-guided objective
         g_loss, parts = compute_g_loss(model, args, x_real, y_org, y_trg, z_trgs=(z_trg, z_trg2))
         _zero_grad(optimizers)
         g_loss.backward()
@@ -898,7 +983,7 @@ def train_step(
             optimizers[name].step()
         logs.update({f"G/latent_{k}": v for k, v in parts.items()})
 
-    with _frozen(D, F_, E):  # 4: G alone on the reference-guided objective
+    with frozen(D, F_, E):  # 4: G alone on the reference-guided objective
         g_loss, parts = compute_g_loss(model, args, x_real, y_org, y_trg, x_refs=(x_ref, x_ref2))
         _zero_grad(optimizers)
         g_loss.backward()

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -169,6 +169,8 @@ class StepContext:
     data: Any
     amp: bool
     total: int = 1  # the run's number of steps (cfg.steps)
+    # where ``amp`` turns bf16 autocast on; a test adds "cpu" to run that path without a GPU
+    amp_devices: ClassVar[tuple[str, ...]] = ("cuda",)
 
     @property
     def progress(self) -> float:
@@ -177,14 +179,14 @@ class StepContext:
 
     def autocast(self):
         """bf16 autocast on CUDA when enabled; compute penalties and losses outside it."""
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.amp and self.device.type in self.amp_devices:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
     def full_precision(self):
         """A region where autocast is off (float32), even inside ``autocast()``."""
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", enabled=False)
+        if self.amp and self.device.type in self.amp_devices:
+            return torch.autocast(self.device.type, enabled=False)
         return nullcontext()
 
     def update(self, name: str, loss: torch.Tensor) -> None:
@@ -430,7 +432,9 @@ class Trainer:
         if not sums:
             return
         keys = sorted(sums)
-        values = (torch.stack([sums[k] for k in keys]) / count).tolist()  # one sync per log
+        # a recipe may log host scalars (a schedule's level) beside device tensors
+        logged = [sums[k].to(self.device, torch.float32) for k in keys]
+        values = (torch.stack(logged) / count).tolist()  # one sync per log
         record = {"step": self.step, **{k: v for k, v in zip(keys, values)}}
         bad = [k for k, v in record.items() if k != "step" and not math.isfinite(v)]
         if bad:

@@ -13,7 +13,10 @@ from ganlab.grading.checks import (  # noqa: F401
     pggan,
     spade,
     stackgan,
+    stargan_v2,
     stylegan,
 )
 
-PUBLISHED = ("cgan", "gan-int-cls", "stackgan", "attngan", "pggan", "stylegan", "spade")
+PUBLISHED = (
+    "cgan", "gan-int-cls", "stackgan", "attngan", "pggan", "stylegan", "spade", "stargan-v2",
+)  # fmt: skip
