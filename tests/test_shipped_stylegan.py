@@ -94,8 +94,8 @@ def test_fine_styles_carry_colour(mixing):
     strict=True,
     reason="at 32 px without progressive growing the fine styles re-decide the pose: a turn of "
     "the head moves the features 2-3 px, within the last two layers' reach (the lecture, "
-    "section 7, measures both). Checkpoints of the shipped run at steps 590, 946 and 1670 read "
-    "coarse / fine pose 0.20 / 0.67, 0.16 / 0.70 and 0.28 / 0.63 (200 pairs)",
+    "section 7, measures both). Checkpoints of the shipped run at steps 590, 946, 1670 and 2250 "
+    "read coarse / fine pose 0.20 / 0.67, 0.16 / 0.70, 0.28 / 0.63 and 0.14 / 0.62 (200 pairs)",
 )
 def test_coarse_styles_carry_pose(mixing):
     """The paper's Fig. 3, coarse row: B's coarse styles bring B's pose more often than B's
