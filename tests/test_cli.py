@@ -45,8 +45,12 @@ def test_bad_weights_give_clear_errors(tmp_path, capsys):
 
 
 def test_unwritten_and_unknown_chapters(capsys):
-    assert main(["train", "stylegan", "--profile", "smoke"]) == 2
-    assert "not written yet" in capsys.readouterr().err
+    from ganlab.chapters import PLAN
+
+    unwritten = [c.name for c in PLAN if c.module is None]
+    if unwritten:
+        assert main(["train", unwritten[0], "--profile", "smoke"]) == 2
+        assert "not written yet" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "dcgan"])
 

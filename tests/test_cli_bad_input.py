@@ -9,27 +9,33 @@ import sys
 import pytest
 from PIL import Image
 
-from ganlab.chapters import get_chapter
+from ganlab.chapters import PLAN, get_chapter
 from ganlab.cli import main
 from ganlab.errors import ChapterNotReadyError, UnknownChapterError
 from ganlab.grading import check
 
+# the first chapter of the plan not written yet (None once every chapter is)
+UNWRITTEN = next((c for c in PLAN if c.module is None), None)
+needs_unwritten = pytest.mark.skipif(UNWRITTEN is None, reason="every chapter is written")
 
+
+@needs_unwritten
 def test_a_chapter_not_written_yet_is_a_clear_error_in_the_api():
-    with pytest.raises(ChapterNotReadyError, match="StyleGAN .* not written yet"):
-        get_chapter("stylegan")
+    with pytest.raises(ChapterNotReadyError, match=f"{UNWRITTEN.title} .* not written yet"):
+        get_chapter(UNWRITTEN.name)
     with pytest.raises(UnknownChapterError, match="expected one of cgan, gan-int-cls") as err:
         get_chapter("dcgan")
     assert str(err.value).startswith("unknown chapter 'dcgan'")  # not KeyError's quoted repr
     # a notebook's check cell naming a chapter whose assignment is not written yet
-    with pytest.raises(UnknownChapterError, match="StyleGAN .* not written yet") as err:
-        check("stylegan", "1", {})
+    with pytest.raises(UnknownChapterError, match=f"{UNWRITTEN.title} .* not written yet") as err:
+        check(UNWRITTEN.name, "1", {})
     assert isinstance(err.value, KeyError)  # callers that catch KeyError still do
 
 
+@needs_unwritten
 def test_sample_a_chapter_not_written_is_one_line_exit_2_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "ganlab", "sample", "stylegan"],
+        [sys.executable, "-m", "ganlab", "sample", UNWRITTEN.name],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 2

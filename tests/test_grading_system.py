@@ -371,6 +371,7 @@ def test_a_cell_past_the_timeout_is_interrupted_and_grading_goes_on(tmp_path):
         ("03_stackgan.ipynb", "stackgan", 8, 4),
         ("04_attngan.ipynb", "attngan", 9, 5),
         ("05_pggan.ipynb", "pggan", 12, 6),
+        ("06_stylegan.ipynb", "stylegan", 10, 5),
         ("08_stargan_v2.ipynb", "stargan-v2", 10, 5),
     ],
 )
@@ -416,6 +417,7 @@ def test_end_to_end_solution_full_marks_exercise_zero(tmp_path, name, chapter, p
         "stackgan": ["2", "2", "3", "1"],
         "attngan": ["2", "2", "1", "3", "1"],
         "pggan": ["2"] * 6,
+        "stylegan": ["2"] * 5,
         "stargan-v2": ["2"] * 5,
     }[chapter]
     assert [rows[0][f"{chapter}/{i}"] for i in ids] == want

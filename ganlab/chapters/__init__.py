@@ -60,7 +60,7 @@ PLAN = (
     ),
     PlannedChapter(
         6, "stylegan", "StyleGAN", "Karras et al. 2019", "faces",
-        "style mixing (coarse, middle, fine), noise, truncation, PPL",
+        "style mixing (coarse, middle, fine), noise, truncation, PPL", "ganlab.chapters.stylegan",
     ),
     PlannedChapter(
         7, "spade", "SPADE", "Park et al. 2019", "landscapes",

@@ -113,3 +113,33 @@ def caption_explorer(G, text_encoder, n: int = 8, caption: str | None = None, sa
         return fig
 
     return caption_seed_explorer(figure, caption)
+
+
+def style_mixing_explorer(figure, num_layers: int, seed_a: int = 0, seed_b: int = 1):
+    """StyleGAN's explorer: two seeds, a crossover slider, psi and noise switches around
+    ``figure(seed_a, seed_b, crossover, psi, noise) -> matplotlib figure`` (layers below
+    the crossover take A's w, the others B's; ``noise`` is True or False)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    a = widgets.IntSlider(value=seed_a, min=0, max=999, description="seed A")
+    b = widgets.IntSlider(value=seed_b, min=0, max=999, description="seed B")
+    k = widgets.IntSlider(
+        value=num_layers // 2, min=0, max=num_layers, description="crossover"
+    )  # fmt: skip
+    psi = widgets.FloatSlider(value=1.0, min=-1.0, max=1.0, step=0.05, description="psi")
+    noise = widgets.Checkbox(value=True, description="noise")
+    out = widgets.Output()
+
+    def draw(*_):
+        out.clear_output(wait=True)
+        with out:
+            fig = figure(a.value, b.value, k.value, psi.value, noise.value)
+            display(fig)
+            plt.close(fig)
+
+    for w in (a, b, k, psi, noise):
+        w.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([a, b]), widgets.HBox([k, psi, noise]), out])

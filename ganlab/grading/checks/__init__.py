@@ -14,6 +14,9 @@ from ganlab.grading.checks import (  # noqa: F401
     spade,
     stackgan,
     stargan_v2,
+    stylegan,
 )
 
-PUBLISHED = ("cgan", "gan-int-cls", "stackgan", "attngan", "pggan", "spade", "stargan-v2")
+PUBLISHED = (
+    "cgan", "gan-int-cls", "stackgan", "attngan", "pggan", "stylegan", "spade", "stargan-v2",
+)  # fmt: skip

@@ -1,0 +1,146 @@
+"""Chapter 6's recipe and commands, end to end in the smoke profile; the training step as the
+paper has it (style mixing and w_avg in training, R1 on the reals in float32, the EMA's
+half-life); the mixing figure and the mixing table's arithmetic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from ganlab.chapters import stylegan as chapter
+from ganlab.cli import main
+from ganlab.models import stylegan as M
+from ganlab.train import checkpoint as ckpt
+from ganlab.train.loop import Trainer
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stylegan")
+    assert main(["train", "stylegan", "--profile", "smoke", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(run):
+    return chapter.load_generator(run / "generator.safetensors")
+
+
+def test_train_exports_a_generator_with_w_avg_and_the_run_config(run, trained):
+    meta = ckpt.read_meta(run / "generator.safetensors")
+    assert meta["chapter"] == "stylegan" and meta["manifest"]["steps"] == 6
+    assert meta["config"]["r1_gamma"] == 0.05 and meta["config"]["resolution"] == 16
+    history = ckpt.read_meta(run / "checkpoint.safetensors")["history"]
+    assert {"loss_D", "loss_G", "R1", "D_real", "D_fake"} <= set(history[-1])
+    G, _ = trained
+    assert isinstance(G, M.Generator) and not G.training
+    assert G.w_avg.abs().sum() > 0  # tracked during training, exported with the EMA copy
+    x = chapter.generate(G, 3, seed=1)
+    assert x.shape == (3, 3, 16, 16) and torch.equal(x, chapter.generate(G, 3, seed=1))
+    assert not torch.equal(x, chapter.generate(G, 3, seed=2))
+    # psi = 0 puts the first 8 layers (all of them here) at w_avg: one face for every z
+    flat = chapter.generate(G, 3, seed=1, psi=0.0, noise_mode="none")
+    assert (flat - flat[:1]).abs().max() < 1e-5
+
+
+def test_sample_evaluate_and_bench_commands(run, tmp_path, capsys):
+    weights = str(run / "generator.safetensors")
+    png = tmp_path / "s.png"
+    base = ["sample", "stylegan", "--weights", weights, "--out", str(png), "--n", "3"]
+    assert main([*base, "--psi", "0.7"]) == 0
+    assert Image.open(png).size == (3 * 18 + 2, 4 * 18 + 2)  # 4 rows of 3 at 16 px
+    assert main([*base, "--mix", "5"]) == 0
+    assert Image.open(png).size == (3 * 18 + 2, 5 * 18 + 2)  # A, B, coarse, middle, fine
+    assert "A with B's coarse, middle, fine" in capsys.readouterr().out
+    assert main([*base, "--psi", "1.5"]) == 2
+    assert "psi must lie in [-1.0, 1.0]" in capsys.readouterr().err
+    assert main([*base, "--mix", "-1"]) == 2
+    assert "--mix must be an integer" in capsys.readouterr().err
+    assert main(["evaluate", "stylegan", "--weights", weights, "--n", "60", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["resolution"] == 16 and result["metrics"]["n"] == 60
+    mixing = result["mixing"]
+    assert mixing["n"] == 60 and set(mixing["table"]) == set(chapter.BANDS)
+    assert mixing["layers"] == {"coarse": [0, 1], "middle": [2, 3], "fine": [4, 5]}
+    assert main(["bench", "stylegan", "--profile", "smoke", "--steps", "2", "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    assert bench["chapter"] == "stylegan" and bench["images_per_second"] > 0
+
+
+def test_mixing_images_copy_each_band_from_b(trained):
+    G, _ = trained
+    z_a, z_b = chapter.latents(G, 2, 0), chapter.latents(G, 2, 1)
+    rows = chapter.mixing_images(G, z_a, z_b)
+    ws_a, ws_b = G.styles(z_a), G.styles(z_b)
+    for band, layers in M.style_groups(16).items():
+        ws = chapter.band_mix(ws_a, ws_b, layers)
+        take_b = [i in layers for i in range(G.num_layers)]
+        for i, from_b in enumerate(take_b):
+            assert torch.equal(ws[:, i], (ws_b if from_b else ws_a)[:, i])
+        assert torch.allclose(rows[band], G.synthesis(ws, noise_mode="const"))
+    assert torch.allclose(rows["A"], G.synthesis(ws_a, noise_mode="const"))
+    every = chapter.band_mix(ws_a, ws_b, range(G.num_layers))
+    assert torch.equal(every, ws_b)
+    one = {f"layer {i}": range(i, i + 1) for i in range(G.num_layers)}
+    table = chapter.mixing_table(G, n=6, bands=one)
+    assert list(table["table"]) == list(one) and table["layers"]["layer 3"] == [3]
+    assert set(table["pose_transfer"]["layer 0"]) == set(chapter.POSE)
+
+
+def test_follows_b_counts_angles_by_nearness_and_names_by_equality():
+    a = [{"yaw": 0.0, "base": "black"}, {"yaw": 0.2, "base": "white"}, {"yaw": 0.1, "base": "x"}]
+    b = [{"yaw": 0.2, "base": "white"}, {"yaw": 0.0, "base": "white"}, {"yaw": 0.12, "base": "y"}]
+    m = [{"yaw": 0.15, "base": "white"}, {"yaw": 0.15, "base": "grey"}, {"yaw": 0.12, "base": "x"}]
+    # yaw: pair 3's sources are 0.02 rad apart (< MIN_ANGLE_GAP): skipped; pair 1 follows B
+    assert chapter.follows_b(a, b, m, "yaw") == (0.5, 2)
+    # base: pair 2's sources agree (skipped); pair 1 follows B, pair 3 keeps A's value
+    assert chapter.follows_b(a, b, m, "base") == (0.5, 2)
+    assert chapter.follows_b(a[:1], a[:1], m[:1], "yaw")[1] == 0
+    # pose transfer: (mix - A) / (B - A) = 0.75 and 0.25 (pair 3 skipped): median 0.5
+    assert chapter.pose_transfer(a, b, m, "yaw") == pytest.approx(0.5)
+
+
+def test_step_mixes_styles_updates_w_avg_and_takes_r1_in_float32(monkeypatch):
+    recipe, cfg = chapter.recipe_and_config("smoke", steps=2, progress=False, ema_decay=None)
+    calls = []
+    real_r1 = chapter.r1_penalty
+
+    def spy(D, real, gamma, **kw):
+        calls.append((real.dtype, gamma, real.requires_grad, torch.is_grad_enabled()))
+        return real_r1(D, real, gamma, **kw)
+
+    monkeypatch.setattr(chapter, "r1_penalty", spy)
+    trainer = Trainer(recipe, cfg, device="cpu")
+    mixed = []
+    styles = trainer.raw["G"].styles
+
+    def watch(z, *args, **kwargs):
+        ws = styles(z, *args, **kwargs)
+        mixed.append(bool((ws[:, :1] != ws).any()))  # some layer differs from layer 0
+        return ws
+
+    monkeypatch.setattr(trainer.raw["G"], "styles", watch)
+    trainer.fit()
+    assert calls == [(torch.float32, 0.05, False, True)] * 2
+    assert len(mixed) == 4 and any(mixed)  # D's and G's fakes, p = 0.9 each
+    assert trainer.raw["G"].w_avg.abs().sum() > 0
+
+
+def test_profiles_r1_gamma_and_the_ema_half_life():
+    recipe, cfg = chapter.recipe_and_config("cpu", progress=False)
+    assert (recipe.resolution, cfg.batch_size, cfg.steps) == (32, 32, 6000)
+    assert recipe.r1_gamma == 0.05 and recipe.config()["r1_gamma_area_scaled"] == 10 / 32**2
+    assert cfg.ema_decay == pytest.approx(0.5 ** (32 / 10_000))  # half-life 10k images
+    G = recipe.generator_spec().build()
+    assert G.num_layers == 8 and G.mapping.lr_mul == M.MAPPING_LR_MUL
+    assert len(G.mapping.layers) == 8
+    assert chapter.StyleGANRecipe(resolution=32, r1_gamma=None).r1_gamma == M.r1_gamma(32)
+    recipe, _ = chapter.recipe_and_config("cpu", r1_gamma=0.01, progress=False)
+    assert recipe.r1_gamma == 0.01
+    with pytest.raises(ValueError, match="r1_gamma must be >= 0"):
+        chapter.recipe_and_config("cpu", r1_gamma=-1.0)
+    with pytest.raises(ValueError, match="power of 2"):
+        chapter.recipe_and_config("smoke", resolution=24)
