@@ -201,16 +201,9 @@ class PGGANRecipe(Recipe):
 
     def data(self, device):
         """The training faces as uint8 (N, 3, S, S) at the final resolution, on ``device``."""
-        if self.data_root:
-            from ganlab.data.ffhq import FaceFolder
+        from ganlab.data.faces import training_images
 
-            folder = FaceFolder(self.data_root, size=self.resolution)
-            n = min(self.n_faces, len(folder))
-            images = torch.stack([folder[i]["image"] for i in range(n)])
-            return images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).to(device)
-        from ganlab.data.faces import load_faces
-
-        return load_faces(self.n_faces, "train", size=self.resolution).images.to(device)
+        return training_images(self.n_faces, self.resolution, self.data_root).to(device)
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         from ganlab.data.faces.dataset import to_float

@@ -14,6 +14,7 @@ from ganlab.data.faces.dataset import (
     load_faces,
     render,
     to_float,
+    training_images,
 )
 from ganlab.data.faces.factors import (
     CATEGORIES,
@@ -48,6 +49,7 @@ __all__ = [
     "load_faces",
     "render",
     "render_face",
+    "training_images",
     "sample_face",
     "to_float",
 ]

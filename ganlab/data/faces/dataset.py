@@ -206,3 +206,15 @@ def load_faces(
 def render(face: Face, size: int = 64, masks: bool = False):
     """Draw a given :class:`Face` (e.g. ``world.face(3).replace(yaw=0.4)``)."""
     return render_face(face, size, masks=masks)
+
+
+def training_images(n: int, size: int, data_root: str | None = None) -> torch.Tensor:
+    """Unconditional training faces as uint8 (N, 3, size, size): the first ``n`` of the
+    world's ``train`` split, or of a real face folder (FFHQ / CelebA-HQ) at ``data_root``."""
+    if not data_root:
+        return load_faces(n, "train", size=size).images
+    from ganlab.data.ffhq import FaceFolder
+
+    folder = FaceFolder(data_root, size=size)
+    images = torch.stack([folder[i]["image"] for i in range(min(n, len(folder)))])  # [-1, 1]
+    return images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
