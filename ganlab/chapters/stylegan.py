@@ -18,8 +18,8 @@ network's 100x smaller learning rate is inside its equalised layers (``lr_mul`` 
 :func:`ganlab.models.stylegan.r1_gamma` = 0.0098 at 32 px; the course's FIDELITY guide puts
 it at 0.05-1 for 32-64 px, and StyleGAN2-ADA used 0.01 for CIFAR-10. The cpu profile uses
 **0.05**, five times the area-scaled value (a narrower D at this width and a few thousand
-steps: a stronger R1 keeps D smooth early on); ``--r1-gamma`` is not a command option, but
-``recipe_and_config(profile, r1_gamma=...)`` changes it.
+steps: a stronger R1 keeps D smooth early on); ``ganlab train stylegan --r1-gamma G``
+changes it.
 
 **The style-mixing table** (:func:`mixing_table`): for n pairs of sources (A, B), each band's
 styles (coarse, middle, fine; :func:`ganlab.models.stylegan.style_groups`) are copied from B
@@ -41,11 +41,11 @@ widths                 fmap_base 8192, fmap_max 512        fmap_base 1024, fmap_
 z, w                   512, 512; mapping 8 x 512            64, 64; mapping 8 x 64 (lr_mul 0.01)
 style layers           18                                  8 (4, 4, 8, 8, 16, 16, 32, 32 px)
 R1 gamma               10 (1024 px)                        0.05 (area-scaled 0.0098; see above)
-minibatch              32 at 64 px and up (8 GPUs)          16
-G's EMA                half-life 10k images                the same: 0.5 ** (16 / 10,000) =
-                                                           0.99889 per step
+minibatch              32 at 64 px and up (8 GPUs)          32
+G's EMA                half-life 10k images                the same: 0.5 ** (32 / 10,000) =
+                                                           0.99778 per step
 training images        FFHQ 70,000                         10,000 faces of the world (train)
-run length             25,000k images                      6,000 steps (96k images)
+run length             25,000k images                      6,000 steps (192k images)
 =====================  ==================================  ====================================
 """
 
@@ -486,6 +486,13 @@ class StyleGAN(Chapter):
         return recipe_and_config(profile, **overrides)
 
     def add_options(self, command, parser) -> None:
+        if command == "train":
+            parser.add_argument(
+                "--r1-gamma",
+                type=float,
+                help="R1's weight gamma (default: the profile's; the paper's 10 is for "
+                "1024 px)",
+            )
         if command == "sample":
             parser.add_argument(
                 "--psi",
@@ -501,6 +508,9 @@ class StyleGAN(Chapter):
                 help="the style-mixing figure: rows A (--seed), B (SEED), then A with B's "
                 "coarse, middle and fine styles",
             )
+
+    def train_options(self, args) -> dict:
+        return {} if args.r1_gamma is None else {"r1_gamma": args.r1_gamma}
 
     def generator(self, G, meta, for_evaluation=False):
         return lambda n, seed: generate(G, n, seed)

@@ -15,10 +15,11 @@ and the shipped ``spade`` weights (VAE mode, with the encoder), are measured wit
 landscapes protocol (:func:`ganlab.evaluation.landscapes.evaluate_map_to_image`); the JSON
 goes to ``book/data/spade_table.json`` (the lecture reads it).
 
-Run (single-threaded; about 10 CPU-minutes per run)::
+Run (single-threaded; about 4 CPU-minutes per run at the cpu profile's ngf 12: the stored
+table has 700 SPADE steps in 230 CPU-s and 1,000 baseline steps in 226 CPU-s)::
 
-    OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train spade --steps 730
-    OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train baseline --steps 1220
+    OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train spade --steps 700
+    OMP_NUM_THREADS=1 python -m ganlab.experiments.spade_table train baseline --steps 1000
     python -m ganlab.experiments.spade_table measure --n 500
     (or, in parallel, measure --n 500 --only NAME for each run, then merge)
     python -m ganlab.experiments.spade_table figure   # book/figures/spade_painted.png
