@@ -36,12 +36,12 @@ class Profile:
     source: str  # "GANLAB_PROFILE", "argument" or "auto"
 
     def describe(self) -> str:
-        extra = ""
+        extra, threads = "", torch.get_num_threads()
         if self.device.type == "cuda":
             extra = f" ({torch.cuda.get_device_name(self.device)})"
         return (
             f"ganlab profile: {self.name} [{self.source}] | device: {self.device}{extra} | "
-            f"torch {torch.__version__} | {torch.get_num_threads()} CPU threads"
+            f"torch {torch.__version__} | {threads} CPU thread{'s' if threads != 1 else ''}"
         )
 
 
