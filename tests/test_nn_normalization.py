@@ -51,6 +51,15 @@ def test_instance_norm_by_hand():
     torch.testing.assert_close(out, instance_norm(xb.float()).bfloat16())
 
 
+def test_instance_norm_is_the_written_out_formula():
+    """The fused kernel against (x - mean_HW) / sqrt(biased var_HW + eps), on many maps."""
+    x = torch.randn(4, 8, 5, 7) * 3 + 1
+    for eps in (1e-8, 1e-5):
+        centred = x - x.mean(dim=(2, 3), keepdim=True)
+        want = centred / torch.sqrt(centred.pow(2).mean(dim=(2, 3), keepdim=True) + eps)
+        torch.testing.assert_close(instance_norm(x, eps), want, rtol=1e-5, atol=1e-5)
+
+
 def test_adain_equalized_projection_by_hand():
     ada = AdaIN(1, 2).double()  # StyleGAN: A = equalised dense, gain 1: scale 1 / sqrt(2)
     assert isinstance(ada.affine, EqualizedLinear) and ada.affine.gain == 1.0

@@ -191,10 +191,20 @@ class StepContext:
 
     def update(self, name: str, loss: torch.Tensor) -> None:
         """One optimiser step of player ``name`` on ``loss``: zero its gradients, backpropagate,
-        step. (Gradients reaching other players' parameters are cleared by their own update.)"""
+        step.
+
+        The backward pass computes gradients for this player's trainable parameters only:
+        G's loss runs through D, and the gradients of D's weights would be computed and then
+        thrown away (D's own update clears them), a few per cent of every G step. Under DDP
+        the full backward is kept, because DDP's reducer waits for every parameter that took
+        part in the forward."""
         opt = self.opts[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            loss.backward()
+        else:
+            params = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+            loss.backward(inputs=params)
         opt.step()
 
     def every(self, k: int) -> bool:
