@@ -88,7 +88,7 @@ class Config:
     beta1: float = 0.5
     beta2: float = 0.999
     z_dim: int = 100
-    ema: float = 0.999  # G_ema's decay
+    ema: float = 0.999  # G_ema's decay (warmed up: see ema_decay)
     n_real: int = 10000  # training birds (drawn once, cached on disk)
 
     def check(self) -> Config:
@@ -239,16 +239,28 @@ def _save(out: Path, cfg: Config, state: _State, seed: int) -> None:
     ckpt.save_state(out / "checkpoint.safetensors", tensors, _meta(cfg, state, seed, described))
 
 
-def _snapshot(out: Path, cfg: Config, state: _State) -> None:
-    """G_ema at this point of the budget, for the training-length axis."""
-    name = f"G_ema_cpu{int(round(state.cpu_s))}.safetensors"
+def _snapshot(out: Path, cfg: Config, state: _State, at: float) -> None:
+    """G_ema when the run passes ``at`` CPU seconds, for the training-length axis."""
+    name = f"G_ema_{at:g}s.safetensors"
     meta = {"model": MODEL, "config": asdict(cfg), "step": state.step, "cpu_s": state.cpu_s}
     ckpt.save_state(out / "snapshots" / name, ckpt.module_tensors(state.G_ema, "G_ema"), meta)
     state.snapshots.append({"file": name, "step": state.step, "cpu_s": round(state.cpu_s, 1)})
 
 
+def ema_decay(cfg: Config, step: int) -> float:
+    """``cfg.ema``, warmed up as ``(1 + step) / (10 + step)`` while that is smaller.
+
+    Without the warm-up a 0.999 average still holds 9 % of G's *initial* weights after 2,400
+    steps (0.999^2400), about what 10 CPU-minutes buy at 32 px: the EMA would be measured
+    mostly on its past. With it, early steps are averaged over roughly the steps so far.
+    """
+    return min(cfg.ema, (1 + step) / (10 + step))
+
+
 def train_step(cfg: Config, state: _State, data: torch.Tensor) -> tuple[float, float]:
-    """One D step and one G step, non-saturating loss; then G_ema <- lerp towards G."""
+    """One D step and one G step, non-saturating loss; then G_ema <- lerp towards G.
+
+    Returns (D's loss, G's loss) of the step."""
     x = data[torch.randint(len(data), (cfg.batch,), generator=state.rng)]  # (B, 3, S, S)
     z = torch.randn(cfg.batch, cfg.z_dim, generator=state.rng)  # (B, z_dim)
     fake = state.G(z)
@@ -260,9 +272,10 @@ def train_step(cfg: Config, state: _State, data: torch.Tensor) -> tuple[float, f
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     state.opt_g.step()
+    decay = ema_decay(cfg, state.step)
     with torch.no_grad():
         for pe, p in zip(state.G_ema.parameters(), state.G.parameters(), strict=True):
-            pe.lerp_(p, 1 - cfg.ema)
+            pe.lerp_(p, 1 - decay)
         for be, b in zip(state.G_ema.buffers(), state.G.buffers(), strict=True):
             be.copy_(b)
     return loss_d.item(), loss_g.item()
@@ -304,9 +317,10 @@ def train(
         if state.step % log_every == 0:
             entry = {"step": state.step, "cpu_s": round(state.cpu_s, 1)}
             state.log.append({**entry, "loss_d": round(loss_d, 4), "loss_g": round(loss_g, 4)})
-        if state.cpu_s >= next_snap:
-            _snapshot(out, cfg, state)
-            next_snap += snapshot_every
+        if state.cpu_s >= next_snap:  # one snapshot, named after the last mark passed
+            passed = int((state.cpu_s - next_snap) // snapshot_every)
+            _snapshot(out, cfg, state, next_snap + passed * snapshot_every)
+            next_snap += (passed + 1) * snapshot_every
         if state.cpu_s - last_ckpt >= checkpoint_every:
             _save(out, cfg, state, seed)
             last_ckpt = state.cpu_s
