@@ -162,3 +162,12 @@ def test_evaluate_and_table(tmp_path):
     ]
     text = (tmp_path / "t.md").read_text()
     assert "| dcgan32 | dcgan | 32 | cub |" in text and "cub (n=12, test): real_vs_real" in text
+
+
+def test_command_line_lists_configurations_and_refuses_bad_options(capsys):
+    assert S.main(["list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == list(S.CONFIGS)
+    with pytest.raises(SystemExit):
+        S.main(["train", "--config", "dcgan32", "--size", "48"])
+    assert "size must be one of [32, 64]" in capsys.readouterr().err

@@ -502,7 +502,11 @@ def config_from_args(name: str, overrides: dict) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(prog="python -m ganlab.experiments.birds_study", description=None)
+    p = argparse.ArgumentParser(
+        prog="python -m ganlab.experiments.birds_study",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("action", choices=("list", "train", "grid", "evaluate", "table", "ladder"))
     p.add_argument("--config", default="dcgan32", help="train: a named configuration")
     p.add_argument("--configs", nargs="+", help="grid: named configurations (default: all)")
@@ -524,6 +528,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     names = ("backbone", "framing", *INT_OPTIONS, *FLOAT_OPTIONS)
     overrides = {k: getattr(args, k) for k in names}
+    try:
+        return _run(args, overrides)
+    except ValueError as exc:  # a bad option: one line, not a traceback
+        p.error(str(exc))
+
+
+def _run(args: argparse.Namespace, overrides: dict) -> int:
     budget = args.cpu_minutes * 60
     if args.action == "list":
         for name, cfg in CONFIGS.items():
