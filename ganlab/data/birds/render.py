@@ -11,6 +11,12 @@ Shapes are polygons, drawn with Pillow on a canvas ``SUPERSAMPLE`` times larger 
 output and box-filtered down: that is the anti-aliasing. Fine detail (feather scallops,
 primary feathers, eye highlight) is about one output pixel wide at 256 px, so a 256 px
 model has detail to add that a 64 px image only hints at.
+
+The renderer also knows exactly where the bird is: :func:`bird_coverage` (per-pixel share
+of bird, perch and ground excluded) and :func:`bird_box` (its bounding box, as CUB's
+annotations give). :func:`crop_square` is the papers' CUB crop around that box, and
+``render_bird(..., crop=...)`` draws just that square at full sharpness; :data:`FRAMINGS`
+names the crops the world offers (``ganlab.data.birds.load_birds(framing=...)``).
 """
 
 from __future__ import annotations
