@@ -406,7 +406,9 @@ BOX_ENLARGE = 0.75  # as ganlab.data.cub.BOX_ENLARGE: r = 0.75 max(w, h), a squa
 # full frame). The world's birds are already about as wide in the full frame as CUB's birds are
 # in their crops (median box width 0.58 of the image, CUB's crop makes it 1 / 1.5 = 0.67), so
 # "cub" crops only a little (a third of the birds not at all: their crop would exceed the
-# image); "tight" makes the bird's longer side fill 1 / 1.1 of the frame.
+# image); "tight" makes the bird's longer side fill 1 / 1.1 of the frame. Measured on 200
+# test birds (median share of the frame's pixels that are bird; crop side, image widths):
+# full 7.3 %; cub 10.6 %, side 0.87 (0.66 to 1); tight 18.4 %, side 0.64 (0.49 to 0.85).
 FRAMINGS = {"full": None, "cub": BOX_ENLARGE, "tight": 0.55}
 
 
