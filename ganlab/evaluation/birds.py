@@ -17,16 +17,26 @@ never seen), take one caption of each, generate one image from it, and measure:
 ``generate(captions: list[str], seed: int) -> images (N, 3, H, W) in [-1, 1]`` is the only
 thing a chapter provides. :func:`caption_diversity` measures how varied the samples of one
 caption are; :func:`summary_metrics` keeps a result's headline numbers (what a manifest keeps).
+
+:func:`reference_ladder` gives the judge's Frechet distance a scale (COURSE.md's payoff
+ladder) for any framing of the world: real birds against real birds, birds drawn at half and
+quarter resolution and upsampled, real birds under a 5 x 5 box blur.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ganlab.data.birds import ATTRIBUTES, GROUPS, load_birds
+from ganlab.data.birds.dataset import CACHE_VERSION
+from ganlab.evaluation.faces import degraded
 from ganlab.metrics import frechet_distance
 from ganlab.metrics.alignment import text_alignment
 from ganlab.metrics.retrieval import r_precision
@@ -162,6 +172,20 @@ def summary_metrics(result: dict) -> dict:
 
 
 @torch.no_grad()
+def spread(images: torch.Tensor) -> dict:
+    """Mean pairwise distance of ``images`` (n, 3, H, W), n >= 2, in judge features and pixels.
+
+    The judge features are a perceptual stand-in for LPIPS; 0 means every image is the same.
+    """
+    from ganlab.metrics.diversity import mean_pairwise_distance
+
+    return {
+        "judge_features": mean_pairwise_distance(bird_judge().embed_images(images)),
+        "pixels": mean_pairwise_distance(images),
+    }
+
+
+@torch.no_grad()
 def caption_diversity(
     generate: Callable[[list[str], int], torch.Tensor],
     captions: list[str],
@@ -170,23 +194,20 @@ def caption_diversity(
 ) -> dict:
     """Mean pairwise distance between ``per_caption`` samples of each caption, averaged.
 
-    In the bird judge's features (a perceptual stand-in for LPIPS) and in pixels; ``generate``
-    must draw at the judge's 64 px. Caption ``i`` draws from seed ``seed + 1000 i``. Higher is
-    more varied; compare models on the same captions and sample sizes.
+    In the bird judge's features (a perceptual stand-in for LPIPS) and in pixels
+    (:func:`spread`); ``generate`` must draw at the judge's 64 px. Caption ``i`` draws from
+    seed ``seed + 1000 i``. Higher is more varied; compare models on the same captions and
+    sample sizes.
     """
-    from ganlab.metrics.diversity import mean_pairwise_distance
-
     if per_caption < 2:
         raise ValueError(f"per_caption must be at least 2, got {per_caption}")
-    judge = bird_judge()
-    feats, pixels = [], []
-    for i, caption in enumerate(captions):
-        images = generate([caption] * per_caption, seed + 1000 * i)
-        feats.append(mean_pairwise_distance(judge.embed_images(images)))
-        pixels.append(mean_pairwise_distance(images))
+    each = [
+        spread(generate([caption] * per_caption, seed + 1000 * i))
+        for i, caption in enumerate(captions)
+    ]
     return {
-        "judge_features": sum(feats) / len(feats),
-        "pixels": sum(pixels) / len(pixels),
+        "judge_features": sum(d["judge_features"] for d in each) / len(each),
+        "pixels": sum(d["pixels"] for d in each) / len(each),
         "captions": len(captions),
         "per_caption": per_caption,
     }
@@ -195,3 +216,106 @@ def caption_diversity(
 def diversity_captions(n: int = 50, split: str = "test") -> list[str]:
     """Caption 0 of the first ``n`` birds of ``split``: the diversity protocol's captions."""
     return eval_captions(split, n)[0]
+
+
+# --- the payoff ladder: what judge Frechet distances mean, for any framing of the world ---
+
+JUDGE_SIZE = 64  # the bird judge reads 64 px images (it resizes anything else)
+LADDER_VERSION = 1  # bump when the rungs change
+
+
+def upsample(images: torch.Tensor, size: int = JUDGE_SIZE) -> torch.Tensor:
+    """(N, 3, h, h) -> (N, 3, size, size), bilinear: how a small image meets a larger ladder.
+
+    Generations drawn at 32 px are measured after this, exactly as the ladder's "drawn at 32
+    px" rung, so that rung is the best a perfect 32 px generator can score."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def real_birds(
+    n: int, split: str = "test", size: int = JUDGE_SIZE, framing: str = "full", offset: int = 0
+) -> torch.Tensor:
+    """Birds ``offset .. offset + n`` of ``split`` as floats (n, 3, size, size) in [-1, 1]."""
+    data = load_birds(offset + n, split, size, progress=False, framing=framing)
+    return data.float_images(slice(offset, offset + n))
+
+
+def ladder_rungs(size: int = JUDGE_SIZE) -> tuple[str, ...]:
+    """The ladder's rung names for real birds at ``size`` px, best to worst (usually)."""
+    return ("real_vs_real", f"drawn_{size // 2}_up", "box_blur_5x5", f"drawn_{size // 4}_up")
+
+
+@lru_cache(maxsize=8)
+def reference_features(
+    n: int, split: str = "test", framing: str = "full", size: int = JUDGE_SIZE
+) -> torch.Tensor:
+    """(n, 256) judge features of the first ``n`` birds of ``split``: the ladder's reference."""
+    return bird_judge().embed_images(real_birds(n, split, size, framing))
+
+
+def _ladder_path(n: int, split: str, framing: str, size: int) -> Path:
+    from ganlab.weights import manifest
+
+    judge = manifest("bird_judge")["sha256"][:12]  # a new judge is a new ladder
+    root = Path(os.environ.get("GANLAB_CACHE", Path.home() / ".cache" / "ganlab")) / "birds"
+    name = f"ladder{LADDER_VERSION}_v{CACHE_VERSION}_{split}_{framing}_n{n}_s{size}_{judge}"
+    return root / f"{name}.json"
+
+
+def reference_ladder(
+    n: int = 1000,
+    framing: str = "full",
+    size: int = JUDGE_SIZE,
+    split: str = "test",
+    cache: bool = True,
+) -> dict:
+    """Judge Frechet distances of degraded real birds against the first ``n`` real birds.
+
+    The reference is birds ``0 .. n`` of ``split`` drawn at ``size`` px in ``framing``; every
+    rung is the *other* birds ``n .. 2n`` of the same split and framing:
+
+    * ``real_vs_real``: as they are (the floor: sampling noise of two sets of n);
+    * ``drawn_{size/2}_up`` and ``drawn_{size/4}_up``: drawn by the renderer at half and a
+      quarter of ``size``, then upsampled (:func:`upsample`): a perfect generator at that
+      resolution;
+    * ``box_blur_5x5``: blurred by a 5 x 5 box (``ganlab.evaluation.faces.degraded``).
+
+    FD depends on n (it is biased upwards for small n): compare numbers at the same n only.
+    The bird judge was trained on full frames: on the ``cub`` and ``tight`` framings its
+    features see birds larger than it ever saw, so the ladder must be re-measured for each
+    framing, and a generator of cropped birds is scored against cropped real birds only.
+
+    Drawing and embedding 2n birds at three sizes costs about 40 CPU seconds at n = 1000
+    (more the first time a cropped framing is drawn), so the result is cached as JSON
+    (``$GANLAB_CACHE/birds/ladder...json``, keyed by the judge's checksum).
+    """
+    from ganlab.data.birds.render import check_framing
+    from ganlab.metrics import frechet_distance
+
+    check_framing(framing)
+    if not isinstance(size, int) or size // 4 < 16 or size > 256:
+        raise ValueError(f"ladder size must be an int from 64 to 256 px, got {size!r}")
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    path = _ladder_path(n, split, framing, size)
+    if cache and path.is_file():
+        return json.loads(path.read_text())
+
+    judge = bird_judge()
+    ref = reference_features(n, split, framing, size)
+    other = real_birds(n, split, size, framing, offset=n)
+    half, quarter = (
+        upsample(real_birds(n, split, s, framing, offset=n), size) for s in (size // 2, size // 4)
+    )
+    rungs = ladder_rungs(size)
+    images = (other, half, degraded(other, "box"), quarter)
+    fd = {name: frechet_distance(judge.embed_images(x), ref) for name, x in zip(rungs, images)}
+    out = {"n": n, "split": split, "framing": framing, "size": size, "ladder": fd}
+    if cache:
+        from ganlab.atomic import atomic_write_text
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(out, indent=1) + "\n")
+    return out

@@ -66,19 +66,23 @@ def real_faces(
     return data.float_images(slice(offset, offset + n))
 
 
+DEGRADATIONS = (*LADDER, "box")  # what :func:`degraded` does; "box" is the birds ladder's blur
+
+
 def degraded(x: torch.Tensor, how: str) -> torch.Tensor:
-    """A rung of the ladder: ``half`` / ``quarter`` (area-downsample, bilinear upsample), or
-    ``blur`` (the 5 x 5 binomial filter [1, 4, 6, 4, 1] / 16 along each axis, sigma ~1 px)."""
+    """A rung of the ladder: ``half`` / ``quarter`` (area-downsample, bilinear upsample),
+    ``blur`` (the 5 x 5 binomial filter [1, 4, 6, 4, 1] / 16 along each axis, sigma ~1 px) or
+    ``box`` (the 5 x 5 box filter, every weight 1 / 25: a stronger blur, sigma ~1.4 px)."""
     size = x.shape[-1]
     if how in ("half", "quarter"):
         small = F.interpolate(x, scale_factor=0.5 if how == "half" else 0.25, mode="area")
         return F.interpolate(small, size=size, mode="bilinear", align_corners=False)
-    if how == "blur":
-        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
-        k = (k[:, None] * k[None]) / 256
+    if how in ("blur", "box"):
+        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0] if how == "blur" else [1.0] * 5)
+        k = (k[:, None] * k[None]) / k.sum() ** 2
         c = x.shape[1]
         return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k.expand(c, 1, 5, 5), groups=c)
-    raise ValueError(f"unknown degradation {how!r}: expected one of {', '.join(LADDER)}")
+    raise ValueError(f"unknown degradation {how!r}: expected one of {', '.join(DEGRADATIONS)}")
 
 
 def _features(images: torch.Tensor) -> torch.Tensor:

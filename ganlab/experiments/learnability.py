@@ -61,48 +61,57 @@ WORLDS = ("faces", "birds")
 
 
 class Generator(nn.Module):
-    """z (N, 64) -> (N, 3, 32, 32) in [-1, 1]."""
+    """z (N, z_dim) -> (N, 3, size, size) in [-1, 1]; size 32 (the check's) or 64.
 
-    def __init__(self, z_dim: int = Z_DIM, width: int = 32):
+    4x4 from z, then one transposed-convolution stage per doubling, the width halving each
+    time: at 32 px 4w (4x4) -> 2w (8) -> w (16) -> 3 (32); at 64 px 8w (4x4) ... -> 3 (64).
+    """
+
+    def __init__(self, z_dim: int = Z_DIM, width: int = 32, size: int = SIZE):
         super().__init__()
-        w = width
+        stages = _stages(size)  # doublings after 4x4 that end in a feature map: 2 or 3
+        w = width * 2**stages
         self.z_dim = z_dim
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(z_dim, 4 * w, 4, 1, 0, bias=False),  # 4x4
-            nn.BatchNorm2d(4 * w),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False),  # 8x8
-            nn.BatchNorm2d(2 * w),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),  # 16x16
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, w, 4, 1, 0, bias=False),  # 4x4
             nn.BatchNorm2d(w),
             nn.ReLU(True),
-            nn.ConvTranspose2d(w, 3, 4, 2, 1),  # 32x32
-            nn.Tanh(),
-        )
+        ]
+        for _ in range(stages):  # 8, 16 (, 32)
+            layers += [
+                nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(w // 2),
+                nn.ReLU(True),
+            ]
+            w //= 2
+        layers += [nn.ConvTranspose2d(w, 3, 4, 2, 1), nn.Tanh()]  # size x size
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z[:, :, None, None])
 
 
 class Discriminator(nn.Module):
-    """(N, 3, 32, 32) -> (N,) logits."""
+    """(N, 3, size, size) -> (N,) logits; mirrors :class:`Generator` (no normalisation)."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, size: int = SIZE):
         super().__init__()
         w = width
-        self.net = nn.Sequential(
-            nn.Conv2d(3, w, 4, 2, 1),  # 16
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(w, 2 * w, 4, 2, 1),  # 8
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(2 * w, 4 * w, 4, 2, 1),  # 4
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(4 * w, 1, 4, 1, 0),
-        )
+        layers: list[nn.Module] = [nn.Conv2d(3, w, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # size/2
+        for _ in range(_stages(size)):  # ... down to 4x4, the width doubling each time
+            layers += [nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            w *= 2
+        layers.append(nn.Conv2d(w, 1, 4, 1, 0))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
+
+
+def _stages(size: int) -> int:
+    if size not in (32, 64):
+        raise ValueError(f"the DCGAN draws 32 or 64 px images, got size={size!r}")
+    return 2 if size == 32 else 3
 
 
 def real_images(world: str, n: int, split: str = "train", seed: int = 0) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 >>> from ganlab.data.birds import load_birds
 >>> data = load_birds(1000, "train", size=64)   # images, attributes, species, 10 captions each
+>>> crops = load_birds(1000, "train", size=32, framing="tight")  # the bird fills the frame
 """
 
 from ganlab.data.birds.attributes import (
@@ -27,10 +28,12 @@ from ganlab.data.birds.dataset import (
     render,
     to_float,
 )
+from ganlab.data.birds.render import FRAMINGS
 
 __all__ = [
     "ATTRIBUTES",
     "COLORS",
+    "FRAMINGS",
     "GROUPS",
     "INDIVIDUAL_GROUPS",
     "NUM_SPECIES",

@@ -15,6 +15,17 @@ Splits (as the text-to-image papers split CUB by species):
   trains on these: with only 150 species' combinations, a classifier learns to guess the
   crown from the wings (it scored 24% on zero-shot crowns that way); on mixed birds it has
   to look at each part.
+
+Framings (``framing=``, :data:`ganlab.data.birds.render.FRAMINGS`): ``"full"`` (the default,
+the whole scene: what every chapter, the shipped weights and the bird judge use), ``"cub"``
+(the square the papers' CUB pipeline crops around the bird's bounding box, side 1.5 x the
+box's longer side) and ``"tight"`` (side 1.1 x the box's longer side: the bird fills the
+frame). The box is the world's ground truth (:func:`~ganlab.data.birds.render.bird_box`),
+and the crop is drawn at full sharpness, not cut out of a small image. The bird judge was
+trained on full frames only: on cropped birds its features are out of their training
+distribution (bigger birds, less scenery), so a Frechet distance on cropped birds compares
+only with a reference ladder measured on the same framing
+(:func:`ganlab.evaluation.birds.reference_ladder`), never with full-frame numbers.
 """
 
 from __future__ import annotations
@@ -38,7 +49,13 @@ from ganlab.data.birds.attributes import (
     species_split,
 )
 from ganlab.data.birds.captions import make_captions
-from ganlab.data.birds.render import Placement, draw_placement, render_bird
+from ganlab.data.birds.render import (
+    Placement,
+    check_framing,
+    draw_placement,
+    framing_crop,
+    render_bird,
+)
 
 SPLITS = {"train": 0, "test": 1, "zeroshot": 2, "mixed": 3}
 CAPTIONS_PER_IMAGE = 10  # as CUB (Reed et al. collected ten per image)
@@ -99,10 +116,11 @@ class BirdsWorld:
         captions, mentions = make_captions(attrs, self._rng(i, 1), self.captions_per_image)
         return Bird(self.split, int(i), species, attrs, tuple(captions), tuple(mentions), placement)
 
-    def image(self, i: int, size: int = 64) -> np.ndarray:
-        """Bird ``i`` as a (size, size, 3) uint8 array."""
+    def image(self, i: int, size: int = 64, framing: str = "full") -> np.ndarray:
+        """Bird ``i`` as a (size, size, 3) uint8 array, in ``framing`` (see the module doc)."""
         bird = self.bird(i)
-        return render_bird(bird.attributes, bird.placement, size)
+        crop = framing_crop(bird.attributes, bird.placement, framing)
+        return render_bird(bird.attributes, bird.placement, size, crop)
 
 
 def render(attributes: dict[str, str], size: int = 64, seed: int = 0) -> np.ndarray:
@@ -130,6 +148,7 @@ class BirdsData(torch.utils.data.Dataset):
     species: torch.Tensor
     captions: list[list[str]]
     mentions: torch.Tensor
+    framing: str = "full"
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -152,12 +171,16 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div(127.5).sub(1.0)
 
 
-def _cache_path(split: str, n: int, size: int, seed: int, k: int) -> Path:
+def _cache_path(split: str, n: int, size: int, seed: int, k: int, framing: str = "full") -> Path:
+    """The full framing keeps its original file names; other framings add ``_f<framing>``."""
     root = Path(os.environ.get("GANLAB_CACHE", Path.home() / ".cache" / "ganlab")) / "birds"
-    return root / f"v{CACHE_VERSION}_{split}_n{n}_s{size}_seed{seed}_k{k}.npz"
+    tag = "" if framing == "full" else f"_f{framing}"
+    return root / f"v{CACHE_VERSION}_{split}_n{n}_s{size}_seed{seed}_k{k}{tag}.npz"
 
 
-def _generate(world: BirdsWorld, n: int, size: int, progress: bool) -> dict[str, np.ndarray]:
+def _generate(
+    world: BirdsWorld, n: int, size: int, progress: bool, framing: str = "full"
+) -> dict[str, np.ndarray]:
     k = world.captions_per_image
     images = np.empty((n, size, size, 3), np.uint8)
     attributes = np.empty((n, len(GROUPS)), np.int64)
@@ -165,10 +188,13 @@ def _generate(world: BirdsWorld, n: int, size: int, progress: bool) -> dict[str,
     mentions = np.full((n, k, len(GROUPS)), -1, np.int64)
     captions = []
     for i in tqdm(
-        range(n), desc=f"drawing {n} birds ({world.split}, {size} px)", disable=not progress
+        range(n),
+        desc=f"drawing {n} birds ({world.split}, {size} px, {framing})",
+        disable=not progress,
     ):
         bird = world.bird(i)
-        images[i] = render_bird(bird.attributes, bird.placement, size)
+        crop = framing_crop(bird.attributes, bird.placement, framing)
+        images[i] = render_bird(bird.attributes, bird.placement, size, crop)
         attributes[i] = encode(bird.attributes)
         species[i] = bird.species
         captions.append(bird.captions)
@@ -192,20 +218,25 @@ def load_birds(
     captions_per_image: int = CAPTIONS_PER_IMAGE,
     cache: bool = True,
     progress: bool = True,
+    framing: str = "full",
 ) -> BirdsData:
     """The first ``n`` birds of ``split`` at ``size`` px (cached on disk as .npz when asked).
+
+    ``framing``: ``"full"`` (default), ``"cub"`` or ``"tight"`` (see the module docstring); a
+    cropped framing costs about 2.5x the drawing (finding the box, a larger canvas).
 
     Drawing is about 2 ms per 64 px bird on one core, so 10,000 birds take about 20 s the
     first time and well under a second from the cache (``$GANLAB_CACHE``, default
     ``~/.cache/ganlab/birds``).
     """
     _check_split(split)
+    check_framing(framing)
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(size, int) or not 16 <= size <= 256:
         raise ValueError(f"size must be an int between 16 and 256 px, got {size!r}")
     world = BirdsWorld(split, seed, captions_per_image)
-    path = _cache_path(split, n, size, seed, captions_per_image)
+    path = _cache_path(split, n, size, seed, captions_per_image, framing)
     arrays = None
     if cache and path.exists():
         try:
@@ -214,7 +245,7 @@ def load_birds(
         except (OSError, ValueError):
             arrays = None  # a damaged cache file is redrawn, never trusted
     if arrays is None:
-        arrays = _generate(world, n, size, progress)
+        arrays = _generate(world, n, size, progress, framing)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -229,4 +260,5 @@ def load_birds(
         species=torch.from_numpy(arrays["species"]),
         captions=[list(map(str, row)) for row in arrays["captions"]],
         mentions=torch.from_numpy(arrays["mentions"]),
+        framing=framing,
     )

@@ -11,6 +11,12 @@ Shapes are polygons, drawn with Pillow on a canvas ``SUPERSAMPLE`` times larger 
 output and box-filtered down: that is the anti-aliasing. Fine detail (feather scallops,
 primary feathers, eye highlight) is about one output pixel wide at 256 px, so a 256 px
 model has detail to add that a 64 px image only hints at.
+
+The renderer also knows exactly where the bird is: :func:`bird_coverage` (per-pixel share
+of bird, perch and ground excluded) and :func:`bird_box` (its bounding box, as CUB's
+annotations give). :func:`crop_square` is the papers' CUB crop around that box, and
+``render_bird(..., crop=...)`` draws just that square at full sharpness; :data:`FRAMINGS`
+names the crops the world offers (``ganlab.data.birds.load_birds(framing=...)``).
 """
 
 from __future__ import annotations
@@ -247,18 +253,83 @@ def _beak(draw, frame, attrs, color):
     )
 
 
-def render_bird(attrs: dict[str, str], place: Placement, size: int) -> np.ndarray:
-    """One bird as a (size, size, 3) uint8 RGB array."""
+def render_bird(
+    attrs: dict[str, str],
+    place: Placement,
+    size: int,
+    crop: tuple[float, float, float] | None = None,
+) -> np.ndarray:
+    """One bird as a (size, size, 3) uint8 RGB array.
+
+    ``crop = (x0, y0, side)`` in image widths (see :func:`crop_square`) draws only that square
+    of the scene, at ``size`` px: the scene is drawn on a canvas ``1 / side`` times larger and
+    the square is box-filtered down, so a crop is as sharp as a full frame (no upsampling of a
+    small image). ``crop=None`` (the default) is the full frame.
+    """
+    _check_size(size)
+    k = supersample(size)
+    if crop is None:
+        return np.asarray(_scene(attrs, place, size * k).reduce(k), dtype=np.uint8)
+    x0, y0, side = _check_crop(crop)
+    canvas = math.ceil(size * k / side)
+    box = (x0 * canvas, y0 * canvas, (x0 + side) * canvas, (y0 + side) * canvas)
+    image = _scene(attrs, place, canvas).resize((size, size), Image.Resampling.BOX, box=box)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _check_size(size) -> None:
     if not isinstance(size, int) or not 16 <= size <= 256:
         raise ValueError(f"size must be an int between 16 and 256 px, got {size!r}")
-    k = supersample(size)
-    C = size * k
-    image = Image.fromarray(_gradient(attrs["background"], C))
-    draw = ImageDraw.Draw(image, "RGBA")
-    scene = np.random.default_rng(place.scene)
-    _background(draw, attrs["background"], C, scene)
 
+
+def _check_crop(crop) -> tuple[float, float, float]:
+    x0, y0, side = (float(v) for v in crop)
+    if not (0 < side <= 1 and 0 <= x0 <= 1 - side + 1e-9 and 0 <= y0 <= 1 - side + 1e-9):
+        raise ValueError(f"crop (x0, y0, side) must be a square inside the image, got {crop!r}")
+    return x0, y0, side
+
+
+def _scene(
+    attrs: dict[str, str], place: Placement, canvas: int, backdrop: tuple | None = None
+) -> Image.Image:
+    """The full frame on a ``canvas`` px square: background, ground, then the bird.
+
+    ``backdrop`` (an RGB colour) replaces the background and the ground by a flat colour, so
+    that only the bird is drawn: :func:`bird_coverage` uses it.
+    """
+    C = canvas
+    if backdrop is None:
+        image = Image.fromarray(_gradient(attrs["background"], C))
+    else:
+        image = Image.new("RGB", (C, C), tuple(backdrop))
+    draw = ImageDraw.Draw(image, "RGBA")
     frame = _Frame(C, place, BODY_SCALE[attrs["size"]], attrs["orientation"] == "left")
+    if backdrop is None:
+        _background(draw, attrs["background"], C, np.random.default_rng(place.scene))
+        _ground(draw, frame, attrs["pose"], place)
+    _bird(draw, frame, attrs, place)
+    return image
+
+
+FEET_Y = -0.47  # the feet, in the bird's frame
+
+
+def _ground(draw, frame, pose: str, place: Placement) -> None:
+    """The perch or the ground under the feet (not part of the bird)."""
+    feet_y = FEET_Y
+    if pose == "perched":
+        a = place.tilt * 0.5
+        ends = [(-1.6, feet_y - 0.06 + a), (1.6, feet_y + 0.02 - a)]
+        draw.line(frame(ends), fill=(96, 64, 36, 255), width=int(frame.px(0.07)))
+    elif pose == "standing":
+        draw.polygon(
+            frame(_ellipse(0.02, feet_y - 0.3, 0.75, 0.3, 0, math.pi)), fill=(104, 92, 76, 255)
+        )
+
+
+def _bird(draw, frame, attrs: dict[str, str], place: Placement) -> None:
+    """The bird itself, back to front, over whatever is already drawn."""
+    feet_y = FEET_Y
     j = place.jitter
     crown, wing, breast = (
         _color(attrs["crown_color"], j[0]),
@@ -269,16 +340,6 @@ def render_bird(attrs: dict[str, str], place: Placement, size: int) -> np.ndarra
     beak, eye = _color(attrs["beak_color"], j[5]), _color(attrs["eye_color"], j[6])
     pose = attrs["pose"]
 
-    # perch or ground under the feet
-    feet_y = -0.47
-    if pose == "perched":
-        a = place.tilt * 0.5
-        ends = [(-1.6, feet_y - 0.06 + a), (1.6, feet_y + 0.02 - a)]
-        draw.line(frame(ends), fill=(96, 64, 36, 255), width=int(frame.px(0.07)))
-    elif pose == "standing":
-        draw.polygon(
-            frame(_ellipse(0.02, feet_y - 0.3, 0.75, 0.3, 0, math.pi)), fill=(104, 92, 76, 255)
-        )
     if pose == "flying":
         _wing(draw, frame, attrs, wing, flying=True, far=True)
 
@@ -336,4 +397,87 @@ def render_bird(attrs: dict[str, str], place: Placement, size: int) -> np.ndarra
     hx2, hy2, r4 = ex + r2 * 0.3, ey - r2 * 0.3, frame.px(0.009)  # highlight
     draw.ellipse((hx2 - r4, hy2 - r4, hx2 + r4, hy2 + r4), fill=(255, 255, 255, 230))
 
-    return np.asarray(image.reduce(k), dtype=np.uint8)
+
+# --- where the bird is: the world's ground truth, and the CUB pipeline's crop around it ---
+
+BOX_ENLARGE = 0.75  # as ganlab.data.cub.BOX_ENLARGE: r = 0.75 max(w, h), a square of side 2 r
+
+# How a bird sits in its frame: framing name -> ``enlarge`` of :func:`crop_square` (None: the
+# full frame). The world's birds are already about as wide in the full frame as CUB's birds are
+# in their crops (median box width 0.58 of the image, CUB's crop makes it 1 / 1.5 = 0.67), so
+# "cub" crops only a little (a third of the birds not at all: their crop would exceed the
+# image); "tight" makes the bird's longer side fill 1 / 1.1 of the frame. Measured on 200
+# test birds (median share of the frame's pixels that are bird; crop side, image widths):
+# full 7.3 %; cub 10.6 %, side 0.87 (0.66 to 1); tight 18.4 %, side 0.64 (0.49 to 0.85).
+FRAMINGS = {"full": None, "cub": BOX_ENLARGE, "tight": 0.55}
+
+
+def _coverage(attrs: dict[str, str], place: Placement, canvas: int) -> np.ndarray:
+    """(canvas, canvas) float in [0, 1] on an un-reduced canvas: see :func:`bird_coverage`."""
+    black, white = (
+        np.asarray(_scene(attrs, place, canvas, backdrop=c), dtype=np.float64)
+        for c in ((0, 0, 0), (255, 255, 255))
+    )
+    return 1.0 - (white - black).mean(axis=2) / 255.0
+
+
+def bird_coverage(attrs: dict[str, str], place: Placement, size: int = 64) -> np.ndarray:
+    """(size, size) float in [0, 1]: how much of each pixel of the full frame is bird.
+
+    The bird alone (no background, no perch or ground) is drawn twice, over black and over
+    white; a pixel the bird covers fully is the same in both, a background pixel differs by
+    255, so ``1 - difference / 255`` is the bird's exact anti-aliased coverage (the few
+    translucent strokes, all drawn over the bird's own body or wing, do not change it).
+    """
+    _check_size(size)
+    k = supersample(size)
+    cover = _coverage(attrs, place, size * k)  # (size k, size k)
+    return cover.reshape(size, k, size, k).mean(axis=(1, 3))
+
+
+def bird_box(
+    attrs: dict[str, str], place: Placement, resolution: int = 256
+) -> tuple[float, float, float, float]:
+    """The bird's bounding box ``(x0, y0, x1, y1)`` in image widths (y down), as CUB annotates:
+    tight around every pixel the bird touches (coverage > 0 on a ``resolution`` px canvas, so
+    to within 1 / ``resolution`` of an image width); the perch and the ground are not bird."""
+    ys, xs = np.nonzero(_coverage(attrs, place, resolution) > 0)
+    return (
+        xs.min() / resolution,
+        ys.min() / resolution,
+        (xs.max() + 1) / resolution,
+        (ys.max() + 1) / resolution,
+    )
+
+
+def crop_square(
+    box: tuple[float, float, float, float], enlarge: float = BOX_ENLARGE
+) -> tuple[float, float, float]:
+    """The CUB pipeline's crop around a bounding box, as ``(x0, y0, side)`` in image widths.
+
+    StackGAN's and AttnGAN's ``get_imgs`` take a square of side ``2 r``, ``r = 0.75 max(w,
+    h)``, centred on the box (``ganlab.data.cub.enlarged_box``), and *clip* it to the image, so
+    a bird near an edge gives a non-square crop that the resize then squashes. Here the square
+    keeps its side (at most the whole image) and is *shifted* inside the image instead: the
+    bird stays undistorted and the crop always holds the whole enlarged box's worth of scene.
+    """
+    x0, y0, x1, y1 = box
+    side = min(1.0, 2 * enlarge * max(x1 - x0, y1 - y0))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = min(max(cx - side / 2, 0.0), 1.0 - side)
+    top = min(max(cy - side / 2, 0.0), 1.0 - side)
+    return left, top, side
+
+
+def check_framing(framing: str) -> str:
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown birds framing {framing!r}: expected one of {list(FRAMINGS)}")
+    return framing
+
+
+def framing_crop(
+    attrs: dict[str, str], place: Placement, framing: str
+) -> tuple[float, float, float] | None:
+    """The crop ``(x0, y0, side)`` of a framing for one bird, or None for the full frame."""
+    enlarge = FRAMINGS[check_framing(framing)]
+    return None if enlarge is None else crop_square(bird_box(attrs, place), enlarge)
