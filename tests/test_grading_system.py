@@ -8,6 +8,7 @@ NotImplementedError, and a tampered submission is graded with its check cells re
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ganlab.grading.build import (
     check_exercises,
     find_exercises,
     make_exercise,
+    notebook_chapter,
     render,
     strip_solution,
     validate_solution,
@@ -185,6 +187,47 @@ def test_build_is_deterministic_and_leaves_no_solution(tmp_path):
 
 def test_committed_exercises_are_up_to_date():
     assert check_exercises(SOLUTIONS, EXERCISES_DIR) == []
+
+
+HEADING = re.compile(r"^## Exercise (\w+):.*\((\d+) points?\)\s*$")
+TABLE_ROW = re.compile(r"^\| (\w+) \|.*\| (\d+) \|\s*$")
+
+
+def stated_points(nb) -> tuple[dict[str, int], dict[str, int]]:
+    """The points each exercise's heading states, and those of the opening table's rows."""
+    headings, table = {}, {}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("## Exercise"):
+                match = HEADING.match(line)
+                assert match, f"an exercise heading without its points: {line!r}"
+                headings[match.group(1)] = int(match.group(2))
+            elif (match := TABLE_ROW.match(line)) and match.group(1).isdigit():
+                table[match.group(1)] = int(match.group(2))
+    return headings, table
+
+
+@pytest.mark.parametrize("path", sorted(SOLUTIONS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_the_notebooks_state_the_registrys_points(path):
+    """Each heading "## Exercise N: ... (P points)", and the opening table where there is
+    one, gives the points the registry awards (a mismatch misleads the student)."""
+    nb = nbformat.read(path, as_version=4)
+    registry = {e.id: e.points for e in get_exercises(notebook_chapter(nb))}
+    headings, table = stated_points(nb)
+    assert headings == registry, f"{path.name}: headings {headings}, registry {registry}"
+    if table:
+        assert table == registry, f"{path.name}: table {table}, registry {registry}"
+
+
+def test_a_heading_with_the_wrong_points_is_caught():
+    nb = read_solution()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## Exercise 3:"):
+            cell.source = cell.source.replace("(1 point)", "(2 points)", 1)
+    headings, _ = stated_points(nb)
+    assert headings["3"] == 2 != get_exercise("cgan", "3").points
 
 
 def _copy_solutions(tmp_path) -> Path:
