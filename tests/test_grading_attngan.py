@@ -1,7 +1,8 @@
 """Chapter 4's checks accept reference answers and reject plausible wrong ones.
 
 The references below are what the solution notebook's answer cells should contain; the
-library's own implementations must pass too. Every wrong answer is a mistake a student (or a
+checks' logic must accept the library's own implementations too (while ``check`` refuses
+them as a student's answer). Every wrong answer is a mistake a student (or a
 published port) could really make.
 """
 
@@ -145,10 +146,14 @@ WRONG_ATTENTION = {
 }
 
 
-@pytest.mark.parametrize("answer", [word_attention, library_word_attention])
-def test_word_attention_accepts_the_references(answer, capsys):
-    check("attngan", "1", {"word_attention": answer})
+def test_word_attention_accepts_the_reference(capsys):
+    check("attngan", "1", {"word_attention": word_attention})
     assert capsys.readouterr().out.strip() == get_exercise("attngan", "1").passed_line()
+
+
+def test_word_attention_agrees_with_the_library_but_refuses_it_as_an_answer():
+    get_exercise("attngan", "1").check(library_word_attention)  # the check's logic agrees
+    rejects("1", "word_attention", library_word_attention, match="ganlab's own")
 
 
 @pytest.mark.parametrize("mistake", WRONG_ATTENTION)
@@ -293,10 +298,15 @@ WRONG_GLU = {
 }
 
 
-@pytest.mark.parametrize("answer", [glu, library_glu, lambda x: F.glu(x, dim=1)])
+@pytest.mark.parametrize("answer", [glu, lambda x: F.glu(x, dim=1)])
 def test_glu_accepts_the_references(answer, capsys):
     check("attngan", "3", {"glu": answer})
     assert capsys.readouterr().out.strip() == get_exercise("attngan", "3").passed_line()
+
+
+def test_glu_agrees_with_the_library_but_refuses_it_as_an_answer():
+    get_exercise("attngan", "3").check(library_glu)
+    rejects("3", "glu", library_glu, match="ganlab's own `ganlab.nn.glu.glu`")
 
 
 @pytest.mark.parametrize("mistake", WRONG_GLU)

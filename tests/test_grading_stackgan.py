@@ -250,8 +250,14 @@ def test_reference_residual_block_passes(capsys):
     assert capsys.readouterr().out.strip() == get_exercise("stackgan", "2").passed_line()
 
 
-def test_the_models_residual_block_passes_too():
-    check("stackgan", "2", {"ResidualBlock": ModelResidualBlock})
+def test_the_models_residual_block_agrees_but_is_refused_as_an_answer():
+    get_exercise("stackgan", "2").check(ModelResidualBlock)  # the check's logic agrees
+    rejects("2", "ResidualBlock", ModelResidualBlock, match="ganlab's own")
+
+    class Renamed(ModelResidualBlock):  # inheriting the answer is handing it in
+        pass
+
+    rejects("2", "ResidualBlock", Renamed, match="inherits it")
 
 
 @pytest.mark.parametrize("mistake", WRONG_BLOCKS)
@@ -334,8 +340,9 @@ def test_the_reference_pattern_passes(capsys):
     assert capsys.readouterr().out.strip() == get_exercise("stackgan", "3").passed_line()
 
 
-def test_the_checks_own_reference_passes():
-    check("stackgan", "3", {"train_step": stackgan_checks.reference_train_step})
+def test_the_checks_own_reference_passes_the_logic_but_not_as_an_answer():
+    get_exercise("stackgan", "3").check(stackgan_checks.reference_train_step)
+    rejects("3", "train_step", stackgan_checks.reference_train_step, match="ganlab's own")
 
 
 @pytest.mark.parametrize("mistake", WRONG_STEPS)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from ganlab.grading import CheckFailed, check, check_source, get_exercise, get_exercises
 from ganlab.grading.build import (
@@ -70,6 +71,104 @@ def test_check_notes_which_exercise_another_error_came_from():
 def test_unknown_exercise_is_a_key_error():
     with pytest.raises(KeyError, match="has no exercise '9'"):
         check("cgan", "9", {})
+
+
+# --- ganlab's own implementation handed in -------------------------------------------------
+
+PACKAGE_ANSWERS = [  # answers a student could import from the package the lecture uses
+    ("cgan", "2", "discriminator_loss", "ganlab.models.cgan", "discriminator_loss"),
+    ("cgan", "3", "generator_loss", "ganlab.models.cgan", "generator_loss"),
+    ("cgan", "4", "PaperGenerator", "ganlab.models.cgan", "PaperGenerator"),
+    (
+        "gan-int-cls",
+        "1",
+        "matching_aware_d_loss",
+        "ganlab.models.gan_int_cls",
+        "discriminator_loss",
+    ),
+    ("gan-int-cls", "2", "interpolate_text", "ganlab.models.gan_int_cls", "interpolate_embeddings"),
+    ("gan-int-cls", "3", "replicate_text", "ganlab.models.gan_int_cls", "replicate_text"),
+    ("stackgan", "2", "ResidualBlock", "ganlab.models.stackgan", "ResidualBlock"),
+    ("attngan", "1", "word_attention", "ganlab.nn.attention", "word_attention"),
+    ("attngan", "2", "damsm_word_similarity", "ganlab.text.damsm", "word_level_similarity"),
+    ("attngan", "3", "glu", "ganlab.nn.glu", "glu"),
+]
+
+
+@pytest.mark.parametrize("chapter, exercise_id, name, module, attribute", PACKAGE_ANSWERS)
+def test_ganlabs_own_implementation_is_refused(chapter, exercise_id, name, module, attribute):
+    import importlib
+
+    original = getattr(importlib.import_module(module), attribute)
+    want = f"Exercise {exercise_id} \\(.*\\): you handed in ganlab's own `{module}.{attribute}`"
+    with pytest.raises(CheckFailed, match=want):
+        check(chapter, exercise_id, {name: original})
+
+
+def test_every_chapters_exercises_refuse_a_package_object():
+    """The refusal sits where submissions are looked up, so it holds for every exercise."""
+    from ganlab.grading.registry import EXERCISES, load_checks
+    from ganlab.models.cgan import generator_loss
+
+    load_checks()
+    assert len(EXERCISES) == 8
+    for chapter, exercises in EXERCISES.items():
+        for exercise in exercises:
+            answers = dict.fromkeys(exercise.names, generator_loss)
+            with pytest.raises(CheckFailed, match="ganlab's own") as info:
+                check(chapter, exercise.id, answers)
+            assert str(info.value).startswith(f"Exercise {exercise.id} ({exercise.title}): ")
+
+
+def test_disguised_package_objects_are_refused():
+    import functools
+
+    from ganlab.models import cgan, stackgan
+    from ganlab.nn.glu import GLU
+
+    class Block(stackgan.ResidualBlock):  # the answer inherited, nothing written
+        pass
+
+    disguised = {
+        ("cgan", "3", "generator_loss"): functools.partial(cgan.generator_loss),
+        ("attngan", "3", "glu"): GLU(),  # a module that computes the answer when called
+        ("stackgan", "2", "ResidualBlock"): Block,
+    }
+    for (chapter, exercise_id, name), answer in disguised.items():
+        with pytest.raises(CheckFailed, match="ganlab's own"):
+            check(chapter, exercise_id, {name: answer})
+
+
+def test_an_answer_of_ones_own_that_uses_the_package_is_accepted(capsys):
+    from ganlab.models.cgan import one_hot
+
+    def condition_on_label(h, y, num_classes=10):  # calls a package helper inside: fine
+        code = one_hot(y, num_classes).to(h.dtype)
+        if h.dim() == 4:
+            code = code[:, :, None, None].expand(-1, -1, *h.shape[2:])
+        return torch.cat([h, code], dim=1)
+
+    check("cgan", "1", {"condition_on_label": condition_on_label})
+    assert capsys.readouterr().out.strip() == get_exercise("cgan", "1").passed_line()
+
+
+def test_the_graders_recheck_refuses_a_package_object_too():
+    import json
+    import secrets
+
+    import ganlab
+    from ganlab.grading import guard
+    from ganlab.models.cgan import generator_loss
+
+    nonce = secrets.token_hex(8)
+    guard.arm(nonce, ganlab.__file__)
+    try:
+        report = json.loads(guard.report(nonce, "cgan", {"generator_loss": generator_loss}))
+    finally:
+        guard._SNAPSHOTS.pop(nonce)
+    assert report["tampered"] == []
+    assert report["checks"]["3"]["status"] == "failed"
+    assert "ganlab's own `ganlab.models.cgan.generator_loss`" in report["checks"]["3"]["message"]
 
 
 # --- building exercises --------------------------------------------------------------------
