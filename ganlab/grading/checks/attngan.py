@@ -5,9 +5,15 @@
 2. ``damsm_word_similarity(words, regions, length, gamma1, gamma2)``: R(Q, D) of one caption
    and one image (Eq. 7-10, as the official code computes Eq. 10).
 3. ``glu(x)``: the gated linear unit, first half * sigmoid(second half) of the channels.
+4. ``train_step(G, Ds, opt_g, opt_ds, xs, sentence, words, mask, z, damsm)``: one AttnGAN
+   step, every stage's D (matching-aware, with unconditional and conditional heads) then G
+   (all stages, plus lambda times DAMSM on the last stage, plus the KL), compared with
+   :func:`reference_train_step` on small fixed models.
+5. ``r_precision_over_chance``: a number read from the lecture, the shipped model's
+   measured test R-precision divided by the chance level 1/100.
 
-Every check computes its own golden on inputs it makes up and, where a common mistake is
-recognisable, names it.
+The checks of 1-4 compute their own goldens on inputs they make up and, where a common
+mistake is recognisable, name it; that of 5 reads the shipped model's manifest.
 """
 
 from __future__ import annotations

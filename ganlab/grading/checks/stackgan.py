@@ -3,10 +3,15 @@
 1. ``conditioning_augmentation(fc_out, eps)``: split, reparameterise, KL.
 2. ``ResidualBlock(channels)``: Stage-II's residual block, with the attribute names of
    :data:`RESIDUAL_BLOCK_KEYS` (the check loads a state dict with those names).
-3. ``matching_aware_loss(real_logits, wrong_logits, fake_logits)``: StackGAN's D loss.
+3. ``train_step(G, D, opt_g, opt_d, x, t, z)``: one Stage-I step, D (matching-aware, on
+   G's CA mean, detached) then G (non-saturating, plus the KL on the per-dimension scale),
+   compared with :func:`reference_train_step` on small fixed models.
+4. ``ca_diversity_ratio``: a number read from the lecture, the pixel diversity of the
+   shipped Stage-I with conditioning augmentation over that of the one trained without it.
 
-Every check computes its own golden with ``torch.nn.functional`` on inputs it makes up and,
-where a common mistake is recognisable, names it.
+The checks of 1-3 compute their own goldens with ``torch.nn.functional`` on inputs they make
+up and, where a common mistake is recognisable, name it; that of 4 reads the two shipped
+models' manifests.
 """
 
 from __future__ import annotations
