@@ -560,15 +560,23 @@ def measured_r_precision_over_chance() -> float:
 
 
 def check_r_precision_ratio(r_precision_over_chance) -> None:
-    """Within 0.3."""
+    """Within 0.3 of the manifest's R-precision x 100.
+
+    The tolerance is for the lecture's three printed decimals (0.307 -> 30.7), not for
+    sampling noise: the zero-shot measurement (31.2) and the lecture's section-7
+    re-measurement on 500 captions (31.4) lie within noise of it, but are other numbers
+    than the one asked for, and must fail.
+    """
     from ganlab.grading.checks.common import require_number
 
     require_number(
         r_precision_over_chance, "r_precision_over_chance", measured_r_precision_over_chance(),
         0.3,
-        "It is the shipped model's MEASURED R-precision on the test captions (a fraction) "
-        "divided by the chance level of picking the right caption among 100 (not the "
-        "paper's quoted number, and not the zero-shot one)",
+        "It is the shipped model's R-precision on the test captions as MEASURED WHEN IT WAS "
+        "SHIPPED (on 1,000 captions, a fraction, to its three printed decimals) divided by "
+        "the chance level of picking the right caption among 100. Not the paper's quoted "
+        "number, not the zero-shot one, not a rounded value, and not the lecture's "
+        "re-measurement on fewer captions",
     )  # fmt: skip
 
 
