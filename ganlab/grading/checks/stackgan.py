@@ -466,6 +466,9 @@ register(
         points=1,
         names=("ca_diversity_ratio",),
         check=check_diversity_ratio,
-        hints=("Section 8 of the lecture prints both models' diversity in pixels.",),
+        hints=(
+            "Section 8 of the lecture (Conditioning Augmentation: more varied birds?) prints "
+            "both models' diversity in pixels; the judge-feature column is another measure.",
+        ),
     )
 )
