@@ -137,25 +137,104 @@ def test_conditioning_augmentation_rejects(mistake):
 
 
 class ResidualBlock(nn.Module):
-    """The reference answer."""
+    """The reference answer: the official block, with a projection shortcut when the width
+    changes."""
 
-    def __init__(self, channels):
+    def __init__(self, in_channels, out_channels=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        out_channels = out_channels or in_channels
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.projected = out_channels != in_channels
+        if self.projected:
+            self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+            self.shortcut_bn = nn.BatchNorm2d(out_channels)
 
     def branch(self, x):
         return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
+    def skip(self, x):
+        return self.shortcut_bn(self.shortcut_conv(x)) if self.projected else x
+
     def forward(self, x):
-        return F.relu(self.branch(x) + x)
+        return F.relu(self.branch(x) + self.skip(x))
 
 
 class _NoSkip(ResidualBlock):
     def forward(self, x):
         return F.relu(self.branch(x))
+
+
+class _LecturesBlock(nn.Module):
+    """The lecture's block as it stands: one width only."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.inner = ResidualBlock(channels)
+        self.conv1, self.bn1, self.conv2, self.bn2 = (
+            self.inner.conv1,
+            self.inner.bn1,
+            self.inner.conv2,
+            self.inner.bn2,
+        )
+        del self.inner
+
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + x)
+
+
+class _ShortcutAlways(ResidualBlock):
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        out_channels = out_channels or in_channels
+        self.projected = True
+        self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.shortcut_bn = nn.BatchNorm2d(out_channels)
+
+
+class _ShortcutNoBatchNorm(ResidualBlock):
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        if self.projected:
+            del self.shortcut_bn
+
+    def skip(self, x):
+        return self.shortcut_conv(x) if self.projected else x
+
+
+class _ShortcutBnUnused(ResidualBlock):
+    def skip(self, x):
+        return self.shortcut_conv(x) if self.projected else x
+
+
+class _ShortcutRelu(ResidualBlock):
+    def skip(self, x):
+        return F.relu(super().skip(x)) if self.projected else x
+
+
+class _Shortcut3x3(ResidualBlock):
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        if self.projected:
+            self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+
+
+class _WidthInConv2(ResidualBlock):
+    """conv1 keeps the input's width and conv2 changes it."""
+
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        out_channels = out_channels or in_channels
+        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv2 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+
+
+class _SkipDroppedWhenWidening(ResidualBlock):
+    def skip(self, x):
+        return x if not self.projected else 0  # the shortcut's layers exist, unused
 
 
 class _ReluBeforeAdd(ResidualBlock):
@@ -184,7 +263,7 @@ class _Bn2Unused(ResidualBlock):
 
 
 class _NoBatchNorm(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
@@ -194,7 +273,7 @@ class _NoBatchNorm(nn.Module):
 
 
 class _ConvBias(ResidualBlock):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__(channels)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
@@ -203,16 +282,16 @@ class _ConvBias(ResidualBlock):
 class _Sequential(nn.Module):
     """Right computation, other names (as StackGAN-Pytorch's ``block`` Sequential)."""
 
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__()
-        self.block = ResidualBlock(channels)
+        self.block = ResidualBlock(channels, out_channels)
 
     def forward(self, x):
         return self.block(x)
 
 
 class _NoPadding(ResidualBlock):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__(channels)
         self.conv1 = nn.Conv2d(channels, channels, 3, bias=False)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=2, bias=False)
@@ -224,7 +303,7 @@ class _Detached(ResidualBlock):
 
 
 class _FixedChannels(ResidualBlock):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__(3)
 
 
@@ -242,6 +321,15 @@ WRONG_BLOCKS = {
     "detached output": (_Detached, "gradients"),
     "channels ignored": (_FixedChannels, "could not load"),
     "an instance, not the class": (ResidualBlock(3), "class"),
+    # the generalisation: a change of width through a projection shortcut
+    "the lecture's block (one width only)": (_LecturesBlock, "out_channels"),
+    "shortcut layers at the same width too": (_ShortcutAlways, "the skip is x itself"),
+    "shortcut without BatchNorm": (_ShortcutNoBatchNorm, "own BatchNorm \\(shortcut_bn\\)"),
+    "shortcut_bn defined but unused": (_ShortcutBnUnused, "shortcut_bn\\) is not applied"),
+    "a ReLU on the shortcut": (_ShortcutRelu, "shortcut has a ReLU"),
+    "a 3x3 shortcut": (_Shortcut3x3, "1x1 conv"),
+    "conv2 changes the width, not conv1": (_WidthInConv2, "conv1 should be a 3x3 conv from 3 to 5"),
+    "skip dropped when the width changes": (_SkipDroppedWhenWidening, "skip connection is missing"),
 }
 
 
@@ -250,9 +338,11 @@ def test_reference_residual_block_passes(capsys):
     assert capsys.readouterr().out.strip() == get_exercise("stackgan", "2").passed_line()
 
 
-def test_the_models_residual_block_agrees_but_is_refused_as_an_answer():
-    get_exercise("stackgan", "2").check(ModelResidualBlock)  # the check's logic agrees
+def test_the_models_residual_block_is_refused_as_an_answer():
     rejects("2", "ResidualBlock", ModelResidualBlock, match="ganlab's own")
+    # and it is not the answer anyway: the course's block has one width only
+    with pytest.raises(CheckFailed, match="out_channels"):
+        get_exercise("stackgan", "2").check(ModelResidualBlock)
 
     class Renamed(ModelResidualBlock):  # inheriting the answer is handing it in
         pass
