@@ -41,12 +41,21 @@ def test_registry_lists_four_exercises_worth_eight_points():
 # --- Exercise 1: conditioning_augmentation -----------------------------------------------
 
 
+def per_sample(t, eps):
+    """(B, C) -> (B, 1, C) when eps is (B, K, C), so that it lines up with eps's first axis."""
+    return t[:, None] if eps.dim() == 3 else t
+
+
 def conditioning_augmentation(fc_out, eps):
     c_dim = fc_out.shape[1] // 2
     mu, logvar = fc_out[:, :c_dim], fc_out[:, c_dim:]
-    c = mu + torch.exp(0.5 * logvar) * eps
+    c = per_sample(mu, eps) + per_sample(torch.exp(0.5 * logvar), eps) * eps
     kl = (0.5 * (logvar.exp() + mu**2 - 1 - logvar)).sum(dim=1).mean()
     return c, mu, logvar, kl
+
+
+def _right_sample(m, lv, e):
+    return per_sample(m, e) + per_sample(torch.exp(0.5 * lv), e) * e
 
 
 def _ca(split=None, sample=None, kl=None):
@@ -55,11 +64,16 @@ def _ca(split=None, sample=None, kl=None):
     def run(fc_out, eps):
         c_dim = fc_out.shape[1] // 2
         mu, logvar = (split or (lambda x, k: (x[:, :k], x[:, k:])))(fc_out, c_dim)
-        c = (sample or (lambda m, lv, e: m + torch.exp(0.5 * lv) * e))(mu, logvar, eps)
+        c = (sample or _right_sample)(mu, logvar, eps)
         terms = 0.5 * (logvar.exp() + mu**2 - 1 - logvar)
         return c, mu, logvar, (kl or (lambda t, m, lv: t.sum(1).mean()))(terms, mu, logvar)
 
     return run
+
+
+def _many(wrong_sample):
+    """Right for eps (B, C); ``wrong_sample`` for eps (B, K, C)."""
+    return lambda m, lv, e: (wrong_sample if e.dim() == 3 else _right_sample)(m, lv, e)
 
 
 WRONG_CA = {
@@ -105,6 +119,38 @@ WRONG_CA = {
     "KL detached": (_ca(kl=lambda t, m, lv: t.sum(1).mean().detach()), "autograd"),
     "KL as a float": (_ca(kl=lambda t, m, lv: t.sum(1).mean().item()), "torch.Tensor"),
     "three outputs": (lambda f, e: conditioning_augmentation(f, e)[:3], "four"),
+    # the generalisation: eps (B, K, C), K samples per caption
+    "K samples: the (B, C) formula as it stands": (
+        _ca(sample=lambda m, lv, e: m + torch.exp(0.5 * lv) * e),
+        "lined up with eps's K axis: the \\(B, C\\) formula",
+    ),
+    "K samples: sigma not lined up": (
+        _ca(sample=_many(lambda m, lv, e: m[:, None] + torch.exp(0.5 * lv) * e)),
+        "sigma was lined up",
+    ),
+    "K samples: mu not lined up": (
+        _ca(sample=_many(lambda m, lv, e: m + torch.exp(0.5 * lv)[:, None] * e)),
+        "mu was lined up",
+    ),
+    "K samples: eps averaged over K": (
+        _ca(sample=_many(lambda m, lv, e: m + torch.exp(0.5 * lv) * e.mean(1))),
+        "c should have eps's shape",
+    ),
+    "K samples: flattened to (B*K, C)": (
+        _ca(sample=_many(lambda m, lv, e: _right_sample(m, lv, e).flatten(0, 1))),
+        "c should have eps's shape",
+    ),
+    "K samples: every sample the first": (
+        _ca(sample=_many(lambda m, lv, e: _right_sample(m, lv, e[:, :1]).expand_as(e))),
+        "repeats the first",
+    ),
+    "K samples: KL summed over the samples": (
+        lambda f, e: (
+            *conditioning_augmentation(f, e)[:3],
+            conditioning_augmentation(f, e)[3] * (e.shape[1] if e.dim() == 3 else 1),
+        ),
+        "summed over the 3 samples",
+    ),
 }
 
 

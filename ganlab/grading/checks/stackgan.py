@@ -1,6 +1,7 @@
 """Checks for Chapter 3's assignment (StackGAN, Zhang et al. 2017).
 
-1. ``conditioning_augmentation(fc_out, eps)``: split, reparameterise, KL.
+1. ``conditioning_augmentation(fc_out, eps)``: split, reparameterise, KL; also with eps of
+   shape (B, K, C), K samples per caption.
 2. ``ResidualBlock(in_channels, out_channels=None)``: Stage-II's residual block, with the
    attribute names of :data:`RESIDUAL_BLOCK_KEYS`, generalised to change the width with a
    projection shortcut (:data:`SHORTCUT_KEYS`); the check loads state dicts with those names.
@@ -159,6 +160,79 @@ def check_conditioning_augmentation(conditioning_augmentation) -> None:
         _require_close(
             grad[:, c_dim:], 0.5 * (want_logvar.detach().exp() - 1) / batch, "d kl / d logvar"
         )
+    for batch, samples, c_dim in ((3, 3, 4), (2, 5, 3)):
+        _check_many_samples(conditioning_augmentation, batch, samples, c_dim, gen)
+
+
+def _check_many_samples(conditioning_augmentation, batch, samples, c_dim, gen) -> None:
+    """eps of shape (B, K, C): K samples per caption, c (B, K, C), mu/logvar/kl as before.
+    B == K first: there the (B, C) formula broadcasts without an error, to the wrong rows."""
+    fc_out = torch.randn(batch, 2 * c_dim, generator=gen, dtype=torch.float64) * 0.8
+    fc_out.requires_grad_()
+    eps = torch.randn(batch, samples, c_dim, generator=gen, dtype=torch.float64)
+    where = f"with eps of shape ({batch}, {samples}, {c_dim}) ({samples} samples per caption)"
+    try:
+        result = conditioning_augmentation(fc_out, eps.clone())
+    except RuntimeError as error:
+        raise CheckFailed(
+            f"{where}, your function raised {type(error).__name__}: {error}. mu and sigma, "
+            "(B, C), belong to eps's FIRST axis (the caption), not to its K axis"
+        ) from None
+    if not (isinstance(result, tuple | list) and len(result) == 4):
+        raise CheckFailed(
+            "conditioning_augmentation should return four things: (c, mu, logvar, kl)"
+        )
+    c, mu, logvar, kl = (_require_tensor(v, n) for v, n in zip(result, ("c", "mu", "logvar", "kl")))
+    want_mu, want_logvar = fc_out[:, :c_dim], fc_out[:, c_dim:]
+    sigma = torch.exp(0.5 * want_logvar)
+    if c.shape != eps.shape:
+        raise CheckFailed(
+            f"{where}, c should have eps's shape {tuple(eps.shape)}, one sample per entry of "
+            f"eps, got {_shape(c)}"
+        )
+    want_c = want_mu[:, None] + sigma[:, None] * eps
+    if not _close(c, want_c):
+        hint = _diagnose(
+            c,
+            {
+                "mu and sigma were lined up with eps's K axis: the (B, C) formula broadcasts "
+                "them against the LAST two axes of (B, K, C), so sample k of caption b used "
+                "caption k's mu and sigma": want_mu + sigma * eps,
+                "sigma was lined up with eps's K axis (mu is right)": (
+                    want_mu[:, None] + sigma * eps
+                ),
+                "mu was lined up with eps's K axis (sigma is right)": (
+                    want_mu + sigma[:, None] * eps
+                ),
+                "every sample repeats the first one": (want_mu + sigma * eps[:, 0])[
+                    :, None
+                ].expand_as(eps),
+            },
+        )
+        raise CheckFailed(
+            f"{where}, c[b, k] should be mu[b] + sigma[b] * eps[b, k]"
+            + (hint or " (the same formula, for every sample k of caption b)")
+        )
+    _require_close(mu, want_mu, f"{where}, mu (still ({batch}, {c_dim}), one per caption)")
+    _require_close(logvar, want_logvar, f"{where}, logvar (still one per caption)")
+    want_kl = _kl_terms(want_mu, want_logvar).sum(1).mean()
+    if kl.numel() != 1:
+        raise CheckFailed(f"{where}, kl should still be one number, got shape {_shape(kl)}")
+    if not _close(kl.reshape(()), want_kl):
+        hint = _diagnose(
+            kl.reshape(()),
+            {
+                f"the KL was summed over the {samples} samples; it is a property of each "
+                "caption's Gaussian, not of how many samples are drawn from it": samples * want_kl,
+            },
+        )
+        raise CheckFailed(
+            f"{where}, kl should not change with the number of samples: expected "
+            f"{want_kl.item():.6f}, got {kl.reshape(()).item():.6f}" + hint
+        )
+    weights = torch.randn(eps.shape, generator=gen, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((c * weights).sum(), fc_out)
+    _require_close(grad[:, :c_dim], weights.sum(1), f"{where}, the gradient of c reaching mu")
 
 
 register(
@@ -171,7 +245,9 @@ register(
         check=check_conditioning_augmentation,
         hints=(
             "Slice fc_out's columns in two; the second half is a log-variance, not a sigma.",
-            "The KL is a sum over the C dimensions of each sample, then a mean over samples.",
+            "The KL is a sum over the C dimensions of each caption, then a mean over captions.",
+            "With eps (B, K, C), give mu and sigma a K axis of size 1 (at position 1) before "
+            "the product; PyTorch broadcasts from the LAST axis.",
         ),
     )
 )
