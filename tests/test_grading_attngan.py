@@ -48,15 +48,34 @@ def test_registry_lists_five_exercises_worth_nine_points():
 
 
 def word_attention(h, words, mask):
-    """Reference answer."""
-    B, C, H, W = h.shape
-    scores = torch.bmm(h.flatten(2).transpose(1, 2), words)  # (B, H*W, T)
+    """Reference answer: h (B, C, ...) with any number of spatial axes."""
+    B, C, *spatial = h.shape
+    scores = torch.bmm(h.flatten(2).transpose(1, 2), words)  # (B, N, T), N positions
     scores = scores.masked_fill(mask[:, None, :], float("-inf"))  # padding: weight 0
     empty = mask.all(dim=1)  # captions without a real word
     scores = scores.masked_fill(empty[:, None, None], 0.0)  # finite, so no NaN
     beta = torch.softmax(scores, dim=2).masked_fill(mask[:, None, :], 0.0)
-    context = torch.bmm(words, beta.transpose(1, 2)).view(B, C, H, W)
-    return context, beta.transpose(1, 2).reshape(B, -1, H, W)
+    context = torch.bmm(words, beta.transpose(1, 2)).view(B, C, *spatial)
+    return context, beta.transpose(1, 2).reshape(B, -1, *spatial)
+
+
+def _images_only(h, words, mask):
+    """The lecture's computation as it stands: h must be (B, C, H, W)."""
+    B, C, H, W = h.shape
+    context, beta = word_attention(h, words, mask)
+    return context.view(B, C, H, W), beta.reshape(B, -1, H, W)
+
+
+def _positions_flattened(h, words, mask):
+    """Right numbers, but the spatial axes come back as one."""
+    context, beta = word_attention(h, words, mask)
+    return (context, beta) if h.dim() == 4 else (context.flatten(2), beta.flatten(2))
+
+
+def _last_two_axes(h, words, mask):
+    """The outputs shaped by h's last two axes, taken for H and W."""
+    context, beta = word_attention(h, words, mask)
+    return context.reshape(len(h), -1, *h.shape[-2:]), beta.reshape(len(h), -1, *h.shape[-2:])
 
 
 def _scores(h, words):
@@ -145,15 +164,37 @@ WRONG_ATTENTION = {
     "context reshaped without the transpose": _context_unpermuted,
 }
 
+# the generalisation: h (B, C, ...) with any number of spatial axes
+WRONG_SPATIAL = {
+    "the lecture's code, images only": (_images_only, "ANY number of spatial axes"),
+    "spatial axes flattened in the outputs": (_positions_flattened, "keep the spatial axes"),
+    "the last two axes taken for H and W": (_last_two_axes, "ANY number of spatial axes"),
+}
+
+
+@pytest.mark.parametrize("mistake", WRONG_SPATIAL)
+def test_word_attention_rejects_answers_for_images_only(mistake):
+    wrong, match = WRONG_SPATIAL[mistake]
+    rejects("1", "word_attention", wrong, match=match)
+
 
 def test_word_attention_accepts_the_reference(capsys):
     check("attngan", "1", {"word_attention": word_attention})
     assert capsys.readouterr().out.strip() == get_exercise("attngan", "1").passed_line()
 
 
-def test_word_attention_agrees_with_the_library_but_refuses_it_as_an_answer():
-    get_exercise("attngan", "1").check(library_word_attention)  # the check's logic agrees
+def test_word_attention_refuses_the_library_as_an_answer():
     rejects("1", "word_attention", library_word_attention, match="ganlab's own")
+
+
+def test_word_attention_agrees_with_the_library_on_images():
+    """On (B, C, H, W) features the reference is the course's attention."""
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 4, 5, 6, generator=gen)
+    words = torch.randn(3, 4, 7, generator=gen)
+    mask = torch.arange(7)[None] >= torch.tensor([7, 3, 0])[:, None]
+    for got, want in zip(word_attention(h, words, mask), library_word_attention(h, words, mask)):
+        torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("mistake", WRONG_ATTENTION)
