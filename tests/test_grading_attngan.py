@@ -1,7 +1,8 @@
 """Chapter 4's checks accept reference answers and reject plausible wrong ones.
 
 The references below are what the solution notebook's answer cells should contain; the
-library's own implementations must pass too. Every wrong answer is a mistake a student (or a
+checks' logic must accept the library's own implementations too (while ``check`` refuses
+them as a student's answer). Every wrong answer is a mistake a student (or a
 published port) could really make.
 """
 
@@ -47,15 +48,34 @@ def test_registry_lists_five_exercises_worth_nine_points():
 
 
 def word_attention(h, words, mask):
-    """Reference answer."""
-    B, C, H, W = h.shape
-    scores = torch.bmm(h.flatten(2).transpose(1, 2), words)  # (B, H*W, T)
+    """Reference answer: h (B, C, ...) with any number of spatial axes."""
+    B, C, *spatial = h.shape
+    scores = torch.bmm(h.flatten(2).transpose(1, 2), words)  # (B, N, T), N positions
     scores = scores.masked_fill(mask[:, None, :], float("-inf"))  # padding: weight 0
     empty = mask.all(dim=1)  # captions without a real word
     scores = scores.masked_fill(empty[:, None, None], 0.0)  # finite, so no NaN
     beta = torch.softmax(scores, dim=2).masked_fill(mask[:, None, :], 0.0)
-    context = torch.bmm(words, beta.transpose(1, 2)).view(B, C, H, W)
-    return context, beta.transpose(1, 2).reshape(B, -1, H, W)
+    context = torch.bmm(words, beta.transpose(1, 2)).view(B, C, *spatial)
+    return context, beta.transpose(1, 2).reshape(B, -1, *spatial)
+
+
+def _images_only(h, words, mask):
+    """The lecture's computation as it stands: h must be (B, C, H, W)."""
+    B, C, H, W = h.shape
+    context, beta = word_attention(h, words, mask)
+    return context.view(B, C, H, W), beta.reshape(B, -1, H, W)
+
+
+def _positions_flattened(h, words, mask):
+    """Right numbers, but the spatial axes come back as one."""
+    context, beta = word_attention(h, words, mask)
+    return (context, beta) if h.dim() == 4 else (context.flatten(2), beta.flatten(2))
+
+
+def _last_two_axes(h, words, mask):
+    """The outputs shaped by h's last two axes, taken for H and W."""
+    context, beta = word_attention(h, words, mask)
+    return context.reshape(len(h), -1, *h.shape[-2:]), beta.reshape(len(h), -1, *h.shape[-2:])
 
 
 def _scores(h, words):
@@ -144,11 +164,37 @@ WRONG_ATTENTION = {
     "context reshaped without the transpose": _context_unpermuted,
 }
 
+# the generalisation: h (B, C, ...) with any number of spatial axes
+WRONG_SPATIAL = {
+    "the lecture's code, images only": (_images_only, "ANY number of spatial axes"),
+    "spatial axes flattened in the outputs": (_positions_flattened, "keep the spatial axes"),
+    "the last two axes taken for H and W": (_last_two_axes, "ANY number of spatial axes"),
+}
 
-@pytest.mark.parametrize("answer", [word_attention, library_word_attention])
-def test_word_attention_accepts_the_references(answer, capsys):
-    check("attngan", "1", {"word_attention": answer})
+
+@pytest.mark.parametrize("mistake", WRONG_SPATIAL)
+def test_word_attention_rejects_answers_for_images_only(mistake):
+    wrong, match = WRONG_SPATIAL[mistake]
+    rejects("1", "word_attention", wrong, match=match)
+
+
+def test_word_attention_accepts_the_reference(capsys):
+    check("attngan", "1", {"word_attention": word_attention})
     assert capsys.readouterr().out.strip() == get_exercise("attngan", "1").passed_line()
+
+
+def test_word_attention_refuses_the_library_as_an_answer():
+    rejects("1", "word_attention", library_word_attention, match="ganlab's own")
+
+
+def test_word_attention_agrees_with_the_library_on_images():
+    """On (B, C, H, W) features the reference is the course's attention."""
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 4, 5, 6, generator=gen)
+    words = torch.randn(3, 4, 7, generator=gen)
+    mask = torch.arange(7)[None] >= torch.tensor([7, 3, 0])[:, None]
+    for got, want in zip(word_attention(h, words, mask), library_word_attention(h, words, mask)):
+        torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("mistake", WRONG_ATTENTION)
@@ -293,10 +339,15 @@ WRONG_GLU = {
 }
 
 
-@pytest.mark.parametrize("answer", [glu, library_glu, lambda x: F.glu(x, dim=1)])
+@pytest.mark.parametrize("answer", [glu, lambda x: F.glu(x, dim=1)])
 def test_glu_accepts_the_references(answer, capsys):
     check("attngan", "3", {"glu": answer})
     assert capsys.readouterr().out.strip() == get_exercise("attngan", "3").passed_line()
+
+
+def test_glu_agrees_with_the_library_but_refuses_it_as_an_answer():
+    get_exercise("attngan", "3").check(library_glu)
+    rejects("3", "glu", library_glu, match="ganlab's own `ganlab.nn.glu.glu`")
 
 
 @pytest.mark.parametrize("mistake", WRONG_GLU)
@@ -397,13 +448,50 @@ def test_train_step_rejects(mistake):
 # --- Exercise 5: reading the R-precision result -------------------------------------------
 
 
+def lecture_r_precisions() -> dict[str, float]:
+    """The shipped AttnGAN's R-precisions as the lecture's stored outputs print them: section
+    5's manifest line (n = 1,000, measured when shipped) and section 7's re-measurement."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "04_attngan.ipynb"
+    text = "".join(
+        output.get("text", "")
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+    shipped = re.search(r"shipped attngan:.*\n.*n = 1000 test captions: R-precision ([\d.]+)", text)
+    table = re.search(r"^AttnGAN +([\d.]+) ", text, flags=re.MULTILINE)
+    assert shipped and table, "the lecture's stored outputs no longer print both numbers"
+    return {"section 5": float(shipped.group(1)), "section 7": float(table.group(1))}
+
+
 def test_r_precision_ratio_accepts_the_measured_value():
     want = attngan_checks.measured_r_precision_over_chance()
     assert 10 < want < 60  # the shipped manifest: 0.307 of 100 captions
     check("attngan", "5", {"r_precision_over_chance": round(want, 1)})
 
 
-@pytest.mark.parametrize("wrong", ["fraction", "paper", "zero-shot", "chance of 1/10"])
+def test_r_precision_ratio_accepts_the_number_the_lecture_prints_for_the_question(capsys):
+    printed = lecture_r_precisions()["section 5"]  # three decimals, as the exercise says
+    check("attngan", "5", {"r_precision_over_chance": printed * 100})
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        "fraction",
+        "paper",
+        "zero-shot",
+        "chance of 1/10",
+        "rounded to 0.3",
+        "section 7's re-measurement",
+    ],
+)
 def test_r_precision_ratio_rejects_plausible_misreadings(wrong):
     from ganlab.chapters import attngan as chapter
 
@@ -413,5 +501,9 @@ def test_r_precision_ratio_rejects_plausible_misreadings(wrong):
         "paper": 67.82,
         "zero-shot": metrics["zeroshot"]["r_precision"] * 100,
         "chance of 1/10": metrics["test"]["r_precision"] * 10,
+        # "about 0.3 of the test captions": one digit where the lecture prints three
+        "rounded to 0.3": round(metrics["test"]["r_precision"], 1) * 100,
+        # the comparison table's AttnGAN row: other captions (500 in cpu), not the shipped n
+        "section 7's re-measurement": lecture_r_precisions()["section 7"] * 100,
     }[wrong]
     rejects("5", "r_precision_over_chance", value, match="not within 0.3")

@@ -41,12 +41,21 @@ def test_registry_lists_four_exercises_worth_eight_points():
 # --- Exercise 1: conditioning_augmentation -----------------------------------------------
 
 
+def per_sample(t, eps):
+    """(B, C) -> (B, 1, C) when eps is (B, K, C), so that it lines up with eps's first axis."""
+    return t[:, None] if eps.dim() == 3 else t
+
+
 def conditioning_augmentation(fc_out, eps):
     c_dim = fc_out.shape[1] // 2
     mu, logvar = fc_out[:, :c_dim], fc_out[:, c_dim:]
-    c = mu + torch.exp(0.5 * logvar) * eps
+    c = per_sample(mu, eps) + per_sample(torch.exp(0.5 * logvar), eps) * eps
     kl = (0.5 * (logvar.exp() + mu**2 - 1 - logvar)).sum(dim=1).mean()
     return c, mu, logvar, kl
+
+
+def _right_sample(m, lv, e):
+    return per_sample(m, e) + per_sample(torch.exp(0.5 * lv), e) * e
 
 
 def _ca(split=None, sample=None, kl=None):
@@ -55,11 +64,16 @@ def _ca(split=None, sample=None, kl=None):
     def run(fc_out, eps):
         c_dim = fc_out.shape[1] // 2
         mu, logvar = (split or (lambda x, k: (x[:, :k], x[:, k:])))(fc_out, c_dim)
-        c = (sample or (lambda m, lv, e: m + torch.exp(0.5 * lv) * e))(mu, logvar, eps)
+        c = (sample or _right_sample)(mu, logvar, eps)
         terms = 0.5 * (logvar.exp() + mu**2 - 1 - logvar)
         return c, mu, logvar, (kl or (lambda t, m, lv: t.sum(1).mean()))(terms, mu, logvar)
 
     return run
+
+
+def _many(wrong_sample):
+    """Right for eps (B, C); ``wrong_sample`` for eps (B, K, C)."""
+    return lambda m, lv, e: (wrong_sample if e.dim() == 3 else _right_sample)(m, lv, e)
 
 
 WRONG_CA = {
@@ -105,6 +119,38 @@ WRONG_CA = {
     "KL detached": (_ca(kl=lambda t, m, lv: t.sum(1).mean().detach()), "autograd"),
     "KL as a float": (_ca(kl=lambda t, m, lv: t.sum(1).mean().item()), "torch.Tensor"),
     "three outputs": (lambda f, e: conditioning_augmentation(f, e)[:3], "four"),
+    # the generalisation: eps (B, K, C), K samples per caption
+    "K samples: the (B, C) formula as it stands": (
+        _ca(sample=lambda m, lv, e: m + torch.exp(0.5 * lv) * e),
+        "lined up with eps's K axis: the \\(B, C\\) formula",
+    ),
+    "K samples: sigma not lined up": (
+        _ca(sample=_many(lambda m, lv, e: m[:, None] + torch.exp(0.5 * lv) * e)),
+        "sigma was lined up",
+    ),
+    "K samples: mu not lined up": (
+        _ca(sample=_many(lambda m, lv, e: m + torch.exp(0.5 * lv)[:, None] * e)),
+        "mu was lined up",
+    ),
+    "K samples: eps averaged over K": (
+        _ca(sample=_many(lambda m, lv, e: m + torch.exp(0.5 * lv) * e.mean(1))),
+        "c should have eps's shape",
+    ),
+    "K samples: flattened to (B*K, C)": (
+        _ca(sample=_many(lambda m, lv, e: _right_sample(m, lv, e).flatten(0, 1))),
+        "c should have eps's shape",
+    ),
+    "K samples: every sample the first": (
+        _ca(sample=_many(lambda m, lv, e: _right_sample(m, lv, e[:, :1]).expand_as(e))),
+        "repeats the first",
+    ),
+    "K samples: KL summed over the samples": (
+        lambda f, e: (
+            *conditioning_augmentation(f, e)[:3],
+            conditioning_augmentation(f, e)[3] * (e.shape[1] if e.dim() == 3 else 1),
+        ),
+        "summed over the 3 samples",
+    ),
 }
 
 
@@ -137,25 +183,104 @@ def test_conditioning_augmentation_rejects(mistake):
 
 
 class ResidualBlock(nn.Module):
-    """The reference answer."""
+    """The reference answer: the official block, with a projection shortcut when the width
+    changes."""
 
-    def __init__(self, channels):
+    def __init__(self, in_channels, out_channels=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        out_channels = out_channels or in_channels
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.projected = out_channels != in_channels
+        if self.projected:
+            self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+            self.shortcut_bn = nn.BatchNorm2d(out_channels)
 
     def branch(self, x):
         return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
+    def skip(self, x):
+        return self.shortcut_bn(self.shortcut_conv(x)) if self.projected else x
+
     def forward(self, x):
-        return F.relu(self.branch(x) + x)
+        return F.relu(self.branch(x) + self.skip(x))
 
 
 class _NoSkip(ResidualBlock):
     def forward(self, x):
         return F.relu(self.branch(x))
+
+
+class _LecturesBlock(nn.Module):
+    """The lecture's block as it stands: one width only."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.inner = ResidualBlock(channels)
+        self.conv1, self.bn1, self.conv2, self.bn2 = (
+            self.inner.conv1,
+            self.inner.bn1,
+            self.inner.conv2,
+            self.inner.bn2,
+        )
+        del self.inner
+
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + x)
+
+
+class _ShortcutAlways(ResidualBlock):
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        out_channels = out_channels or in_channels
+        self.projected = True
+        self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.shortcut_bn = nn.BatchNorm2d(out_channels)
+
+
+class _ShortcutNoBatchNorm(ResidualBlock):
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        if self.projected:
+            del self.shortcut_bn
+
+    def skip(self, x):
+        return self.shortcut_conv(x) if self.projected else x
+
+
+class _ShortcutBnUnused(ResidualBlock):
+    def skip(self, x):
+        return self.shortcut_conv(x) if self.projected else x
+
+
+class _ShortcutRelu(ResidualBlock):
+    def skip(self, x):
+        return F.relu(super().skip(x)) if self.projected else x
+
+
+class _Shortcut3x3(ResidualBlock):
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        if self.projected:
+            self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+
+
+class _WidthInConv2(ResidualBlock):
+    """conv1 keeps the input's width and conv2 changes it."""
+
+    def __init__(self, in_channels, out_channels=None):
+        super().__init__(in_channels, out_channels)
+        out_channels = out_channels or in_channels
+        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv2 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+
+
+class _SkipDroppedWhenWidening(ResidualBlock):
+    def skip(self, x):
+        return x if not self.projected else 0  # the shortcut's layers exist, unused
 
 
 class _ReluBeforeAdd(ResidualBlock):
@@ -184,7 +309,7 @@ class _Bn2Unused(ResidualBlock):
 
 
 class _NoBatchNorm(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
@@ -194,7 +319,7 @@ class _NoBatchNorm(nn.Module):
 
 
 class _ConvBias(ResidualBlock):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__(channels)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
@@ -203,16 +328,16 @@ class _ConvBias(ResidualBlock):
 class _Sequential(nn.Module):
     """Right computation, other names (as StackGAN-Pytorch's ``block`` Sequential)."""
 
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__()
-        self.block = ResidualBlock(channels)
+        self.block = ResidualBlock(channels, out_channels)
 
     def forward(self, x):
         return self.block(x)
 
 
 class _NoPadding(ResidualBlock):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__(channels)
         self.conv1 = nn.Conv2d(channels, channels, 3, bias=False)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=2, bias=False)
@@ -224,7 +349,7 @@ class _Detached(ResidualBlock):
 
 
 class _FixedChannels(ResidualBlock):
-    def __init__(self, channels):
+    def __init__(self, channels, out_channels=None):
         super().__init__(3)
 
 
@@ -242,6 +367,15 @@ WRONG_BLOCKS = {
     "detached output": (_Detached, "gradients"),
     "channels ignored": (_FixedChannels, "could not load"),
     "an instance, not the class": (ResidualBlock(3), "class"),
+    # the generalisation: a change of width through a projection shortcut
+    "the lecture's block (one width only)": (_LecturesBlock, "out_channels"),
+    "shortcut layers at the same width too": (_ShortcutAlways, "the skip is x itself"),
+    "shortcut without BatchNorm": (_ShortcutNoBatchNorm, "own BatchNorm \\(shortcut_bn\\)"),
+    "shortcut_bn defined but unused": (_ShortcutBnUnused, "shortcut_bn\\) is not applied"),
+    "a ReLU on the shortcut": (_ShortcutRelu, "shortcut has a ReLU"),
+    "a 3x3 shortcut": (_Shortcut3x3, "1x1 conv"),
+    "conv2 changes the width, not conv1": (_WidthInConv2, "conv1 should be a 3x3 conv from 3 to 5"),
+    "skip dropped when the width changes": (_SkipDroppedWhenWidening, "skip connection is missing"),
 }
 
 
@@ -250,8 +384,16 @@ def test_reference_residual_block_passes(capsys):
     assert capsys.readouterr().out.strip() == get_exercise("stackgan", "2").passed_line()
 
 
-def test_the_models_residual_block_passes_too():
-    check("stackgan", "2", {"ResidualBlock": ModelResidualBlock})
+def test_the_models_residual_block_is_refused_as_an_answer():
+    rejects("2", "ResidualBlock", ModelResidualBlock, match="ganlab's own")
+    # and it is not the answer anyway: the course's block has one width only
+    with pytest.raises(CheckFailed, match="out_channels"):
+        get_exercise("stackgan", "2").check(ModelResidualBlock)
+
+    class Renamed(ModelResidualBlock):  # inheriting the answer is handing it in
+        pass
+
+    rejects("2", "ResidualBlock", Renamed, match="inherits it")
 
 
 @pytest.mark.parametrize("mistake", WRONG_BLOCKS)
@@ -334,8 +476,9 @@ def test_the_reference_pattern_passes(capsys):
     assert capsys.readouterr().out.strip() == get_exercise("stackgan", "3").passed_line()
 
 
-def test_the_checks_own_reference_passes():
-    check("stackgan", "3", {"train_step": stackgan_checks.reference_train_step})
+def test_the_checks_own_reference_passes_the_logic_but_not_as_an_answer():
+    get_exercise("stackgan", "3").check(stackgan_checks.reference_train_step)
+    rejects("3", "train_step", stackgan_checks.reference_train_step, match="ganlab's own")
 
 
 @pytest.mark.parametrize("mistake", WRONG_STEPS)

@@ -8,11 +8,13 @@ NotImplementedError, and a tampered submission is graded with its check cells re
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from ganlab.grading import CheckFailed, check, check_source, get_exercise, get_exercises
 from ganlab.grading.build import (
@@ -22,6 +24,7 @@ from ganlab.grading.build import (
     check_exercises,
     find_exercises,
     make_exercise,
+    notebook_chapter,
     render,
     strip_solution,
     validate_solution,
@@ -68,6 +71,104 @@ def test_check_notes_which_exercise_another_error_came_from():
 def test_unknown_exercise_is_a_key_error():
     with pytest.raises(KeyError, match="has no exercise '9'"):
         check("cgan", "9", {})
+
+
+# --- ganlab's own implementation handed in -------------------------------------------------
+
+PACKAGE_ANSWERS = [  # answers a student could import from the package the lecture uses
+    ("cgan", "2", "discriminator_loss", "ganlab.models.cgan", "discriminator_loss"),
+    ("cgan", "3", "generator_loss", "ganlab.models.cgan", "generator_loss"),
+    ("cgan", "4", "PaperGenerator", "ganlab.models.cgan", "PaperGenerator"),
+    (
+        "gan-int-cls",
+        "1",
+        "matching_aware_d_loss",
+        "ganlab.models.gan_int_cls",
+        "discriminator_loss",
+    ),
+    ("gan-int-cls", "2", "interpolate_text", "ganlab.models.gan_int_cls", "interpolate_embeddings"),
+    ("gan-int-cls", "3", "replicate_text", "ganlab.models.gan_int_cls", "replicate_text"),
+    ("stackgan", "2", "ResidualBlock", "ganlab.models.stackgan", "ResidualBlock"),
+    ("attngan", "1", "word_attention", "ganlab.nn.attention", "word_attention"),
+    ("attngan", "2", "damsm_word_similarity", "ganlab.text.damsm", "word_level_similarity"),
+    ("attngan", "3", "glu", "ganlab.nn.glu", "glu"),
+]
+
+
+@pytest.mark.parametrize("chapter, exercise_id, name, module, attribute", PACKAGE_ANSWERS)
+def test_ganlabs_own_implementation_is_refused(chapter, exercise_id, name, module, attribute):
+    import importlib
+
+    original = getattr(importlib.import_module(module), attribute)
+    want = f"Exercise {exercise_id} \\(.*\\): you handed in ganlab's own `{module}.{attribute}`"
+    with pytest.raises(CheckFailed, match=want):
+        check(chapter, exercise_id, {name: original})
+
+
+def test_every_chapters_exercises_refuse_a_package_object():
+    """The refusal sits where submissions are looked up, so it holds for every exercise."""
+    from ganlab.grading.registry import EXERCISES, load_checks
+    from ganlab.models.cgan import generator_loss
+
+    load_checks()
+    assert len(EXERCISES) == 8
+    for chapter, exercises in EXERCISES.items():
+        for exercise in exercises:
+            answers = dict.fromkeys(exercise.names, generator_loss)
+            with pytest.raises(CheckFailed, match="ganlab's own") as info:
+                check(chapter, exercise.id, answers)
+            assert str(info.value).startswith(f"Exercise {exercise.id} ({exercise.title}): ")
+
+
+def test_disguised_package_objects_are_refused():
+    import functools
+
+    from ganlab.models import cgan, stackgan
+    from ganlab.nn.glu import GLU
+
+    class Block(stackgan.ResidualBlock):  # the answer inherited, nothing written
+        pass
+
+    disguised = {
+        ("cgan", "3", "generator_loss"): functools.partial(cgan.generator_loss),
+        ("attngan", "3", "glu"): GLU(),  # a module that computes the answer when called
+        ("stackgan", "2", "ResidualBlock"): Block,
+    }
+    for (chapter, exercise_id, name), answer in disguised.items():
+        with pytest.raises(CheckFailed, match="ganlab's own"):
+            check(chapter, exercise_id, {name: answer})
+
+
+def test_an_answer_of_ones_own_that_uses_the_package_is_accepted(capsys):
+    from ganlab.models.cgan import one_hot
+
+    def condition_on_label(h, y, num_classes=10):  # calls a package helper inside: fine
+        code = one_hot(y, num_classes).to(h.dtype)
+        if h.dim() == 4:
+            code = code[:, :, None, None].expand(-1, -1, *h.shape[2:])
+        return torch.cat([h, code], dim=1)
+
+    check("cgan", "1", {"condition_on_label": condition_on_label})
+    assert capsys.readouterr().out.strip() == get_exercise("cgan", "1").passed_line()
+
+
+def test_the_graders_recheck_refuses_a_package_object_too():
+    import json
+    import secrets
+
+    import ganlab
+    from ganlab.grading import guard
+    from ganlab.models.cgan import generator_loss
+
+    nonce = secrets.token_hex(8)
+    guard.arm(nonce, ganlab.__file__)
+    try:
+        report = json.loads(guard.report(nonce, "cgan", {"generator_loss": generator_loss}))
+    finally:
+        guard._SNAPSHOTS.pop(nonce)
+    assert report["tampered"] == []
+    assert report["checks"]["3"]["status"] == "failed"
+    assert "ganlab's own `ganlab.models.cgan.generator_loss`" in report["checks"]["3"]["message"]
 
 
 # --- building exercises --------------------------------------------------------------------
@@ -185,6 +286,47 @@ def test_build_is_deterministic_and_leaves_no_solution(tmp_path):
 
 def test_committed_exercises_are_up_to_date():
     assert check_exercises(SOLUTIONS, EXERCISES_DIR) == []
+
+
+HEADING = re.compile(r"^## Exercise (\w+):.*\((\d+) points?\)\s*$")
+TABLE_ROW = re.compile(r"^\| (\w+) \|.*\| (\d+) \|\s*$")
+
+
+def stated_points(nb) -> tuple[dict[str, int], dict[str, int]]:
+    """The points each exercise's heading states, and those of the opening table's rows."""
+    headings, table = {}, {}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("## Exercise"):
+                match = HEADING.match(line)
+                assert match, f"an exercise heading without its points: {line!r}"
+                headings[match.group(1)] = int(match.group(2))
+            elif (match := TABLE_ROW.match(line)) and match.group(1).isdigit():
+                table[match.group(1)] = int(match.group(2))
+    return headings, table
+
+
+@pytest.mark.parametrize("path", sorted(SOLUTIONS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_the_notebooks_state_the_registrys_points(path):
+    """Each heading "## Exercise N: ... (P points)", and the opening table where there is
+    one, gives the points the registry awards (a mismatch misleads the student)."""
+    nb = nbformat.read(path, as_version=4)
+    registry = {e.id: e.points for e in get_exercises(notebook_chapter(nb))}
+    headings, table = stated_points(nb)
+    assert headings == registry, f"{path.name}: headings {headings}, registry {registry}"
+    if table:
+        assert table == registry, f"{path.name}: table {table}, registry {registry}"
+
+
+def test_a_heading_with_the_wrong_points_is_caught():
+    nb = read_solution()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## Exercise 3:"):
+            cell.source = cell.source.replace("(1 point)", "(2 points)", 1)
+    headings, _ = stated_points(nb)
+    assert headings["3"] == 2 != get_exercise("cgan", "3").points
 
 
 def _copy_solutions(tmp_path) -> Path:

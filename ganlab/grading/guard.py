@@ -13,8 +13,9 @@ student's cells never see (silent, kept out of ``In``/history, no output):
    ``torch.Tensor`` and ``nn.Module``, a list of builtins).
 2. :func:`report`, after the last cell: compares all of that with the snapshot (anything
    replaced is *tampering*), then runs each exercise's **original** check function itself on
-   the student's objects, and returns the outcome as a JSON string in the reply's
-   ``user_expressions`` (a channel that printing cannot write to), tagged with the nonce.
+   the student's objects (looked up as the check cell does, so ganlab's own implementation
+   handed in as an answer fails here too), and returns the outcome as a JSON string in the
+   reply's ``user_expressions`` (a channel that printing cannot write to), tagged with the nonce.
 
 What this cannot do: code in the kernel can reach anything in the process, this module's
 snapshot included, so a determined student can still defeat it (for example by rewriting
@@ -95,6 +96,8 @@ def arm(nonce: str, ganlab_file: str) -> None:
         "checks": {k: (e.check, e.check.__code__) for k, e in exercises.items()},
         "check": registry.check,
         "check_code": registry.check.__code__,
+        "lookup": registry.submitted_objects,
+        "lookup_code": registry.submitted_objects.__code__,
         "CheckFailed": registry.CheckFailed,
         "watched": _watched(),
     }
@@ -115,6 +118,8 @@ def tampering(snapshot: dict) -> list[str]:
         found.append("ganlab.grading.check was replaced")
     if snapshot["check"].__code__ is not snapshot["check_code"]:
         found.append("the code of ganlab.grading.check was replaced")
+    if snapshot["lookup"].__code__ is not snapshot["lookup_code"]:
+        found.append("the code of ganlab.grading.registry.submitted_objects was replaced")
     if registry.CheckFailed is not snapshot["CheckFailed"]:
         found.append("ganlab.grading.CheckFailed was replaced")
     for key, exercise in snapshot["exercises"].items():
@@ -140,18 +145,21 @@ def tampering(snapshot: dict) -> list[str]:
     return list(dict.fromkeys(found))  # one line per finding, in order
 
 
-def _recheck(check, names, check_failed, namespace) -> dict:
+def _recheck(check, exercise, lookup, check_failed, namespace) -> dict:
     """Run an original ``check`` on the student's objects: ``{"status", "message"}``.
 
+    ``lookup`` is the snapshot's :func:`ganlab.grading.registry.submitted_objects` (an
+    undefined name, or ganlab's own implementation handed in, fails as in the check cell).
     The statuses mean what :func:`ganlab.grading.check` makes of the same outcomes:
     ``failed`` (``CheckFailed``), ``not_implemented``, ``error`` (anything else raised).
     """
-    missing = [name for name in names if name not in namespace]
-    if missing:
-        return {"status": "failed", "message": f"`{missing[0]}` is not defined"}
+    try:
+        objects = lookup(exercise, namespace)
+    except check_failed as failure:
+        return {"status": "failed", "message": str(failure)}
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            check(*[namespace[name] for name in names])
+            check(*objects)
     except check_failed as failure:
         return {"status": "failed", "message": str(failure)}
     except NotImplementedError as error:
@@ -176,6 +184,6 @@ def report(nonce: str, chapter: str, namespace: dict) -> str:
         if exercise.chapter == chapter:
             check = snapshot["checks"][key][0]
             results[exercise.id] = _recheck(
-                check, exercise.names, snapshot["CheckFailed"], namespace
+                check, exercise, snapshot["lookup"], snapshot["CheckFailed"], namespace
             )
     return json.dumps({"nonce": nonce, "tampered": found, "checks": results})

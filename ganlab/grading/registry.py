@@ -13,8 +13,10 @@ A check cell in a notebook is always exactly::
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -120,6 +122,83 @@ def hint(chapter: str, exercise_id: str, n: int = 1) -> None:
         print(f"(hint({chapter!r}, {exercise.id!r}, {n + 1}) shows one more)")
 
 
+def package_original(obj) -> str | None:
+    """The name of ganlab's own object that ``obj`` is, or is made from; ``None`` otherwise.
+
+    Catches what a student could hand in instead of writing the answer: one of ganlab's
+    functions or classes (``from ganlab.nn.glu import glu``), the same wrapped in
+    ``functools.partial`` or taken as a bound method, an instance of one of ganlab's classes
+    (a module that computes the answer when called), and a class that inherits from one of
+    ganlab's. Code the student wrote that *calls* ganlab inside (a data loader, a helper) is
+    the student's own object and is not caught.
+    """
+    import functools
+
+    seen = 0
+    while seen < 10:  # unwrap partials and bound methods down to the function itself
+        seen += 1
+        if isinstance(obj, functools.partial):
+            obj = obj.func
+        elif isinstance(obj, types.MethodType):
+            obj = obj.__func__
+        else:
+            break
+    if isinstance(obj, type):
+        for cls in obj.__mro__:
+            if _from_ganlab(cls):
+                name = _dotted(cls)
+                return name if cls is obj else f"{name} (your class {obj.__qualname__} inherits it)"
+        return None
+    if isinstance(obj, types.FunctionType | types.BuiltinFunctionType):
+        return _dotted(obj) if _from_ganlab(obj) else None
+    if _from_ganlab(type(obj)):
+        return f"an instance of {_dotted(type(obj))}"
+    return None
+
+
+def _from_ganlab(obj) -> bool:
+    """Defined in the ganlab package: by its module's name, or by the file of its code."""
+    module = getattr(obj, "__module__", None) or ""
+    if module == "ganlab" or module.startswith("ganlab."):
+        return True
+    code = getattr(obj, "__code__", None)
+    return code is not None and Path(code.co_filename).resolve().is_relative_to(_PACKAGE_ROOT)
+
+
+def _dotted(obj) -> str:
+    return f"{obj.__module__}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+"""The folder of the ganlab package (``ganlab/``)."""
+
+
+def submitted_objects(exercise: Exercise, namespace: Mapping[str, Any]) -> list:
+    """The student's objects for ``exercise``, looked up in ``namespace`` by its ``names``.
+
+    The one place where submissions are looked up (by :func:`check` and by the grader's
+    re-check): raises :class:`CheckFailed` when a name is not defined, or when the object
+    handed in is ganlab's own implementation (see :func:`package_original`) rather than the
+    student's.
+    """
+    label = f"Exercise {exercise.id} ({exercise.title})"
+    objects = []
+    for name in exercise.names:
+        if name not in namespace:
+            raise CheckFailed(
+                f"{label}: `{name}` is not defined. Define it in the answer cell above and run "
+                "that cell before this check."
+            )
+        original = package_original(namespace[name])
+        if original is not None:
+            raise CheckFailed(
+                f"{label}: you handed in ganlab's own `{original}` as `{name}`; write it "
+                "yourself (you may call torch, but the answer must be your own code)."
+            )
+        objects.append(namespace[name])
+    return objects
+
+
 def check(chapter: str, exercise_id: str, namespace: Mapping[str, Any]) -> None:
     """Check one exercise against the objects the student defined in ``namespace``.
 
@@ -131,14 +210,7 @@ def check(chapter: str, exercise_id: str, namespace: Mapping[str, Any]) -> None:
     """
     exercise = get_exercise(chapter, exercise_id)
     label = f"Exercise {exercise.id} ({exercise.title})"
-    objects = []
-    for name in exercise.names:
-        if name not in namespace:
-            raise CheckFailed(
-                f"{label}: `{name}` is not defined. Define it in the answer cell above and run "
-                "that cell before this check."
-            )
-        objects.append(namespace[name])
+    objects = submitted_objects(exercise, namespace)
     try:
         exercise.check(*objects)
     except CheckFailed as failure:

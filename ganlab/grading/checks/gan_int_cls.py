@@ -472,6 +472,9 @@ register(
         points=1,
         names=("alignment_above_chance",),
         check=check_alignment_gain,
-        hints=("The lecture prints the shipped model's measured numbers beside chance.",),
+        hints=(
+            "Section 8 of the lecture ('The shipped model, measured') prints a table with one "
+            "row per split; the test row holds both numbers.",
+        ),
     )
 )

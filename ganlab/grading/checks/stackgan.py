@@ -1,12 +1,19 @@
 """Checks for Chapter 3's assignment (StackGAN, Zhang et al. 2017).
 
-1. ``conditioning_augmentation(fc_out, eps)``: split, reparameterise, KL.
-2. ``ResidualBlock(channels)``: Stage-II's residual block, with the attribute names of
-   :data:`RESIDUAL_BLOCK_KEYS` (the check loads a state dict with those names).
-3. ``matching_aware_loss(real_logits, wrong_logits, fake_logits)``: StackGAN's D loss.
+1. ``conditioning_augmentation(fc_out, eps)``: split, reparameterise, KL; also with eps of
+   shape (B, K, C), K samples per caption.
+2. ``ResidualBlock(in_channels, out_channels=None)``: Stage-II's residual block, with the
+   attribute names of :data:`RESIDUAL_BLOCK_KEYS`, generalised to change the width with a
+   projection shortcut (:data:`SHORTCUT_KEYS`); the check loads state dicts with those names.
+3. ``train_step(G, D, opt_g, opt_d, x, t, z)``: one Stage-I step, D (matching-aware, on
+   G's CA mean, detached) then G (non-saturating, plus the KL on the per-dimension scale),
+   compared with :func:`reference_train_step` on small fixed models.
+4. ``ca_diversity_ratio``: a number read from the lecture, the pixel diversity of the
+   shipped Stage-I with conditioning augmentation over that of the one trained without it.
 
-Every check computes its own golden with ``torch.nn.functional`` on inputs it makes up and,
-where a common mistake is recognisable, names it.
+The checks of 1-3 compute their own goldens with ``torch.nn.functional`` on inputs they make
+up and, where a common mistake is recognisable, name it; that of 4 reads the two shipped
+models' manifests.
 """
 
 from __future__ import annotations
@@ -153,6 +160,79 @@ def check_conditioning_augmentation(conditioning_augmentation) -> None:
         _require_close(
             grad[:, c_dim:], 0.5 * (want_logvar.detach().exp() - 1) / batch, "d kl / d logvar"
         )
+    for batch, samples, c_dim in ((3, 3, 4), (2, 5, 3)):
+        _check_many_samples(conditioning_augmentation, batch, samples, c_dim, gen)
+
+
+def _check_many_samples(conditioning_augmentation, batch, samples, c_dim, gen) -> None:
+    """eps of shape (B, K, C): K samples per caption, c (B, K, C), mu/logvar/kl as before.
+    B == K first: there the (B, C) formula broadcasts without an error, to the wrong rows."""
+    fc_out = torch.randn(batch, 2 * c_dim, generator=gen, dtype=torch.float64) * 0.8
+    fc_out.requires_grad_()
+    eps = torch.randn(batch, samples, c_dim, generator=gen, dtype=torch.float64)
+    where = f"with eps of shape ({batch}, {samples}, {c_dim}) ({samples} samples per caption)"
+    try:
+        result = conditioning_augmentation(fc_out, eps.clone())
+    except RuntimeError as error:
+        raise CheckFailed(
+            f"{where}, your function raised {type(error).__name__}: {error}. mu and sigma, "
+            "(B, C), belong to eps's FIRST axis (the caption), not to its K axis"
+        ) from None
+    if not (isinstance(result, tuple | list) and len(result) == 4):
+        raise CheckFailed(
+            "conditioning_augmentation should return four things: (c, mu, logvar, kl)"
+        )
+    c, mu, logvar, kl = (_require_tensor(v, n) for v, n in zip(result, ("c", "mu", "logvar", "kl")))
+    want_mu, want_logvar = fc_out[:, :c_dim], fc_out[:, c_dim:]
+    sigma = torch.exp(0.5 * want_logvar)
+    if c.shape != eps.shape:
+        raise CheckFailed(
+            f"{where}, c should have eps's shape {tuple(eps.shape)}, one sample per entry of "
+            f"eps, got {_shape(c)}"
+        )
+    want_c = want_mu[:, None] + sigma[:, None] * eps
+    if not _close(c, want_c):
+        hint = _diagnose(
+            c,
+            {
+                "mu and sigma were lined up with eps's K axis: the (B, C) formula broadcasts "
+                "them against the LAST two axes of (B, K, C), so sample k of caption b used "
+                "caption k's mu and sigma": want_mu + sigma * eps,
+                "sigma was lined up with eps's K axis (mu is right)": (
+                    want_mu[:, None] + sigma * eps
+                ),
+                "mu was lined up with eps's K axis (sigma is right)": (
+                    want_mu + sigma[:, None] * eps
+                ),
+                "every sample repeats the first one": (want_mu + sigma * eps[:, 0])[
+                    :, None
+                ].expand_as(eps),
+            },
+        )
+        raise CheckFailed(
+            f"{where}, c[b, k] should be mu[b] + sigma[b] * eps[b, k]"
+            + (hint or " (the same formula, for every sample k of caption b)")
+        )
+    _require_close(mu, want_mu, f"{where}, mu (still ({batch}, {c_dim}), one per caption)")
+    _require_close(logvar, want_logvar, f"{where}, logvar (still one per caption)")
+    want_kl = _kl_terms(want_mu, want_logvar).sum(1).mean()
+    if kl.numel() != 1:
+        raise CheckFailed(f"{where}, kl should still be one number, got shape {_shape(kl)}")
+    if not _close(kl.reshape(()), want_kl):
+        hint = _diagnose(
+            kl.reshape(()),
+            {
+                f"the KL was summed over the {samples} samples; it is a property of each "
+                "caption's Gaussian, not of how many samples are drawn from it": samples * want_kl,
+            },
+        )
+        raise CheckFailed(
+            f"{where}, kl should not change with the number of samples: expected "
+            f"{want_kl.item():.6f}, got {kl.reshape(()).item():.6f}" + hint
+        )
+    weights = torch.randn(eps.shape, generator=gen, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((c * weights).sum(), fc_out)
+    _require_close(grad[:, :c_dim], weights.sum(1), f"{where}, the gradient of c reaching mu")
 
 
 register(
@@ -165,14 +245,16 @@ register(
         check=check_conditioning_augmentation,
         hints=(
             "Slice fc_out's columns in two; the second half is a log-variance, not a sigma.",
-            "The KL is a sum over the C dimensions of each sample, then a mean over samples.",
+            "The KL is a sum over the C dimensions of each caption, then a mean over captions.",
+            "With eps (B, K, C), give mu and sigma a K axis of size 1 (at position 1) before "
+            "the product; PyTorch broadcasts from the LAST axis.",
         ),
     )
 )
 
 
 # --------------------------------------------------------------------------------------
-# Exercise 2: ResidualBlock(channels)
+# Exercise 2: ResidualBlock(in_channels, out_channels=None)
 # --------------------------------------------------------------------------------------
 
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -185,87 +267,146 @@ RESIDUAL_BLOCK_KEYS = (
 """The state-dict names the exercise asks for: ``conv1`` (3x3, no bias), ``bn1``, ``conv2``,
 ``bn2`` (``nn.BatchNorm2d``)."""
 
+SHORTCUT_KEYS = ("shortcut_conv.weight", *(f"shortcut_bn.{k}" for k in _BN_KEYS))
+"""The projection shortcut's names, present only when the block changes the width:
+``shortcut_conv`` (1x1, no bias) and ``shortcut_bn``."""
 
-def _reference_state(channels: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+BLOCK_WIDTHS = ((3, None), (5, None), (3, 5), (6, 4))
+"""(in_channels, out_channels) the check builds: same width first (the official block, with
+``ResidualBlock(channels)``), then widening and narrowing (the projection shortcut)."""
+
+
+def _reference_state(c_in: int, c_out: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Random weights and BN statistics, so that every piece changes the output."""
-    state = {}
-    for i in (1, 2):
-        state[f"conv{i}.weight"] = torch.randn(channels, channels, 3, 3, generator=gen) * 0.3
-        state[f"bn{i}.weight"] = 1 + 0.3 * torch.randn(channels, generator=gen)
-        state[f"bn{i}.bias"] = 0.3 * torch.randn(channels, generator=gen)
-        state[f"bn{i}.running_mean"] = 0.5 * torch.randn(channels, generator=gen)
-        state[f"bn{i}.running_var"] = 0.5 + torch.rand(channels, generator=gen)
-        state[f"bn{i}.num_batches_tracked"] = torch.tensor(10)
+
+    def bn(name: str) -> None:
+        state[f"{name}.weight"] = 1 + 0.3 * torch.randn(c_out, generator=gen)
+        state[f"{name}.bias"] = 0.3 * torch.randn(c_out, generator=gen)
+        state[f"{name}.running_mean"] = 0.5 * torch.randn(c_out, generator=gen)
+        state[f"{name}.running_var"] = 0.5 + torch.rand(c_out, generator=gen)
+        state[f"{name}.num_batches_tracked"] = torch.tensor(10)
+
+    state: dict[str, torch.Tensor] = {}
+    state["conv1.weight"] = torch.randn(c_out, c_in, 3, 3, generator=gen) * 0.3
+    bn("bn1")
+    state["conv2.weight"] = torch.randn(c_out, c_out, 3, 3, generator=gen) * 0.3
+    bn("bn2")
+    if c_in != c_out:
+        state["shortcut_conv.weight"] = torch.randn(c_out, c_in, 1, 1, generator=gen) * 0.5
+        bn("shortcut_bn")
     return state
 
 
 def _block_variants(x, s, training: bool) -> dict[str, torch.Tensor]:
     """The right forward and plausible wrong ones, from the state dict ``s``."""
 
-    def conv(h, i):
-        return F.conv2d(h, s[f"conv{i}.weight"], padding=1)
+    def conv(h, name):
+        weight = s[f"{name}.weight"]
+        return F.conv2d(h, weight, padding=weight.shape[-1] // 2)
 
-    def bn(h, i):
+    def bn(h, name):
         return F.batch_norm(
             h,
-            s[f"bn{i}.running_mean"].clone(),
-            s[f"bn{i}.running_var"].clone(),
-            s[f"bn{i}.weight"],
-            s[f"bn{i}.bias"],
+            s[f"{name}.running_mean"].clone(),
+            s[f"{name}.running_var"].clone(),
+            s[f"{name}.weight"],
+            s[f"{name}.bias"],
             training=training,
         )
 
-    h1 = F.relu(bn(conv(x, 1), 1))
-    branch = bn(conv(h1, 2), 2)
-    return {
-        "right": F.relu(branch + x),
+    h1 = F.relu(bn(conv(x, "conv1"), "bn1"))
+    branch = bn(conv(h1, "conv2"), "bn2")
+    projected = "shortcut_conv.weight" in s
+    skip = bn(conv(x, "shortcut_conv"), "shortcut_bn") if projected else x
+    variants = {
+        "right": F.relu(branch + skip),
         "the skip connection is missing (add the input x before the last ReLU)": F.relu(branch),
         "a ReLU is applied to the branch BEFORE the add; the official block adds first, "
-        "then applies ReLU": F.relu(branch) + x,
+        "then applies ReLU": F.relu(branch) + skip,
         "the branch gets a ReLU before the add AND after it; apply ReLU only after the add": (
-            F.relu(F.relu(branch) + x)
+            F.relu(F.relu(branch) + skip)
         ),
-        "the final ReLU is missing (relu(branch + x))": branch + x,
-        "the ReLU between the two convs is missing": F.relu(bn(conv(bn(conv(x, 1), 1), 2), 2) + x),
-        "bn1 is not applied": F.relu(bn(conv(F.relu(conv(x, 1)), 2), 2) + x),
-        "bn2 is not applied": F.relu(conv(h1, 2) + x),
+        "the final ReLU is missing (relu(branch + x))": branch + skip,
+        "the ReLU between the two convs is missing": F.relu(
+            bn(conv(bn(conv(x, "conv1"), "bn1"), "conv2"), "bn2") + skip
+        ),
+        "bn1 is not applied": F.relu(bn(conv(F.relu(conv(x, "conv1")), "conv2"), "bn2") + skip),
+        "bn2 is not applied": F.relu(conv(h1, "conv2") + skip),
     }
+    if projected:
+        variants |= {
+            "the shortcut's BatchNorm (shortcut_bn) is not applied": F.relu(
+                branch + conv(x, "shortcut_conv")
+            ),
+            "the shortcut has a ReLU; it is linear (conv, BN), and the one ReLU comes after "
+            "the add": F.relu(branch + F.relu(skip)),
+        }
+    return variants
+
+
+def _build(ResidualBlock, c_in: int, c_out: int | None):  # noqa: N803 (the student's class)
+    """``ResidualBlock(c_in)`` for the same width, ``ResidualBlock(c_in, c_out)`` otherwise."""
+    try:
+        return ResidualBlock(c_in) if c_out is None else ResidualBlock(c_in, c_out)
+    except TypeError as error:
+        if c_out is None:
+            raise
+        raise CheckFailed(
+            f"ResidualBlock({c_in}, {c_out}) failed ({error}): the block takes "
+            "(in_channels, out_channels=None), and changes the width when out_channels differs"
+        ) from None
+
+
+def _require_layer_names(block, c_in: int, c_out: int) -> None:
+    keys = set(block.state_dict())
+    want = set(RESIDUAL_BLOCK_KEYS) | (set(SHORTCUT_KEYS) if c_in != c_out else set())
+    missing = sorted(want - keys, key=[*RESIDUAL_BLOCK_KEYS, *SHORTCUT_KEYS].index)
+    extra = sorted(keys - want)
+    if not (missing or extra):
+        return
+    hints = []
+    if any(k.endswith(".bias") and "conv" in k for k in extra):
+        hints.append(
+            "the convs have no bias (bias=False): the BatchNorm after each one has its own shift"
+        )
+    if any(k.startswith("bn") for k in missing):
+        hints.append("each conv is followed by its own BatchNorm (bn1, bn2)")
+    if c_in == c_out and any(k.startswith("shortcut") for k in extra):
+        hints.append(
+            "when the width does not change, the skip is x itself: the block has no shortcut "
+            "layers (the official block)"
+        )
+    if c_in != c_out and "shortcut_bn.weight" in missing and "shortcut_conv.weight" in keys:
+        hints.append("the shortcut's 1x1 conv is followed by its own BatchNorm (shortcut_bn)")
+    width = f"from {c_in} to {c_out} channels" if c_in != c_out else f"at {c_in} channels"
+    raise CheckFailed(
+        f"ResidualBlock {width} should have exactly the layers named in the exercise; "
+        f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
+        + ("; " + "; ".join(hints) if hints else "")
+    )
 
 
 def check_residual_block(ResidualBlock) -> None:  # noqa: N803 (the student's class name)
-    """Exact state-dict names, then the forward against a functional reference."""
+    """Exact state-dict names, then the forward against a functional reference, at the same
+    width (identity skip) and at a changed one (projection shortcut)."""
     if not (isinstance(ResidualBlock, type) and issubclass(ResidualBlock, nn.Module)):
         raise CheckFailed("ResidualBlock should be a class that subclasses torch.nn.Module")
     gen = torch.Generator().manual_seed(32)
-    for channels in (3, 5):
-        block = ResidualBlock(channels)
-        keys = set(block.state_dict())
-        missing = [k for k in RESIDUAL_BLOCK_KEYS if k not in keys]
-        extra = sorted(keys - set(RESIDUAL_BLOCK_KEYS))
-        if missing or extra:
-            hints = []
-            if any(k.endswith(".bias") and k.startswith("conv") for k in extra):
-                hints.append(
-                    "the convs have no bias (bias=False): the BatchNorm after each one has "
-                    "its own shift"
-                )
-            if any(k.startswith("bn") for k in missing):
-                hints.append("each conv is followed by its own BatchNorm (bn1, bn2)")
-            raise CheckFailed(
-                "ResidualBlock should have exactly the layers named in the exercise (two 3x3 "
-                "convs without bias, each with its BatchNorm); "
-                f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
-                + ("; " + "; ".join(hints) if hints else "")
-            )
-        state = _reference_state(channels, gen)
+    for c_in, out_channels in BLOCK_WIDTHS:
+        c_out = c_in if out_channels is None else out_channels
+        block = _build(ResidualBlock, c_in, out_channels)
+        _require_layer_names(block, c_in, c_out)
+        state = _reference_state(c_in, c_out, gen)
         try:
             block.load_state_dict(state, strict=True)
         except RuntimeError as error:
+            shortcut = "; the shortcut is a 1x1 conv" if c_in != c_out else ""
             raise CheckFailed(
-                f"could not load weights for channels={channels}: conv1 and conv2 should be "
-                f"3x3 convs from {channels} to {channels} channels. ({error})"
+                f"could not load weights for {c_in} -> {c_out} channels: conv1 should be a 3x3 "
+                f"conv from {c_in} to {c_out} channels and conv2 one from {c_out} to {c_out}"
+                f"{shortcut}. ({error})"
             ) from None
-        x = torch.randn(4, channels, 6, 6, generator=gen)
+        x = torch.randn(4, c_in, 6, 6, generator=gen)
         for training in (True, False):
             block.load_state_dict(state)  # train mode moves the running stats: start afresh
             block.train(training)
@@ -273,10 +414,11 @@ def check_residual_block(ResidualBlock) -> None:  # noqa: N803 (the student's cl
                 out = _require_tensor(block(x.clone()), "ResidualBlock(...)(x)")
             variants = _block_variants(x, state, training)
             mode = "train" if training else "eval"
-            if out.shape != x.shape:
+            want_shape = (4, c_out, 6, 6)
+            if tuple(out.shape) != want_shape:
                 raise CheckFailed(
-                    f"the block should keep the shape (B, C, H, W) = {tuple(x.shape)}, got "
-                    f"{_shape(out)} (padding=1 keeps H and W)"
+                    f"the block from {c_in} to {c_out} channels should map {tuple(x.shape)} to "
+                    f"{want_shape}, got {_shape(out)} (padding=1 keeps H and W)"
                 )
             if not _close(out, variants.pop("right"), atol=1e-4):
                 hint = next(
@@ -284,11 +426,12 @@ def check_residual_block(ResidualBlock) -> None:  # noqa: N803 (the student's cl
                     None,
                 )
                 raise CheckFailed(
-                    f"in {mode} mode the output differs from the exercise's block, loaded with "
-                    "the same weights" + (f": it looks like {hint}" if hint else "")
+                    f"in {mode} mode, from {c_in} to {c_out} channels, the output differs from "
+                    "the exercise's block, loaded with the same weights"
+                    + (f": it looks like {hint}" if hint else "")
                 )
         block.train()
-        x = torch.randn(2, channels, 5, 5, generator=gen, requires_grad=True)
+        x = torch.randn(2, c_in, 5, 5, generator=gen, requires_grad=True)
         out = block(x)
         if not out.requires_grad:
             raise CheckFailed("the output is detached: gradients should reach the parameters")
@@ -307,7 +450,9 @@ register(
         check=check_residual_block,
         hints=(
             "Read the formula from the inside out: each layer in __init__, in that order.",
-            "One ReLU sits inside the branch, the other after the addition of x.",
+            "One ReLU sits inside the branch, the other after the addition of the skip.",
+            "Only conv1 changes the width; the skip must then change it too, as a linear map "
+            "(a 1x1 conv and its BatchNorm), created only when the widths differ.",
         ),
     )
 )
@@ -461,6 +606,9 @@ register(
         points=1,
         names=("ca_diversity_ratio",),
         check=check_diversity_ratio,
-        hints=("Section 8 of the lecture prints both models' diversity in pixels.",),
+        hints=(
+            "Section 8 of the lecture (Conditioning Augmentation: more varied birds?) prints "
+            "both models' diversity in pixels; the judge-feature column is another measure.",
+        ),
     )
 )
