@@ -37,6 +37,7 @@ from ganlab.evaluation.landscapes import style_reference
 from ganlab.models import spade as M
 from ganlab.train.export import ModelSpec
 from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, adam
+from ganlab.validation import check_indices, values_checkable
 
 NAME = "spade"
 SHIPPED = "spade"  # ganlab/weights/spade.safetensors
@@ -173,7 +174,8 @@ class SPADERecipe(Recipe):
         data = load_landscapes(self.n_train, "train", self.size, progress=False)
         if self._perceptual_net is not None:
             self._perceptual_net.to(device)
-        return data.labels.long().to(device), data.images.to(device)
+        labels = check_indices(data.labels.long(), NUM_CLASSES, "the training maps' labels")
+        return labels.to(device), data.images.to(device)
 
     def batch(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         """A minibatch: one-hot maps (B, 10, S, S) and real images (B, 3, S, S) in [-1, 1],
@@ -185,7 +187,9 @@ class SPADERecipe(Recipe):
             flip = torch.rand(len(idx), device=ctx.device) < 0.5
             labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
             real = torch.where(flip[:, None, None, None], real.flip(-1), real)
-        return M.one_hot_segmap(labels, NUM_CLASSES), real
+        # the world's labels were checked when loaded: no host sync per step on a GPU
+        checked = values_checkable(labels, training=True)
+        return M.one_hot_segmap(labels, NUM_CLASSES, check_values=checked), real
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         G, D = ctx.modules["G"], ctx.modules["D"]

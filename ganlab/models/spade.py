@@ -321,16 +321,19 @@ def _label_grid(labels, name: str) -> torch.Tensor:
     return labels
 
 
-def one_hot_segmap(labels, num_classes: int) -> torch.Tensor:
+def one_hot_segmap(labels, num_classes: int, check_values: bool = True) -> torch.Tensor:
     """Integer label map (B, H, W) (or (B, 1, H, W)) -> float one-hot (B, num_classes, H, W).
 
     The official ``preprocess_input`` (``scatter_`` of 1.0 along the channels). Labels must
     lie in 0..num_classes-1: map an "unknown" value (255 in ADE20K / COCO-Stuff files) to a
-    class of its own first, as the official loader maps it to ``label_nc``.
+    class of its own first, as the official loader maps it to ``label_nc``. The range check
+    reads the labels back to the host; ``check_values=False`` skips it (a training step on a
+    GPU, whose labels were checked once when the data were loaded).
     """
     num_classes = check_count(num_classes, "num_classes")
     labels = _label_grid(labels, "labels")
-    check_indices(labels, num_classes, "labels")
+    if check_values:
+        check_indices(labels, num_classes, "labels")
     one_hot = F.one_hot(labels.long(), num_classes)  # (B, H, W, L)
     return one_hot.permute(0, 3, 1, 2).float()  # (B, L, H, W)
 
