@@ -7,6 +7,10 @@ cd "$ROOT"
 bash scripts/setup.sh || exit 1
 VENV="${GANLAB_VENV:-$HOME/.cache/ganlab/venv}"
 export GANLAB_PROFILE=smoke PYTHONHASHSEED=0 MPLBACKEND=Agg
+# one thread per process: pytest runs two workers, and each notebook's kernel would otherwise
+# start as many threads as there are cores; oversubscribed, torch's threads wait on each other
+# (a smoke cell measured 7 s alone took 227 s beside the other worker)
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 start=$(date +%s)
 
 "$VENV/bin/ruff" check . || exit 1

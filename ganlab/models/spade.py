@@ -119,7 +119,9 @@ KL reduction              ``-0.5 * sum(1 + logvar - mu^2 -          the same: th
                           GPUs' losses) and the z dims, x 0.05
 D on fakes and reals      the two batches concatenated into one D   D called on each; the same
                           call                                      values (instance norm is per
-                                                                    sample)
+                                                                    sample), but D's spectral
+                                                                    norms take two power
+                                                                    iterations per D step, not one
 "unknown" label           ADE20K / COCO-Stuff pixel value 255,      the caller maps it; labels must
                           mapped to label_nc by the data loader     lie in 0..num_classes-1
 Adam beta2                paper 0.999; code 0.9, the maintainer:    0.9
