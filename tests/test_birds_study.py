@@ -138,8 +138,10 @@ def test_chapter_backbone_without_text_trains(tmp_path):
 
 
 def test_ema_decay_warms_up():
-    assert S.ema_decay(S.BASE, 0) == pytest.approx(0.1)
-    assert S.ema_decay(S.BASE, 10**6) == S.BASE.ema
+    ema = S._State(S.BASE, 0).ema  # the course's EMA, with its warm-up
+    assert ema.current_decay() == pytest.approx(0.1)
+    ema.updates = 10**6
+    assert ema.current_decay() == S.BASE.ema
 
 
 @pytest.mark.filterwarnings("ignore:feats_a has n")  # a tiny n: FD's bias warning is expected

@@ -61,7 +61,6 @@ A first comparison (full vs tight framing at 32 px, 10 CPU-minutes each)::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -75,6 +74,7 @@ from torch import nn
 from ganlab.data.birds.render import FRAMINGS
 from ganlab.experiments.learnability import Discriminator, Generator
 from ganlab.train import checkpoint as ckpt
+from ganlab.train.ema import EMA
 
 MODEL = "birds_study"
 BACKBONES = ("dcgan", "gan_int_cls")
@@ -98,7 +98,7 @@ class Config:
     beta1: float = 0.5
     beta2: float = 0.999
     z_dim: int = 100
-    ema: float = 0.999  # G_ema's decay (warmed up: see ema_decay)
+    ema: float = 0.999  # G_ema's decay (warmed up as ganlab.train.ema.EMA does)
     n_real: int = 10000  # training birds (drawn once, cached on disk)
 
     def check(self) -> Config:
@@ -203,7 +203,8 @@ class _State:
     def __init__(self, cfg: Config, seed: int):
         torch.manual_seed(seed)
         self.G, self.D = build(cfg)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.ema = EMA(self.G, cfg.ema)  # warmed up: min(ema, (1 + t) / (10 + t))
+        self.G_ema = self.ema.module
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
@@ -228,6 +229,7 @@ class _State:
         ckpt.load_optimizer(self.opt_d, tensors, meta["optimizers"]["opt_d"], "opt_d")
         self.rng.set_state(tensors["rng"])
         self.step, self.cpu_s = int(meta["step"]), float(meta["cpu_s"])
+        self.ema.updates = self.step  # one EMA update per step
         self.log, self.snapshots = list(meta["log"]), list(meta["snapshots"])
 
 
@@ -257,16 +259,6 @@ def _snapshot(out: Path, cfg: Config, state: _State, at: float) -> None:
     state.snapshots.append({"file": name, "step": state.step, "cpu_s": round(state.cpu_s, 1)})
 
 
-def ema_decay(cfg: Config, step: int) -> float:
-    """``cfg.ema``, warmed up as ``(1 + step) / (10 + step)`` while that is smaller.
-
-    Without the warm-up a 0.999 average still holds 9 % of G's *initial* weights after 2,400
-    steps (0.999^2400), about what 10 CPU-minutes buy at 32 px: the EMA would be measured
-    mostly on its past. With it, early steps are averaged over roughly the steps so far.
-    """
-    return min(cfg.ema, (1 + step) / (10 + step))
-
-
 def train_step(cfg: Config, state: _State, data: torch.Tensor) -> tuple[float, float]:
     """One D step and one G step, non-saturating loss; then G_ema <- lerp towards G.
 
@@ -282,12 +274,7 @@ def train_step(cfg: Config, state: _State, data: torch.Tensor) -> tuple[float, f
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     state.opt_g.step()
-    decay = ema_decay(cfg, state.step)
-    with torch.no_grad():
-        for pe, p in zip(state.G_ema.parameters(), state.G.parameters(), strict=True):
-            pe.lerp_(p, 1 - decay)
-        for be, b in zip(state.G_ema.buffers(), state.G.buffers(), strict=True):
-            be.copy_(b)
+    state.ema.update()
     return loss_d.item(), loss_g.item()
 
 
