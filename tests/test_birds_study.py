@@ -149,8 +149,8 @@ def test_evaluate_and_table(tmp_path):
     run = tmp_path / "dcgan32"
     S.train(replace(S.BASE, framing="cub", **TINY), run, cpu_seconds=0.3, snapshot_every=0.15)
     result = S.evaluate(run, n=12, n_diversity=6, snapshots=True)
-    keys = {"run", "config", "steps", "cpu_s", "n", "split", "framing", "ladder", "fd", "rung"}
-    assert keys | {"diversity", "snapshots", "eval_cpu_s"} == set(result)
+    keys = {"run", "config", "steps", "cpu_s", "n", "split", "framing", "scene", "ladder", "fd"}
+    assert keys | {"rung", "diversity", "snapshots", "eval_cpu_s"} == set(result)
     assert list(result["ladder"]) == ["real_vs_real", "drawn_32_up", "box_blur_5x5", "drawn_16_up"]
     assert set(result["fd"]) == {"G", "G_ema"} and result["framing"] == "cub"
     assert set(result["diversity"]) == {"real", "G", "G_ema"}
@@ -173,3 +173,41 @@ def test_command_line_lists_configurations_and_refuses_bad_options(capsys):
     with pytest.raises(SystemExit):
         S.main(["train", "--config", "dcgan32", "--size", "48"])
     assert "size must be one of [32, 64]" in capsys.readouterr().err
+
+
+def test_plain_scene_keeps_the_bird_and_the_gradient_only(tmp_path):
+    """``scene="plain"``: the same bird on its background's bare gradient (every row of the
+    background one colour), pixel for pixel the full scene's bird where the bird covers all."""
+    world = BirdsWorld("test")
+    for i in range(3):
+        bird = world.bird(i)
+        full, plain = world.image(i, 64), world.image(i, 64, scene="plain")
+        assert np.array_equal(plain, world.image(i, 64, scene="plain"))  # deterministic
+        cover = R.bird_coverage(bird.attributes, bird.placement, 64)
+        inside, outside = cover > 0.999, cover == 0
+        assert np.array_equal(full[inside], plain[inside])
+        assert not np.array_equal(full[outside], plain[outside])  # details and perch gone
+        for y in range(64):
+            row = plain[y][outside[y]]
+            assert len(row) == 0 or np.ptp(row.astype(int), axis=0).max() <= 1, (i, y)
+    assert _cache_path("train", 3, 32, 0, 10, "tight", "plain").name.endswith("_ftight_splain.npz")
+    data = load_birds(2, "test", 32, progress=False, framing="tight", scene="plain")
+    assert data.scene == "plain"
+    assert np.array_equal(
+        data.images[1].permute(1, 2, 0).numpy(), world.image(1, 32, "tight", "plain")
+    )
+    with pytest.raises(ValueError, match="scene"):
+        load_birds(2, "test", 32, progress=False, scene="empty")
+    with pytest.raises(ValueError, match="scene"):
+        replace(S.BASE, scene="empty").check()
+
+
+def test_runs_from_before_scene_resume_as_full(tmp_path):
+    cfg = replace(S.BASE, **TINY)
+    run = tmp_path / "run"
+    S.train(cfg, run, cpu_seconds=0.2)
+    tensors, meta = S.ckpt.load_state(run / "checkpoint.safetensors")
+    del meta["config"]["scene"]  # as a run written before the option existed
+    S.ckpt.save_state(run / "checkpoint.safetensors", tensors, meta)
+    assert S.train(cfg, run, cpu_seconds=0.4)["steps"] > 0
+    assert S.load_generators(run)[0].scene == "full"

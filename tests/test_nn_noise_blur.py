@@ -79,3 +79,27 @@ def test_blur_impulse_border_and_depthwise():
     assert const[0, 0].item() == pytest.approx(9 / 16)
     assert "kernel" not in blur.state_dict()  # fixed, not a learned or saved tensor
     assert blur(torch.randn(1, 3, 4, 4).bfloat16()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("f", [(1, 2, 1), (1, 3, 0)])  # symmetric, and one that is not
+def test_blur_gradients_match_the_grouped_conv_twice(f):
+    """BlurFunction's hand-written backward (the blur with the flipped kernel) gives the
+    gradients autograd takes through a grouped conv, first and second order (R1's case)."""
+    from torch.nn import functional as F
+
+    from ganlab.nn.blur import BlurFunction
+
+    kernel = blur_kernel(f, normalize=False).to(F64)
+    x = torch.randn(2, 3, 6, 5, dtype=F64, requires_grad=True)
+    w = torch.randn(2, 3, 6, 5, dtype=F64)
+
+    def r1_like(y_of):  # || d <w, y(x)^2> / dx ||^2, differentiated once more
+        (g,) = torch.autograd.grad((w * y_of(x).square()).sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad(g.square().sum(), x)
+        return g.detach(), gg
+
+    got = r1_like(lambda x: BlurFunction.apply(x, kernel))
+    want = r1_like(lambda x: F.conv2d(x, kernel.expand(3, 1, 3, 3), padding=1, groups=3))
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])
+    assert torch.autograd.gradgradcheck(lambda x: BlurFunction.apply(x, kernel), (x,))

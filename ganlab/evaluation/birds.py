@@ -235,10 +235,15 @@ def upsample(images: torch.Tensor, size: int = JUDGE_SIZE) -> torch.Tensor:
 
 
 def real_birds(
-    n: int, split: str = "test", size: int = JUDGE_SIZE, framing: str = "full", offset: int = 0
+    n: int,
+    split: str = "test",
+    size: int = JUDGE_SIZE,
+    framing: str = "full",
+    offset: int = 0,
+    scene: str = "full",
 ) -> torch.Tensor:
     """Birds ``offset .. offset + n`` of ``split`` as floats (n, 3, size, size) in [-1, 1]."""
-    data = load_birds(offset + n, split, size, progress=False, framing=framing)
+    data = load_birds(offset + n, split, size, progress=False, framing=framing, scene=scene)
     return data.float_images(slice(offset, offset + n))
 
 
@@ -249,18 +254,19 @@ def ladder_rungs(size: int = JUDGE_SIZE) -> tuple[str, ...]:
 
 @lru_cache(maxsize=8)
 def reference_features(
-    n: int, split: str = "test", framing: str = "full", size: int = JUDGE_SIZE
+    n: int, split: str = "test", framing: str = "full", size: int = JUDGE_SIZE, scene="full"
 ) -> torch.Tensor:
     """(n, 256) judge features of the first ``n`` birds of ``split``: the ladder's reference."""
-    return bird_judge().embed_images(real_birds(n, split, size, framing))
+    return bird_judge().embed_images(real_birds(n, split, size, framing, scene=scene))
 
 
-def _ladder_path(n: int, split: str, framing: str, size: int) -> Path:
+def _ladder_path(n: int, split: str, framing: str, size: int, scene: str = "full") -> Path:
     from ganlab.weights import manifest
 
     judge = manifest("bird_judge")["sha256"][:12]  # a new judge is a new ladder
     root = Path(os.environ.get("GANLAB_CACHE", Path.home() / ".cache" / "ganlab")) / "birds"
     name = f"ladder{LADDER_VERSION}_v{CACHE_VERSION}_{split}_{framing}_n{n}_s{size}_{judge}"
+    name += "" if scene == "full" else f"_{scene}"
     return root / f"{name}.json"
 
 
@@ -270,11 +276,12 @@ def reference_ladder(
     size: int = JUDGE_SIZE,
     split: str = "test",
     cache: bool = True,
+    scene: str = "full",
 ) -> dict:
     """Judge Frechet distances of degraded real birds against the first ``n`` real birds.
 
-    The reference is birds ``0 .. n`` of ``split`` drawn at ``size`` px in ``framing``; every
-    rung is the *other* birds ``n .. 2n`` of the same split and framing:
+    The reference is birds ``0 .. n`` of ``split`` drawn at ``size`` px in ``framing`` and
+    ``scene``; every rung is the *other* birds ``n .. 2n`` of the same split, framing, scene:
 
     * ``real_vs_real``: as they are (the floor: sampling noise of two sets of n);
     * ``drawn_{size/2}_up`` and ``drawn_{size/4}_up``: drawn by the renderer at half and a
@@ -291,28 +298,32 @@ def reference_ladder(
     (more the first time a cropped framing is drawn), so the result is cached as JSON
     (``$GANLAB_CACHE/birds/ladder...json``, keyed by the judge's checksum).
     """
-    from ganlab.data.birds.render import check_framing
+    from ganlab.data.birds.render import check_framing, check_scene
     from ganlab.metrics import frechet_distance
 
     check_framing(framing)
+    check_scene(scene)
     if not isinstance(size, int) or size // 4 < 16 or size > 256:
         raise ValueError(f"ladder size must be an int from 64 to 256 px, got {size!r}")
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2, got {n!r}")
-    path = _ladder_path(n, split, framing, size)
+    path = _ladder_path(n, split, framing, size, scene)
     if cache and path.is_file():
         return json.loads(path.read_text())
 
     judge = bird_judge()
-    ref = reference_features(n, split, framing, size)
-    other = real_birds(n, split, size, framing, offset=n)
+    ref = reference_features(n, split, framing, size, scene)
+    other = real_birds(n, split, size, framing, offset=n, scene=scene)
     half, quarter = (
-        upsample(real_birds(n, split, s, framing, offset=n), size) for s in (size // 2, size // 4)
+        upsample(real_birds(n, split, s, framing, offset=n, scene=scene), size)
+        for s in (size // 2, size // 4)
     )
     rungs = ladder_rungs(size)
     images = (other, half, degraded(other, "box"), quarter)
     fd = {name: frechet_distance(judge.embed_images(x), ref) for name, x in zip(rungs, images)}
     out = {"n": n, "split": split, "framing": framing, "size": size, "ladder": fd}
+    if scene != "full":
+        out["scene"] = scene
     if cache:
         from ganlab.atomic import atomic_write_text
 

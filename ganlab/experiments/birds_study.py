@@ -71,7 +71,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganlab.data.birds.render import FRAMINGS
+from ganlab.data.birds.render import FRAMINGS, SCENES
+from ganlab.errors import CheckpointError
 from ganlab.experiments.learnability import Discriminator, Generator
 from ganlab.train import checkpoint as ckpt
 from ganlab.train.ema import EMA
@@ -90,6 +91,7 @@ class Config:
     backbone: str = "dcgan"
     size: int = 32
     framing: str = "full"
+    scene: str = "full"  # "plain": the background's gradient alone (a simpler world)
     g_width: int = 64
     d_width: int = 64
     batch: int = 64
@@ -109,6 +111,8 @@ class Config:
             raise ValueError(f"size must be one of {list(SIZES)} px, got {self.size!r}")
         if self.framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {list(FRAMINGS)}, got {self.framing!r}")
+        if self.scene not in SCENES:
+            raise ValueError(f"scene must be one of {list(SCENES)}, got {self.scene!r}")
         for name in ("g_width", "d_width", "batch", "z_dim", "n_real"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "batch" else 1):
@@ -128,6 +132,8 @@ CONFIGS: dict[str, Config] = {
     "dcgan32": BASE,
     "dcgan32_cub": replace(BASE, framing="cub"),
     "dcgan32_tight": replace(BASE, framing="tight"),
+    "dcgan32_plain": replace(BASE, scene="plain"),
+    "dcgan32_tight_plain": replace(BASE, framing="tight", scene="plain"),
     "dcgan64": replace(BASE, size=64),
     "dcgan64_tight": replace(BASE, size=64, framing="tight"),
     "dcgan32_narrow": replace(BASE, g_width=32, d_width=32),
@@ -190,10 +196,12 @@ def build(cfg: Config) -> tuple[nn.Module, nn.Module]:
 
 
 def training_birds(cfg: Config) -> torch.Tensor:
-    """(n_real, 3, size, size) float training birds in [-1, 1], in the run's framing."""
+    """(n_real, 3, size, size) float training birds in [-1, 1], in the run's framing, scene."""
     from ganlab.data.birds import load_birds
 
-    data = load_birds(cfg.n_real, "train", cfg.size, framing=cfg.framing, progress=False)
+    data = load_birds(
+        cfg.n_real, "train", cfg.size, framing=cfg.framing, scene=cfg.scene, progress=False
+    )
     return data.float_images()
 
 
@@ -300,7 +308,11 @@ def train(
     state = _State(cfg, seed)
     path = out / "checkpoint.safetensors"
     if path.exists():
-        tensors, meta = ckpt.load_state(path, expect={"model": MODEL, "config": asdict(cfg)})
+        tensors, meta = ckpt.load_state(path, expect={"model": MODEL})
+        saved = {"scene": "full", **meta["config"]}  # runs from before ``scene`` existed
+        if saved != asdict(cfg):
+            diff = sorted(k for k in saved if saved[k] != asdict(cfg).get(k))
+            raise CheckpointError(f"{out} holds a run of another configuration (differs in {diff})")
         state.load(tensors, meta)
     data = training_birds(cfg)  # drawn (or read from the cache) before the clock starts
     state.G.train()
@@ -338,7 +350,7 @@ def train(
 def load_generators(run: str | Path) -> tuple[Config, dict[str, nn.Module], dict]:
     """A run's configuration, its final ``G`` and ``G_ema`` (eval mode), and its metadata."""
     tensors, meta = ckpt.load_state(Path(run) / "checkpoint.safetensors", expect={"model": MODEL})
-    cfg = Config(**meta["config"]).check()
+    cfg = Config(**meta["config"]).check()  # runs from before ``scene`` existed: "full"
     nets = {}
     for name in ("G", "G_ema"):
         G, _ = build(cfg)
@@ -386,8 +398,8 @@ def evaluate(
     t0 = time.process_time()
     run = Path(run)
     cfg, nets, meta = load_generators(run)
-    ladder = reference_ladder(n, cfg.framing, 64, split)["ladder"]
-    ref = reference_features(n, split, cfg.framing, 64)
+    ladder = reference_ladder(n, cfg.framing, 64, split, scene=cfg.scene)["ladder"]
+    ref = reference_features(n, split, cfg.framing, 64, cfg.scene)
     judge = bird_judge()
     result = {
         "run": str(run),
@@ -397,10 +409,13 @@ def evaluate(
         "n": n,
         "split": split,
         "framing": cfg.framing,
+        "scene": cfg.scene,
         "ladder": ladder,
         "fd": {},
         "rung": {},
-        "diversity": {"real": spread(real_birds(n_diversity, split, 64, cfg.framing))},
+        "diversity": {
+            "real": spread(real_birds(n_diversity, split, 64, cfg.framing, scene=cfg.scene))
+        },
         "snapshots": [],
     }
     for name, G in nets.items():
@@ -424,7 +439,7 @@ def evaluate(
 # --------------------------------------------------------------------------------------
 
 COLUMNS = (
-    "run", "backbone", "size", "framing", "g_width", "d_width", "batch", "lr_g", "lr_d",
+    "run", "backbone", "size", "framing", "scene", "g_width", "d_width", "batch", "lr_g", "lr_d",
     "betas", "steps", "cpu_min", "fd_G", "fd_G_ema", "rung_G_ema", "div_G_ema", "div_real",
 )  # fmt: skip
 
@@ -434,6 +449,7 @@ def _row(result: dict) -> dict:
     return {
         "run": Path(result["run"]).name,
         **{k: c[k] for k in ("backbone", "size", "framing", "g_width", "d_width", "batch")},
+        "scene": c.get("scene", "full"),
         "lr_g": c["lr_g"],
         "lr_d": c["lr_d"],
         "betas": f"({c['beta1']}, {c['beta2']})",
@@ -515,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1000, help="evaluate / ladder: birds compared")
     p.add_argument("--snapshots", action="store_true", help="evaluate: every G_ema snapshot")
     p.add_argument("--framing", choices=tuple(FRAMINGS), help="override / ladder")
+    p.add_argument("--scene", choices=SCENES, help="override / ladder")
     p.add_argument("--markdown", help="table: write Markdown here")
     p.add_argument("--json", help="table: write JSON here")
     p.add_argument("--backbone", choices=BACKBONES, help="override")
@@ -523,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in FLOAT_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=float, help="override")
     args = p.parse_args(argv)
-    names = ("backbone", "framing", *INT_OPTIONS, *FLOAT_OPTIONS)
+    names = ("backbone", "framing", "scene", *INT_OPTIONS, *FLOAT_OPTIONS)
     overrides = {k: getattr(args, k) for k in names}
     try:
         return _run(args, overrides)
@@ -555,7 +572,8 @@ def _run(args: argparse.Namespace, overrides: dict) -> int:
     else:
         from ganlab.evaluation.birds import reference_ladder
 
-        print(json.dumps(reference_ladder(args.n, args.framing or "full"), indent=1))
+        ladder = reference_ladder(args.n, args.framing or "full", scene=args.scene or "full")
+        print(json.dumps(ladder, indent=1))
     return 0
 
 

@@ -279,6 +279,7 @@ class Trainer:
         self.step = 0
         self.seconds = 0.0  # training time over every run of this checkpoint, resumes included
         self.history: list[dict] = []
+        self.data = None  # the recipe's training data, loaded by the first ``fit``
         self.modules = self._wrap(self.raw)
 
     # ---------------------------------------------------------------- set-up
@@ -371,7 +372,9 @@ class Trainer:
                 self._say(f"resumed from {path} at step {self.step}")
             else:
                 self._say(f"no checkpoint at {path}; starting from step 0")
-        data = self.recipe.data(self.device)
+        if self.data is None:  # loaded once: a second ``fit`` (more steps) reuses it
+            self.data = self.recipe.data(self.device)
+        data = self.data
         from tqdm.auto import tqdm
 
         bar = tqdm(

@@ -26,6 +26,11 @@ trained on full frames only: on cropped birds its features are out of their trai
 distribution (bigger birds, less scenery), so a Frechet distance on cropped birds compares
 only with a reference ladder measured on the same framing
 (:func:`ganlab.evaluation.birds.reference_ladder`), never with full-frame numbers.
+
+Scenes (``scene=``, :data:`ganlab.data.birds.render.SCENES`): ``"full"`` (the default: the
+background's details and the perch or ground) or ``"plain"`` (the background's colour
+gradient alone), the simpler world the birds study (``ganlab.experiments.birds_study``)
+measures; the same rule holds: plain birds compare only with a plain ladder.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from ganlab.data.birds.captions import make_captions
 from ganlab.data.birds.render import (
     Placement,
     check_framing,
+    check_scene,
     draw_placement,
     framing_crop,
     render_bird,
@@ -116,11 +122,13 @@ class BirdsWorld:
         captions, mentions = make_captions(attrs, self._rng(i, 1), self.captions_per_image)
         return Bird(self.split, int(i), species, attrs, tuple(captions), tuple(mentions), placement)
 
-    def image(self, i: int, size: int = 64, framing: str = "full") -> np.ndarray:
-        """Bird ``i`` as a (size, size, 3) uint8 array, in ``framing`` (see the module doc)."""
+    def image(
+        self, i: int, size: int = 64, framing: str = "full", scene: str = "full"
+    ) -> np.ndarray:
+        """Bird ``i`` as a (size, size, 3) uint8 array, in ``framing`` and ``scene``."""
         bird = self.bird(i)
         crop = framing_crop(bird.attributes, bird.placement, framing)
-        return render_bird(bird.attributes, bird.placement, size, crop)
+        return render_bird(bird.attributes, bird.placement, size, crop, scene)
 
 
 def render(attributes: dict[str, str], size: int = 64, seed: int = 0) -> np.ndarray:
@@ -149,6 +157,7 @@ class BirdsData(torch.utils.data.Dataset):
     captions: list[list[str]]
     mentions: torch.Tensor
     framing: str = "full"
+    scene: str = "full"
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -171,15 +180,18 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div(127.5).sub(1.0)
 
 
-def _cache_path(split: str, n: int, size: int, seed: int, k: int, framing: str = "full") -> Path:
-    """The full framing keeps its original file names; other framings add ``_f<framing>``."""
+def _cache_path(
+    split: str, n: int, size: int, seed: int, k: int, framing: str = "full", scene: str = "full"
+) -> Path:
+    """The full framing and scene keep the original file names; others add ``_f<framing>``
+    and ``_s<scene>``."""
     root = Path(os.environ.get("GANLAB_CACHE", Path.home() / ".cache" / "ganlab")) / "birds"
-    tag = "" if framing == "full" else f"_f{framing}"
+    tag = ("" if framing == "full" else f"_f{framing}") + ("" if scene == "full" else f"_s{scene}")
     return root / f"v{CACHE_VERSION}_{split}_n{n}_s{size}_seed{seed}_k{k}{tag}.npz"
 
 
 def _generate(
-    world: BirdsWorld, n: int, size: int, progress: bool, framing: str = "full"
+    world: BirdsWorld, n: int, size: int, progress: bool, framing: str = "full", scene="full"
 ) -> dict[str, np.ndarray]:
     k = world.captions_per_image
     images = np.empty((n, size, size, 3), np.uint8)
@@ -189,12 +201,12 @@ def _generate(
     captions = []
     for i in tqdm(
         range(n),
-        desc=f"drawing {n} birds ({world.split}, {size} px, {framing})",
+        desc=f"drawing {n} birds ({world.split}, {size} px, {framing}, {scene} scene)",
         disable=not progress,
     ):
         bird = world.bird(i)
         crop = framing_crop(bird.attributes, bird.placement, framing)
-        images[i] = render_bird(bird.attributes, bird.placement, size, crop)
+        images[i] = render_bird(bird.attributes, bird.placement, size, crop, scene)
         attributes[i] = encode(bird.attributes)
         species[i] = bird.species
         captions.append(bird.captions)
@@ -219,11 +231,13 @@ def load_birds(
     cache: bool = True,
     progress: bool = True,
     framing: str = "full",
+    scene: str = "full",
 ) -> BirdsData:
     """The first ``n`` birds of ``split`` at ``size`` px (cached on disk as .npz when asked).
 
     ``framing``: ``"full"`` (default), ``"cub"`` or ``"tight"`` (see the module docstring); a
     cropped framing costs about 2.5x the drawing (finding the box, a larger canvas).
+    ``scene``: ``"full"`` (default) or ``"plain"`` (the background's gradient alone).
 
     Drawing is about 2 ms per 64 px bird on one core, so 10,000 birds take about 20 s the
     first time and well under a second from the cache (``$GANLAB_CACHE``, default
@@ -231,12 +245,13 @@ def load_birds(
     """
     _check_split(split)
     check_framing(framing)
+    check_scene(scene)
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(size, int) or not 16 <= size <= 256:
         raise ValueError(f"size must be an int between 16 and 256 px, got {size!r}")
     world = BirdsWorld(split, seed, captions_per_image)
-    path = _cache_path(split, n, size, seed, captions_per_image, framing)
+    path = _cache_path(split, n, size, seed, captions_per_image, framing, scene)
     arrays = None
     if cache and path.exists():
         try:
@@ -245,7 +260,7 @@ def load_birds(
         except (OSError, ValueError):
             arrays = None  # a damaged cache file is redrawn, never trusted
     if arrays is None:
-        arrays = _generate(world, n, size, progress, framing)
+        arrays = _generate(world, n, size, progress, framing, scene)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -261,4 +276,5 @@ def load_birds(
         captions=[list(map(str, row)) for row in arrays["captions"]],
         mentions=torch.from_numpy(arrays["mentions"]),
         framing=framing,
+        scene=scene,
     )

@@ -258,8 +258,9 @@ def render_bird(
     place: Placement,
     size: int,
     crop: tuple[float, float, float] | None = None,
+    scene: str = "full",
 ) -> np.ndarray:
-    """One bird as a (size, size, 3) uint8 RGB array.
+    """One bird as a (size, size, 3) uint8 RGB array, in front of ``scene`` (:data:`SCENES`).
 
     ``crop = (x0, y0, side)`` in image widths (see :func:`crop_square`) draws only that square
     of the scene, at ``size`` px: the scene is drawn on a canvas ``1 / side`` times larger and
@@ -269,11 +270,12 @@ def render_bird(
     _check_size(size)
     k = supersample(size)
     if crop is None:
-        return np.asarray(_scene(attrs, place, size * k).reduce(k), dtype=np.uint8)
+        return np.asarray(_scene(attrs, place, size * k, scene=scene).reduce(k), dtype=np.uint8)
     x0, y0, side = _check_crop(crop)
     canvas = math.ceil(size * k / side)
     box = (x0 * canvas, y0 * canvas, (x0 + side) * canvas, (y0 + side) * canvas)
-    image = _scene(attrs, place, canvas).resize((size, size), Image.Resampling.BOX, box=box)
+    image = _scene(attrs, place, canvas, scene=scene)
+    image = image.resize((size, size), Image.Resampling.BOX, box=box)
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -289,13 +291,30 @@ def _check_crop(crop) -> tuple[float, float, float]:
     return x0, y0, side
 
 
+# What is drawn behind the bird: "full" (the background's gradient, its details - clouds,
+# trees, waves, grass - and the perch or ground) or "plain" (the gradient alone: the sky,
+# forest, water or field colours stay, nothing else; the birds study's simpler world).
+SCENES = ("full", "plain")
+
+
+def check_scene(scene: str) -> str:
+    if scene not in SCENES:
+        raise ValueError(f"unknown birds scene {scene!r}: expected one of {list(SCENES)}")
+    return scene
+
+
 def _scene(
-    attrs: dict[str, str], place: Placement, canvas: int, backdrop: tuple | None = None
+    attrs: dict[str, str],
+    place: Placement,
+    canvas: int,
+    backdrop: tuple | None = None,
+    scene: str = "full",
 ) -> Image.Image:
-    """The full frame on a ``canvas`` px square: background, ground, then the bird.
+    """The frame on a ``canvas`` px square: background, ground, then the bird.
 
     ``backdrop`` (an RGB colour) replaces the background and the ground by a flat colour, so
-    that only the bird is drawn: :func:`bird_coverage` uses it.
+    that only the bird is drawn: :func:`bird_coverage` uses it. ``scene="plain"`` keeps the
+    background's gradient and leaves out its details and the ground (:data:`SCENES`).
     """
     C = canvas
     if backdrop is None:
@@ -304,7 +323,7 @@ def _scene(
         image = Image.new("RGB", (C, C), tuple(backdrop))
     draw = ImageDraw.Draw(image, "RGBA")
     frame = _Frame(C, place, BODY_SCALE[attrs["size"]], attrs["orientation"] == "left")
-    if backdrop is None:
+    if backdrop is None and check_scene(scene) == "full":
         _background(draw, attrs["background"], C, np.random.default_rng(place.scene))
         _ground(draw, frame, attrs["pose"], place)
     _bird(draw, frame, attrs, place)
