@@ -54,5 +54,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
-
-

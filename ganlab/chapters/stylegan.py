@@ -491,8 +491,7 @@ class StyleGAN(Chapter):
             parser.add_argument(
                 "--r1-gamma",
                 type=float,
-                help="R1's weight gamma (default: the profile's; the paper's 10 is for "
-                "1024 px)",
+                help="R1's weight gamma (default: the profile's; the paper's 10 is for 1024 px)",
             )
         if command == "sample":
             parser.add_argument(

@@ -16,7 +16,7 @@ adjoint to the conv with the flipped kernel; [1, 2, 1] is its own flip). :class:
 says so to autograd, which then never needs the gradient of a *grouped* conv. That matters
 for R1, a gradient of a gradient through D's blurs: PyTorch's double backward of a depthwise
 conv runs one conv per channel, which on an H200 made StyleGAN's 64 px step 7.7x slower
-(eager; 9.7x compiled) than the blur written as its own adjoint (measured by ``scripts/gpu_check.py``).
+(eager; 9.7x compiled) than the blur written as its own adjoint (``scripts/gpu_check.py``).
 
 Shapes: (B, C, H, W) -> (B, C, H, W). The kernel is a fixed, non-persistent buffer (it follows
 ``.to(device)`` but is not saved in the state dict). Odd-length filters only (size-keeping
