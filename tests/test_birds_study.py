@@ -150,7 +150,10 @@ def test_evaluate_and_table(tmp_path):
     S.train(replace(S.BASE, framing="cub", **TINY), run, cpu_seconds=0.3, snapshot_every=0.15)
     result = S.evaluate(run, n=12, n_diversity=6, snapshots=True)
     keys = {"run", "config", "steps", "cpu_s", "n", "split", "framing", "scene", "ladder", "fd"}
-    assert keys | {"rung", "diversity", "snapshots", "eval_cpu_s"} == set(result)
+    more = {"rung", "diversity", "alignment", "caption_diversity", "snapshots", "eval_cpu_s"}
+    assert keys | more == set(result)
+    assert set(result["alignment"]) == {"real", "chance", "G", "G_ema"}
+    assert result["caption_diversity"] == {}  # an untexted run: alignment is its baseline
     assert list(result["ladder"]) == ["real_vs_real", "drawn_32_up", "box_blur_5x5", "drawn_16_up"]
     assert set(result["fd"]) == {"G", "G_ema"} and result["framing"] == "cub"
     assert set(result["diversity"]) == {"real", "G", "G_ema"}
@@ -163,7 +166,8 @@ def test_evaluate_and_table(tmp_path):
         str(tmp_path / "missing")
     ]
     text = (tmp_path / "t.md").read_text()
-    assert "| dcgan32 | dcgan | 32 | cub |" in text and "cub (n=12, test): real_vs_real" in text
+    assert "| dcgan32 | dcgan | False | 32 | cub | full |" in text
+    assert "cub (n=12, test): real_vs_real" in text
 
 
 def test_command_line_lists_configurations_and_refuses_bad_options(capsys):
@@ -211,3 +215,30 @@ def test_runs_from_before_scene_resume_as_full(tmp_path):
     S.ckpt.save_state(run / "checkpoint.safetensors", tensors, meta)
     assert S.train(cfg, run, cpu_seconds=0.4)["steps"] > 0
     assert S.load_generators(run)[0].scene == "full"
+
+
+@pytest.mark.filterwarnings("ignore:feats_a has n")
+def test_text_runs_train_on_captions_and_measure_alignment_and_caption_diversity(tmp_path):
+    """``text=True``: chapter 2's G(z, t) and D(x, t) with GAN-INT-CLS's losses; evaluation
+    adds what the samples say against their captions and how varied one caption's birds are."""
+    with pytest.raises(ValueError, match="gan_int_cls"):
+        replace(S.BASE, text=True).check()
+    cfg = replace(S.CONFIGS["intcls32_text"], **TINY)
+    G, D = S.build(cfg)
+    assert G.text_dim == S.TEXT_DIM and D.text_dim == S.TEXT_DIM
+    text = S.training_text(cfg)
+    assert text["text"].shape == (TINY["n_real"], 10, S.TEXT_DIM)
+    assert text["text"].dtype == torch.float16 and text["species"].shape == (TINY["n_real"],)
+    rng = torch.Generator().manual_seed(0)
+    t = S.text_features(text["text"], torch.tensor([0, 0, 5]), rng)
+    assert t.shape == (3, S.TEXT_DIM) and not torch.equal(t[0], t[2])
+    run = tmp_path / "text"
+    report = S.train(cfg, run, cpu_seconds=0.5)
+    assert report["steps"] > 0 and report["config"]["text"] is True
+    result = S.evaluate(run, n=12, n_diversity=6, n_captions=4, pool=60)
+    assert set(result["alignment"]) == {"real", "chance", "G", "G_ema"}
+    assert 0 <= result["alignment"]["G_ema"] <= 1 and result["alignment"]["real"] > 0.5
+    capdiv = result["caption_diversity"]
+    assert set(capdiv) == {"real", "G", "G_ema"} and capdiv["G_ema"]["per_caption"] == 16
+    row = S.table([run])["rows"][0]
+    assert row["text"] is True and row["capdiv_real"] == round(capdiv["real"]["judge_features"], 3)

@@ -213,6 +213,41 @@ def caption_diversity(
     }
 
 
+@torch.no_grad()
+def real_caption_diversity(
+    n_captions: int = 50,
+    per_caption: int = 16,
+    split: str = "test",
+    pool: int = 5000,
+    framing: str = "full",
+    scene: str = "full",
+) -> dict:
+    """What :func:`caption_diversity` gives for *real* birds: for caption 0 of each of the
+    first ``n_captions`` birds of ``split``, the first ``per_caption`` birds of a pool of
+    ``pool`` real birds (same split, framing, scene, 64 px) whose attributes match every value
+    the caption names (the world's ground truth), their :func:`spread`, averaged over the
+    captions that have at least 2 matches. The bar "per-caption diversity at least half of
+    real birds'" compares with this."""
+    data = load_birds(pool, split, JUDGE_SIZE, progress=False, framing=framing, scene=scene)
+    named = data.mentions[:n_captions, 0]  # (n_captions, 14), -1 where the caption is silent
+    each, used = [], 0
+    for codes in named:
+        said = codes >= 0
+        match = (data.attributes[:, said] == codes[said]).all(dim=1).nonzero().flatten()
+        if len(match) >= 2:
+            each.append(spread(data.float_images(match[:per_caption])))
+            used += 1
+    if not each:
+        raise ValueError(f"no caption had 2 matching birds in a pool of {pool}")
+    return {
+        "judge_features": sum(d["judge_features"] for d in each) / len(each),
+        "pixels": sum(d["pixels"] for d in each) / len(each),
+        "captions": used,
+        "per_caption": per_caption,
+        "pool": pool,
+    }
+
+
 def diversity_captions(n: int = 50, split: str = "test") -> list[str]:
     """Caption 0 of the first ``n`` birds of ``split``: the diversity protocol's captions."""
     return eval_captions(split, n)[0]

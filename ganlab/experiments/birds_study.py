@@ -92,6 +92,7 @@ class Config:
     size: int = 32
     framing: str = "full"
     scene: str = "full"  # "plain": the background's gradient alone (a simpler world)
+    text: bool = False  # gan_int_cls only: condition on captions (GAN-INT-CLS's losses)
     g_width: int = 64
     d_width: int = 64
     batch: int = 64
@@ -113,6 +114,8 @@ class Config:
             raise ValueError(f"framing must be one of {list(FRAMINGS)}, got {self.framing!r}")
         if self.scene not in SCENES:
             raise ValueError(f"scene must be one of {list(SCENES)}, got {self.scene!r}")
+        if self.text and self.backbone != "gan_int_cls":
+            raise ValueError(f"text needs the gan_int_cls backbone, got {self.backbone!r}")
         for name in ("g_width", "d_width", "batch", "z_dim", "n_real"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "batch" else 1):
@@ -147,6 +150,20 @@ CONFIGS: dict[str, Config] = {
     "intcls32": replace(BASE, backbone="gan_int_cls", g_width=32, d_width=32),
     "intcls32_tight": replace(
         BASE, backbone="gan_int_cls", g_width=32, d_width=32, framing="tight"
+    ),
+    # then with text: chapter 2's GAN-INT-CLS on captions (the same backbone, the paper's losses)
+    "intcls32_text": replace(BASE, backbone="gan_int_cls", g_width=32, d_width=32, text=True),
+    "intcls32_tight_plain_text": replace(
+        BASE,
+        backbone="gan_int_cls",
+        g_width=32,
+        d_width=32,
+        framing="tight",
+        scene="plain",
+        text=True,
+    ),
+    "intcls32_tight_plain": replace(
+        BASE, backbone="gan_int_cls", g_width=32, d_width=32, framing="tight", scene="plain"
     ),
 }
 
@@ -183,8 +200,18 @@ class UntextedDiscriminator(nn.Module):
         return self.net(x, x.new_zeros(len(x), 1))
 
 
+TEXT_DIM, PROJ_DIM = 1024, 128  # the joint encoder's sentence embedding; chapter 2's projection
+CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
+INT_WEIGHT = 0.5  # G's interpolated-text term, weighted as the official code (chapter 2)
+
+
 def build(cfg: Config) -> tuple[nn.Module, nn.Module]:
-    """(G, D) of a configuration."""
+    """(G, D) of a configuration: G(z) and D(x), or G(z, t) and D(x, t) with text."""
+    if cfg.text:
+        from ganlab.models import gan_int_cls as M
+
+        G = M.Generator(TEXT_DIM, PROJ_DIM, cfg.z_dim, cfg.g_width, cfg.size)
+        return G, M.Discriminator(TEXT_DIM, PROJ_DIM, cfg.d_width, cfg.size)
     if cfg.backbone == "dcgan":
         return Generator(cfg.z_dim, cfg.g_width, cfg.size), Discriminator(cfg.d_width, cfg.size)
     return UntextedGenerator(cfg), UntextedDiscriminator(cfg)
@@ -203,6 +230,33 @@ def training_birds(cfg: Config) -> torch.Tensor:
         cfg.n_real, "train", cfg.size, framing=cfg.framing, scene=cfg.scene, progress=False
     )
     return data.float_images()
+
+
+@torch.no_grad()
+def embed_captions(captions: list[str], batch: int = 1000) -> torch.Tensor:
+    """Captions -> (n, 1024) sentence embeddings by the shipped joint text encoder (chapter 2's)."""
+    from ganlab.text.train import load_encoders
+
+    text_enc, _ = load_encoders("joint")
+    parts = [text_enc(captions[s : s + batch]).sentence for s in range(0, len(captions), batch)]
+    return torch.cat(parts)
+
+
+def training_text(cfg: Config) -> dict[str, torch.Tensor]:
+    """The training birds' captions as embeddings, ``text`` (n_real, 10, 1024) float16, and
+    their ``species`` (n_real,): computed once per process, before the clock starts."""
+    from ganlab.data.birds import load_birds
+
+    data = load_birds(cfg.n_real, "train", 32, progress=False)  # captions only: any size
+    flat = [caption for row in data.captions for caption in row]
+    text = embed_captions(flat).half().view(len(data), -1, TEXT_DIM)
+    return {"text": text, "species": data.species}
+
+
+def text_features(text: torch.Tensor, idx: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """(B,) birds -> (B, 1024): the mean embedding of 4 of each bird's captions, drawn at random."""
+    pick = torch.randint(text.shape[1], (len(idx), CAPTIONS_PER_FEATURE), generator=rng)
+    return text[idx[:, None], pick].float().mean(1)
 
 
 class _State:
@@ -267,18 +321,35 @@ def _snapshot(out: Path, cfg: Config, state: _State, at: float) -> None:
     state.snapshots.append({"file": name, "step": state.step, "cpu_s": round(state.cpu_s, 1)})
 
 
-def train_step(cfg: Config, state: _State, data: torch.Tensor) -> tuple[float, float]:
-    """One D step and one G step, non-saturating loss; then G_ema <- lerp towards G.
-
-    Returns (D's loss, G's loss) of the step."""
-    x = data[torch.randint(len(data), (cfg.batch,), generator=state.rng)]  # (B, 3, S, S)
+def train_step(
+    cfg: Config, state: _State, data: torch.Tensor, text: dict | None = None
+) -> tuple[float, float]:
+    """One D step and one G step, non-saturating loss (GAN-INT-CLS's with ``text``); then
+    G_ema <- lerp towards G. Returns (D's loss, G's loss) of the step."""
+    idx = torch.randint(len(data), (cfg.batch,), generator=state.rng)
+    x = data[idx]  # (B, 3, S, S)
     z = torch.randn(cfg.batch, cfg.z_dim, generator=state.rng)  # (B, z_dim)
-    fake = state.G(z)
-    loss_d = F.softplus(-state.D(x)).mean() + F.softplus(state.D(fake.detach())).mean()
+    if text is None:
+        fake = state.G(z)
+        loss_d = F.softplus(-state.D(x)).mean() + F.softplus(state.D(fake.detach())).mean()
+    else:
+        from ganlab.models import gan_int_cls as M
+
+        t = text_features(text["text"], idx, state.rng)  # (B, 1024), the right text
+        fake = state.G(z, t)
+        wrong = M.mismatched_indices(text["species"][idx], state.rng, check=False)
+        s_r, s_w = state.D(x, t), state.D(x[wrong], t)  # right image, another species' image
+        loss_d = M.discriminator_loss(s_r, s_w, state.D(fake.detach(), t))
     state.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     state.opt_d.step()
-    loss_g = F.softplus(-state.D(fake)).mean()  # -log sigmoid D(G(z))
+    if text is None:
+        loss_g = F.softplus(-state.D(fake)).mean()  # -log sigmoid D(G(z))
+    else:
+        t_int = M.interpolate_embeddings(t, t.roll(1, 0), beta=0.5)  # texts D never sees
+        z2 = torch.randn(cfg.batch, cfg.z_dim, generator=state.rng)
+        g_int = state.D(state.G(z2, t_int), t_int)
+        loss_g = M.generator_loss(state.D(fake, t), g_int, int_weight=INT_WEIGHT)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     state.opt_g.step()
@@ -315,12 +386,13 @@ def train(
             raise CheckpointError(f"{out} holds a run of another configuration (differs in {diff})")
         state.load(tensors, meta)
     data = training_birds(cfg)  # drawn (or read from the cache) before the clock starts
+    text = training_text(cfg) if cfg.text else None
     state.G.train()
     t0, cpu0, at_start = time.process_time(), state.cpu_s, state.step
     last_ckpt = cpu0
     next_snap = (int(cpu0 // snapshot_every) + 1) * snapshot_every
     while state.cpu_s < cpu_seconds:
-        loss_d, loss_g = train_step(cfg, state, data)
+        loss_d, loss_g = train_step(cfg, state, data, text)
         state.step += 1
         state.cpu_s = cpu0 + time.process_time() - t0
         if state.step % log_every == 0:
@@ -365,27 +437,47 @@ def load_generators(run: str | Path) -> tuple[Config, dict[str, nn.Module], dict
 
 
 @torch.no_grad()
-def sample(G: nn.Module, n: int, seed: int = 123, batch: int = 250) -> torch.Tensor:
-    """(n, 3, 64, 64) samples in [-1, 1], 32 px ones upsampled as the ladder's rung is."""
+def sample(
+    G: nn.Module, n: int, seed: int = 123, batch: int = 250, text: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(n, 3, 64, 64) samples in [-1, 1], 32 px ones upsampled as the ladder's rung is;
+    ``text`` (n, 1024): one caption embedding per sample, for a text-conditioned G."""
     from ganlab.evaluation.birds import upsample
 
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(n, G.z_dim, generator=rng)
-    return torch.cat([upsample(G(z[s : s + batch])) for s in range(0, n, batch)]).clamp(-1, 1)
+    args = [(z[s : s + batch],) for s in range(0, n, batch)]
+    if text is not None:
+        args = [(z[s : s + batch], text[s : s + batch]) for s in range(0, n, batch)]
+    return torch.cat([upsample(G(*a)) for a in args]).clamp(-1, 1)
 
 
 def evaluate(
-    run: str | Path, n: int = 1000, n_diversity: int = 500, split: str = "test", snapshots=False
+    run: str | Path,
+    n: int = 1000,
+    n_diversity: int = 500,
+    split: str = "test",
+    snapshots=False,
+    n_captions: int = 50,
+    pool: int = 5000,
 ) -> dict:
     """Score a run's G and G_ema (and, if asked, its G_ema snapshots); write ``evaluate.json``.
 
     Keys: ``run``, ``config``, ``steps``, ``cpu_s``, ``n``, ``split``, ``framing``, ``ladder``
     (the framing's reference ladder), ``fd`` and ``rung`` (per generator), ``diversity`` (per
-    generator and ``real``), ``snapshots`` (list; empty unless asked), ``eval_cpu_s``.
+    generator and ``real``), ``alignment`` (per generator, ``real`` and ``chance``: the judge's
+    reading of each sample against caption 0 of test bird i; an untexted G is the no-text
+    baseline), ``caption_diversity`` (text runs: per generator and ``real``, 50 captions x 16),
+    ``snapshots`` (list; empty unless asked), ``eval_cpu_s``.
     """
     from ganlab.evaluation.birds import (
+        _alignment,
         bird_judge,
+        caption_diversity,
+        diversity_captions,
+        eval_captions,
         real_birds,
+        real_caption_diversity,
         reference_features,
         reference_ladder,
         spread,
@@ -401,6 +493,10 @@ def evaluate(
     ladder = reference_ladder(n, cfg.framing, 64, split, scene=cfg.scene)["ladder"]
     ref = reference_features(n, split, cfg.framing, 64, cfg.scene)
     judge = bird_judge()
+    captions, named, _ = eval_captions(split, n)  # caption 0 of the reference birds 0 .. n
+    text = embed_captions(captions) if cfg.text else None
+    reals = real_birds(n, split, 64, cfg.framing, scene=cfg.scene)
+    real_alignment = _alignment(judge.predict(reals), named)
     result = {
         "run": str(run),
         "config": asdict(cfg),
@@ -413,21 +509,34 @@ def evaluate(
         "ladder": ladder,
         "fd": {},
         "rung": {},
-        "diversity": {
-            "real": spread(real_birds(n_diversity, split, 64, cfg.framing, scene=cfg.scene))
-        },
+        "diversity": {"real": spread(reals[:n_diversity])},
+        "alignment": {"real": real_alignment["value"], "chance": real_alignment["chance"]},
+        "caption_diversity": {},
         "snapshots": [],
     }
+    if cfg.text:
+        result["caption_diversity"]["real"] = real_caption_diversity(
+            n_captions, split=split, pool=pool, framing=cfg.framing, scene=cfg.scene
+        )
     for name, G in nets.items():
-        images = sample(G, n)
+        images = sample(G, n, text=text)
         fd = frechet_distance(judge.embed_images(images), ref)
         result["fd"][name], result["rung"][name] = fd, rung(fd, ladder)
         result["diversity"][name] = spread(images[:n_diversity])
+        result["alignment"][name] = _alignment(judge.predict(images), named)["value"]
+        if cfg.text:
+
+            def generate(caps: list[str], seed: int, G=G) -> torch.Tensor:
+                return sample(G, len(caps), seed, text=embed_captions(caps))
+
+            result["caption_diversity"][name] = caption_diversity(
+                generate, diversity_captions(n_captions, split)
+            )
     for snap in meta["snapshots"] if snapshots else []:
         tensors, _ = ckpt.load_state(run / "snapshots" / snap["file"], expect={"model": MODEL})
         G, _ = build(cfg)
         ckpt.load_module(G, tensors, "G_ema")
-        fd = frechet_distance(judge.embed_images(sample(G.eval(), n)), ref)
+        fd = frechet_distance(judge.embed_images(sample(G.eval(), n, text=text)), ref)
         result["snapshots"].append({**snap, "fd_G_ema": fd, "rung": rung(fd, ladder)})
     result["eval_cpu_s"] = round(time.process_time() - t0, 1)
     (run / "evaluate.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -439,8 +548,10 @@ def evaluate(
 # --------------------------------------------------------------------------------------
 
 COLUMNS = (
-    "run", "backbone", "size", "framing", "scene", "g_width", "d_width", "batch", "lr_g", "lr_d",
-    "betas", "steps", "cpu_min", "fd_G", "fd_G_ema", "rung_G_ema", "div_G_ema", "div_real",
+    "run", "backbone", "text", "size", "framing", "scene", "g_width", "d_width", "batch",
+    "lr_g", "lr_d", "betas", "steps", "cpu_min", "fd_G", "fd_G_ema", "rung_G_ema", "div_G_ema",
+    "div_real", "align_G_ema", "align_real", "chance", "capdiv_G_ema", "capdiv_real",
+    "fd_G_ema_by_cpu_min",
 )  # fmt: skip
 
 
@@ -460,6 +571,29 @@ def _row(result: dict) -> dict:
         "rung_G_ema": result["rung"]["G_ema"],
         "div_G_ema": round(result["diversity"]["G_ema"]["judge_features"], 3),
         "div_real": round(result["diversity"]["real"]["judge_features"], 3),
+        "text": c.get("text", False),
+        **_text_columns(result),
+        "fd_G_ema_by_cpu_min": "; ".join(
+            f"{s['cpu_s'] / 60:.0f}: {s['fd_G_ema']:.1f}" for s in result.get("snapshots", [])
+        ),
+    }
+
+
+def _text_columns(result: dict) -> dict:
+    """Alignment and per-caption diversity (blank for evaluations made before they existed)."""
+    align, capdiv = result.get("alignment", {}), result.get("caption_diversity", {})
+
+    def r(d, k, key=None):
+        v = d.get(k)
+        v = v[key] if isinstance(v, dict) and key else v
+        return "" if v is None else round(v, 3)
+
+    return {
+        "align_G_ema": r(align, "G_ema"),
+        "align_real": r(align, "real"),
+        "chance": r(align, "chance"),
+        "capdiv_G_ema": r(capdiv, "G_ema", "judge_features"),
+        "capdiv_real": r(capdiv, "real", "judge_features"),
     }
 
 
@@ -476,7 +610,10 @@ def table(runs, markdown: str | Path | None = None, json_out: str | Path | None 
             continue
         result = json.loads(path.read_text())
         rows.append(_row(result))
-        ladders[f"{result['framing']} (n={result['n']}, {result['split']})"] = result["ladder"]
+        scene = "" if result.get("scene", "full") == "full" else f", {result['scene']} scene"
+        ladders[f"{result['framing']}{scene} (n={result['n']}, {result['split']})"] = result[
+            "ladder"
+        ]
     rows.sort(key=lambda r: r["fd_G_ema"])
     doc = {"rows": rows, "ladders": ladders, "not_evaluated": missing}
     if json_out:
@@ -532,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshots", action="store_true", help="evaluate: every G_ema snapshot")
     p.add_argument("--framing", choices=tuple(FRAMINGS), help="override / ladder")
     p.add_argument("--scene", choices=SCENES, help="override / ladder")
+    p.add_argument("--text", action="store_const", const=True, help="override: with captions")
     p.add_argument("--markdown", help="table: write Markdown here")
     p.add_argument("--json", help="table: write JSON here")
     p.add_argument("--backbone", choices=BACKBONES, help="override")
@@ -540,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in FLOAT_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=float, help="override")
     args = p.parse_args(argv)
-    names = ("backbone", "framing", "scene", *INT_OPTIONS, *FLOAT_OPTIONS)
+    names = ("backbone", "framing", "scene", "text", *INT_OPTIONS, *FLOAT_OPTIONS)
     overrides = {k: getattr(args, k) for k in names}
     try:
         return _run(args, overrides)
