@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="PNG file to write (default WORLD.png)")
     p.add_argument("--retrieve", metavar="CAPTION", help="show the birds nearest to a caption")
     p.add_argument("--encoder", choices=("joint", "damsm"), default="damsm")
+    p.add_argument("--framing", choices=("full", "cub", "tight"), default="full",
+                   help="birds: the whole scene, the CUB crop, or a tight crop")  # fmt: skip
+    p.add_argument("--scene", choices=("full", "plain"), default="full",
+                   help="birds: every background detail, or the gradient alone")  # fmt: skip
     # -- faces (ganlab.viz.faces) --
     p.add_argument("--domain", choices=("cat", "dog", "wild"), help="faces: one domain only")
     p.add_argument("--masks", action="store_true", help="faces: show each face's part masks")
@@ -199,7 +203,9 @@ def show_world(args: argparse.Namespace) -> str:
         fig = retrieval_figure(args.retrieve, text_enc, image_enc, data.float_images(), k=args.n,
                                captions=[c[0] for c in data.captions])  # fmt: skip
     else:
-        data = load_birds(args.n, args.split, args.size, progress=False)
+        data = load_birds(
+            args.n, args.split, args.size, progress=False, framing=args.framing, scene=args.scene
+        )
         fig = caption_grid(data.images, [c[0] for c in data.captions], ncol=min(4, args.n))
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")

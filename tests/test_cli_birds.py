@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from ganlab.cli import main
@@ -41,3 +42,9 @@ def test_world_birds_grid(tmp_path):
     png = tmp_path / "birds.png"
     assert main(["world", "birds", "--n", "4", "--size", "32", "--out", str(png)]) == 0
     assert Image.open(png).size[0] > 200
+    plain = tmp_path / "plain.png"
+    argv = ["world", "birds", "--n", "4", "--size", "32", "--framing", "tight", "--scene", "plain"]
+    assert main([*argv, "--out", str(plain)]) == 0
+    assert Image.open(plain).size == Image.open(png).size
+    with pytest.raises(SystemExit):  # argparse names the choices
+        main(["world", "birds", "--scene", "empty"])

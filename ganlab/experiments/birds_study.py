@@ -13,11 +13,20 @@ module measures which choices matter, *without text first*, under a fixed CPU bu
   CPU seconds, so one 60-minute run also shows 10 and 30 minutes;
 * **framing**: how the world frames its birds (``ganlab.data.birds``: ``full`` scene, the CUB
   pipeline's ``cub`` crop around the bird's box, or a ``tight`` crop the bird fills);
+* **scene**: the world simplified: ``plain`` draws the background's colour gradient alone (no
+  clouds, trees, waves, grass, perch or ground), ``full`` everything;
 * **backbone**: ``dcgan`` (``ganlab.experiments.learnability``'s G and D, at 32 or 64 px) or
   ``gan_int_cls``: chapter 2's own G and D (residual stages at 4x4 and 8x8, BatchNorm in D)
   with the text replaced by a constant, i.e. the chapter's backbone without text.
   StackGAN's and AttnGAN's backbones are not wired in (their G needs the text at every
-  stage); text-conditioned runs are the study's next step and are not here.
+  stage);
+* **text** (``gan_int_cls`` only): then with text, chapter 2's G(z, t) and D(x, t) trained
+  with GAN-INT-CLS's losses (matching-aware D with another species' image, interpolated
+  texts for G) on the shipped joint encoder's caption embeddings (the mean of 4 of a bird's
+  10 captions per step). Such runs are also scored by text alignment (the judge's reading of
+  each sample against the caption it was drawn for; an untexted G scored the same way is the
+  no-text baseline) and per-caption diversity (16 samples of each of 50 captions, beside
+  real birds matching the caption: :func:`ganlab.evaluation.birds.real_caption_diversity`).
 
 Each run is one :class:`Config` trained by :func:`train` for a budget of CPU seconds
 (``time.process_time``, summed over the process's threads: run with ``OMP_NUM_THREADS=1``,

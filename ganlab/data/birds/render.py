@@ -292,8 +292,9 @@ def _check_crop(crop) -> tuple[float, float, float]:
 
 
 # What is drawn behind the bird: "full" (the background's gradient, its details - clouds,
-# trees, waves, grass - and the perch or ground) or "plain" (the gradient alone: the sky,
-# forest, water or field colours stay, nothing else; the birds study's simpler world).
+# trees, waves, grass - and the perch or ground) or "plain" (the gradient alone, nothing else;
+# the birds study's simpler world). The plain forest stays green, but water and field become
+# sky-blue (their water and grass are details), so a caption's background is mostly not seen.
 SCENES = ("full", "plain")
 
 
