@@ -48,3 +48,23 @@ def test_world_birds_grid(tmp_path):
     assert Image.open(plain).size == Image.open(png).size
     with pytest.raises(SystemExit):  # argparse names the choices
         main(["world", "birds", "--scene", "empty"])
+
+
+@pytest.mark.filterwarnings("ignore:feats_a has n")
+def test_gan_int_cls_trains_and_is_measured_on_a_simpler_world(tmp_path, capsys):
+    """``--framing tight --scene plain`` (the birds study's finding): the run records the
+    world it trained on, and ``evaluate`` measures it against real birds of that world."""
+    out = tmp_path / "plain"
+    args = ["train", "gan-int-cls", "--profile", "smoke", "--steps", "2", "--out", str(out)]
+    assert main([*args, "--framing", "tight", "--scene", "plain"]) == 0
+    meta = ckpt.read_meta(out / "generator.safetensors")
+    assert meta["config"]["framing"] == "tight" and meta["config"]["scene"] == "plain"
+    capsys.readouterr()
+    assert main(["evaluate", "gan-int-cls", "--weights", str(out / "generator.safetensors"),
+                 "--n", "100"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert result["test"]["world"] == {"framing": "tight", "scene": "plain"}
+    with pytest.raises(ValueError, match="birds world's options"):
+        from ganlab.data.captioned import load_captioned
+
+        load_captioned(4, root=tmp_path, scene="plain")

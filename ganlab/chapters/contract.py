@@ -230,7 +230,9 @@ class CaptionChapter(Chapter):
         from ganlab.evaluation.birds import evaluate_text_to_image
 
         generate = self.generator(G, meta, for_evaluation=True)
-        return evaluate_text_to_image(generate, n=n, split=split, seed=seed)
+        cfg = meta.get("config", {})  # a model trained on a simpler world meets that world
+        world = {k: cfg.get(k, "full") for k in ("framing", "scene")}
+        return evaluate_text_to_image(generate, n=n, split=split, seed=seed, **world)
 
     def evaluate(self, G, meta, n, seed) -> dict:
         from ganlab.evaluation.birds import SPLITS

@@ -61,9 +61,15 @@ class GANINTCLSRecipe(Recipe):
     betas: tuple[float, float] = (0.5, 0.999)
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
+    framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
+    scene: str = "full"  # "plain": the background's gradient alone (the birds study)
     chapter: str = field(default=NAME, init=False)
 
     def __post_init__(self):
+        from ganlab.data.birds.render import check_framing, check_scene
+
+        check_framing(self.framing)
+        check_scene(self.scene)
         self.switches = M.variant(self.variant)
         if not self.text and self.switches.cls:
             raise ValueError(
@@ -72,7 +78,8 @@ class GANINTCLSRecipe(Recipe):
 
     def config(self) -> dict:
         keys = ("variant", "text", "image_size", "ngf", "ndf", "z_dim", "proj_dim", "lr")
-        return {k: getattr(self, k) for k in keys} | {"betas": list(self.betas)}
+        world = {k: getattr(self, k) for k in ("framing", "scene") if getattr(self, k) != "full"}
+        return {k: getattr(self, k) for k in keys} | {"betas": list(self.betas)} | world
 
     def generator_spec(self) -> ModelSpec:
         return ModelSpec.of(
@@ -89,7 +96,9 @@ class GANINTCLSRecipe(Recipe):
         return {k: adam(modules[k].parameters(), self.lr, self.betas, device) for k in ("G", "D")}
 
     def data(self, device):
-        birds = load_captioned(self.n_birds, "train", self.image_size, self.data_root)
+        birds = load_captioned(
+            self.n_birds, "train", self.image_size, self.data_root, self.framing, self.scene
+        )
         text_enc, _ = load_encoders("joint", self.encoder_path, device=device)
         ids, lengths = tokenize_all(text_enc.vocab, birds.captions)
         return {
@@ -238,11 +247,22 @@ class GANINTCLS(CaptionChapter):
         super().add_options(command, parser)
         if command == "train":
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANT_NAMES)}")
+            parser.add_argument(
+                "--framing",
+                choices=("full", "cub", "tight"),
+                help="the world's birds: whole scene (default) or cropped",
+            )
+            parser.add_argument(
+                "--scene",
+                choices=("full", "plain"),
+                help="plain: backgrounds without details (the birds study)",
+            )
         if command == "ship":
             parser.add_argument("--main", action="store_true", help="ship as the main model")
 
     def train_options(self, args) -> dict:
-        return {"variant": args.variant}
+        world = {k: getattr(args, k, None) for k in ("framing", "scene")}
+        return {"variant": args.variant, **{k: v for k, v in world.items() if v}}
 
     def manifest_extra(self, recipe) -> dict:
         return {"variant": recipe.variant}

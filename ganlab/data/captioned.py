@@ -68,15 +68,26 @@ def open_real(root: str | os.PathLike, split: str, size: int):
 
 
 def load_captioned(
-    n: int, split: str = "train", size: int = 64, root: str | os.PathLike | None = None
+    n: int,
+    split: str = "train",
+    size: int = 64,
+    root: str | os.PathLike | None = None,
+    framing: str = "full",
+    scene: str = "full",
 ):
     """The first ``n`` captioned images of ``split`` at ``size`` px: the birds world's
-    (:func:`ganlab.data.birds.load_birds`) or, with ``root``, the real dataset's
-    (:class:`CaptionedImages`; all of the split if it holds fewer than ``n``)."""
+    (:func:`ganlab.data.birds.load_birds`, in ``framing`` and ``scene``) or, with ``root``,
+    the real dataset's (:class:`CaptionedImages`; all of the split if it holds fewer than
+    ``n``; framing and scene are the world's, refused with a real dataset)."""
     if root is None:
         from ganlab.data.birds import load_birds
 
-        return load_birds(n, split, size)
+        return load_birds(n, split, size, framing=framing, scene=scene)
+    if (framing, scene) != ("full", "full"):
+        raise ValueError(
+            f"framing={framing!r} and scene={scene!r} are the birds world's options; a real "
+            f"dataset (--data-root {root}) is read as it is"
+        )
     data = open_real(root, split, size)
     items = [data[i] for i in range(min(n, len(data)))]
     images = torch.stack([item["image"] for item in items])  # float in [-1, 1]

@@ -84,21 +84,25 @@ def damsm_encoders():
     return load_encoders("damsm")
 
 
-def eval_captions(split: str, n: int, which: int = 0) -> tuple[list[str], torch.Tensor, object]:
-    """Caption ``which`` of each of the first ``n`` birds of ``split``; its named codes (n, 14)."""
-    data = load_birds(n, split, 64, progress=False)
+def eval_captions(
+    split: str, n: int, which: int = 0, framing: str = "full", scene: str = "full"
+) -> tuple[list[str], torch.Tensor, object]:
+    """Caption ``which`` of each of the first ``n`` birds of ``split``; its named codes (n, 14);
+    the birds (64 px, in ``framing`` and ``scene``)."""
+    data = load_birds(n, split, 64, progress=False, framing=framing, scene=scene)
     captions = [row[which] for row in data.captions]
     return captions, data.mentions[:, which], data
 
 
 @lru_cache(maxsize=8)
-def real_reference(split: str, n: int) -> dict:
+def real_reference(split: str, n: int, framing: str = "full", scene: str = "full") -> dict:
     """Judge features and metrics of the real birds: the ceiling and the FD baseline."""
-    captions, named, data = eval_captions(split, n)
+    captions, named, data = eval_captions(split, n, framing=framing, scene=scene)
     real = data.float_images()
     judge = bird_judge()
     feats = judge.embed_images(real)
-    other = load_birds(2 * n, split, 64, progress=False).float_images(slice(n, 2 * n))
+    other = load_birds(2 * n, split, 64, progress=False, framing=framing, scene=scene)
+    other = other.float_images(slice(n, 2 * n))
     out = {
         "features": feats,
         "alignment": _alignment(judge.predict(real), named),
@@ -124,10 +128,14 @@ def evaluate_text_to_image(
     n: int = 1000,
     split: str = "test",
     seed: int = 0,
+    framing: str = "full",
+    scene: str = "full",
 ) -> dict:
-    """The chapter-independent metrics of a text-to-image generator (see the module docstring)."""
-    captions, named, _ = eval_captions(split, n)
-    ref = real_reference(split, n)
+    """The chapter-independent metrics of a text-to-image generator (see the module docstring);
+    a generator trained on another ``framing`` or ``scene`` of the world is measured against
+    real birds of that framing and scene (the result then says which)."""
+    captions, named, _ = eval_captions(split, n, framing=framing, scene=scene)
+    ref = real_reference(split, n, framing, scene)
     images = []
     for s in range(0, n, 250):
         images.append(generate(captions[s : s + 250], seed + s).float().cpu())
@@ -156,6 +164,8 @@ def evaluate_text_to_image(
         },
     }
     result["r_precision"] = {**_r_precision(images, captions), "real": ref["r_precision"]["value"]}
+    if (framing, scene) != ("full", "full"):
+        result["world"] = {"framing": framing, "scene": scene}
     return result
 
 
