@@ -242,3 +242,5 @@ def test_text_runs_train_on_captions_and_measure_alignment_and_caption_diversity
     assert set(capdiv) == {"real", "G", "G_ema"} and capdiv["G_ema"]["per_caption"] == 16
     row = S.table([run])["rows"][0]
     assert row["text"] is True and row["capdiv_real"] == round(capdiv["real"]["judge_features"], 3)
+    png = S.figure([run], tmp_path / "study.png", per_row=4)
+    assert png.is_file() and png.stat().st_size > 1000

@@ -645,6 +645,46 @@ def to_markdown(doc: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# The figure: what each run draws, beside real birds of its world
+# --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def figure(runs, out: str | Path, per_row: int = 12, seed: int = 1) -> Path:
+    """One row of G_ema samples per run (text runs draw captions 0 .. per_row of the test
+    birds), then one row of real test birds for each framing and scene the runs used: the
+    payoff looked at, not only measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ganlab.evaluation.birds import eval_captions, real_birds
+    from ganlab.viz.grids import show_grid
+
+    rows, labels, worlds = [], [], []
+    for run in map(Path, runs):
+        cfg, nets, meta = load_generators(run)
+        text = embed_captions(eval_captions("test", per_row)[0]) if cfg.text else None
+        rows.append(sample(nets["G_ema"], per_row, seed, text=text))
+        labels.append(f"{run.name} ({meta['cpu_s'] / 60:.0f} CPU-min)")
+        if (cfg.framing, cfg.scene) not in worlds:
+            worlds.append((cfg.framing, cfg.scene))
+    for framing, scene in worlds:
+        rows.append(real_birds(per_row, "test", 64, framing, scene=scene))
+        labels.append(f"real, {framing} framing, {scene} scene")
+    fig, ax = plt.subplots(figsize=(0.9 * per_row + 3.5, 0.9 * len(rows) + 0.6))
+    grid = torch.cat(rows)  # in [-1, 1]
+    show_grid(grid, nrow=per_row, ax=ax, row_labels=labels, title="birds study: G_ema samples")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------
 
@@ -666,7 +706,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("action", choices=("list", "train", "grid", "evaluate", "table", "ladder"))
+    p.add_argument(
+        "action", choices=("list", "train", "grid", "evaluate", "table", "ladder", "figure")
+    )
     p.add_argument("--config", default="dcgan32", help="train: a named configuration")
     p.add_argument("--configs", nargs="+", help="grid: named configurations (default: all)")
     p.add_argument("--out", help="train: run folder (default ROOT/CONFIG)")
@@ -680,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scene", choices=SCENES, help="override / ladder")
     p.add_argument("--text", action="store_const", const=True, help="override: with captions")
     p.add_argument("--markdown", help="table: write Markdown here")
+    p.add_argument("--figure", help="figure: write the PNG here")
     p.add_argument("--json", help="table: write JSON here")
     p.add_argument("--backbone", choices=BACKBONES, help="override")
     for name in INT_OPTIONS:
@@ -716,6 +759,8 @@ def _run(args: argparse.Namespace, overrides: dict) -> int:
     elif args.action == "table":
         doc = table(args.run or [], args.markdown, args.json)
         print(to_markdown(doc))
+    elif args.action == "figure":
+        print(f"wrote {figure(args.run or [], args.figure or 'birds_study.png')}")
     else:
         from ganlab.evaluation.birds import reference_ladder
 
