@@ -676,7 +676,7 @@ def figure(runs, out: str | Path, per_row: int = 12, seed: int = 1) -> Path:
     fig, ax = plt.subplots(figsize=(0.9 * per_row + 3.5, 0.9 * len(rows) + 0.6))
     grid = torch.cat(rows)  # in [-1, 1]
     show_grid(grid, nrow=per_row, ax=ax, row_labels=labels, title="birds study: G_ema samples")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.25, right=0.99, top=0.94, bottom=0.02)  # room for the labels
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
