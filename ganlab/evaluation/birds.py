@@ -54,7 +54,9 @@ def reliable_groups() -> tuple[str, ...]:
     return tuple(g for g in GROUPS if per_group[g] >= RELIABLE_ACCURACY)
 
 
-def _alignment(predicted: torch.Tensor, named: torch.Tensor) -> dict:
+def caption_alignment(predicted: torch.Tensor, named: torch.Tensor) -> dict:
+    """How often the judge's reading ``predicted`` (N, 14) agrees with the values each caption
+    names, ``named`` (N, 14), -1 where silent: over the reliable groups (``value``) and all."""
     keep = torch.tensor([g in reliable_groups() for g in GROUPS])
     reliable = text_alignment(predicted, named.masked_fill(~keep, -1), GROUPS, NUM_VALUES)
     every = text_alignment(predicted, named, GROUPS, NUM_VALUES)
@@ -105,7 +107,7 @@ def real_reference(split: str, n: int, framing: str = "full", scene: str = "full
     other = other.float_images(slice(n, 2 * n))
     out = {
         "features": feats,
-        "alignment": _alignment(judge.predict(real), named),
+        "alignment": caption_alignment(judge.predict(real), named),
         "fd_real_vs_real": frechet_distance(judge.embed_images(other), feats),
     }
     out["r_precision"] = _r_precision(real, captions)
@@ -142,7 +144,7 @@ def evaluate_text_to_image(
     images = torch.cat(images).clamp(-1, 1)
     judge = bird_judge()
     feats = judge.embed_images(images)
-    align = _alignment(judge.predict(images), named)
+    align = caption_alignment(judge.predict(images), named)
     result = {
         "split": split,
         "n": n,

@@ -480,8 +480,8 @@ def evaluate(
     ``snapshots`` (list; empty unless asked), ``eval_cpu_s``.
     """
     from ganlab.evaluation.birds import (
-        _alignment,
         bird_judge,
+        caption_alignment,
         caption_diversity,
         diversity_captions,
         eval_captions,
@@ -505,7 +505,7 @@ def evaluate(
     captions, named, _ = eval_captions(split, n)  # caption 0 of the reference birds 0 .. n
     text = embed_captions(captions) if cfg.text else None
     reals = real_birds(n, split, 64, cfg.framing, scene=cfg.scene)
-    real_alignment = _alignment(judge.predict(reals), named)
+    real_alignment = caption_alignment(judge.predict(reals), named)
     result = {
         "run": str(run),
         "config": asdict(cfg),
@@ -532,7 +532,7 @@ def evaluate(
         fd = frechet_distance(judge.embed_images(images), ref)
         result["fd"][name], result["rung"][name] = fd, rung(fd, ladder)
         result["diversity"][name] = spread(images[:n_diversity])
-        result["alignment"][name] = _alignment(judge.predict(images), named)["value"]
+        result["alignment"][name] = caption_alignment(judge.predict(images), named)["value"]
         if cfg.text:
 
             def generate(caps: list[str], seed: int, G=G) -> torch.Tensor:
