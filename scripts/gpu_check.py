@@ -38,7 +38,7 @@ from ganlab.chapters import CHAPTERS, get_chapter
 from ganlab.cli import _parse
 from ganlab.train.bench import bench_recipe
 
-DATA_FIELDS = ("n_faces", "n_birds", "n_train", "n_images", "n_digits")
+DATA_FIELDS = ("n_faces", "n_birds", "n_train")  # the recipes' training-set sizes
 
 
 def gpu_recipe(name: str, n_data: int, **loop):

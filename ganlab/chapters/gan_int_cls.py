@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ganlab.chapters.contract import CaptionChapter, Profile, split_overrides
+from ganlab.data.birds.render import FRAMINGS, SCENES, check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import gan_int_cls as M
 from ganlab.text.train import load_encoders, tokenize_all
@@ -66,8 +67,6 @@ class GANINTCLSRecipe(Recipe):
     chapter: str = field(default=NAME, init=False)
 
     def __post_init__(self):
-        from ganlab.data.birds.render import check_framing, check_scene
-
         check_framing(self.framing)
         check_scene(self.scene)
         self.switches = M.variant(self.variant)
@@ -249,12 +248,12 @@ class GANINTCLS(CaptionChapter):
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANT_NAMES)}")
             parser.add_argument(
                 "--framing",
-                choices=("full", "cub", "tight"),
+                choices=tuple(FRAMINGS),
                 help="the world's birds: whole scene (default) or cropped",
             )
             parser.add_argument(
                 "--scene",
-                choices=("full", "plain"),
+                choices=SCENES,
                 help="plain: backgrounds without details (the birds study)",
             )
         if command == "ship":

@@ -217,11 +217,15 @@ def caption_diversity(
         spread(generate([caption] * per_caption, seed + 1000 * i))
         for i, caption in enumerate(captions)
     ]
+    return {**_mean_spread(each), "per_caption": per_caption}
+
+
+def _mean_spread(each: list[dict]) -> dict:
+    """The mean of :func:`spread` results, and how many were averaged (``captions``)."""
     return {
         "judge_features": sum(d["judge_features"] for d in each) / len(each),
         "pixels": sum(d["pixels"] for d in each) / len(each),
-        "captions": len(captions),
-        "per_caption": per_caption,
+        "captions": len(each),
     }
 
 
@@ -242,22 +246,15 @@ def real_caption_diversity(
     real birds'" compares with this."""
     data = load_birds(pool, split, JUDGE_SIZE, progress=False, framing=framing, scene=scene)
     named = data.mentions[:n_captions, 0]  # (n_captions, 14), -1 where the caption is silent
-    each, used = [], 0
+    each = []
     for codes in named:
         said = codes >= 0
         match = (data.attributes[:, said] == codes[said]).all(dim=1).nonzero().flatten()
         if len(match) >= 2:
             each.append(spread(data.float_images(match[:per_caption])))
-            used += 1
     if not each:
         raise ValueError(f"no caption had 2 matching birds in a pool of {pool}")
-    return {
-        "judge_features": sum(d["judge_features"] for d in each) / len(each),
-        "pixels": sum(d["pixels"] for d in each) / len(each),
-        "captions": used,
-        "per_caption": per_caption,
-        "pool": pool,
-    }
+    return {**_mean_spread(each), "per_caption": per_caption, "pool": pool}
 
 
 def diversity_captions(n: int = 50, split: str = "test") -> list[str]:

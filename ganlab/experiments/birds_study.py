@@ -74,15 +74,18 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganlab.chapters.gan_int_cls import CAPTIONS_PER_FEATURE, INT_WEIGHT
 from ganlab.data.birds.render import FRAMINGS, SCENES
 from ganlab.errors import CheckpointError
 from ganlab.experiments.learnability import Discriminator, Generator
+from ganlab.models import gan_int_cls as M
 from ganlab.train import checkpoint as ckpt
 from ganlab.train.ema import EMA
 
@@ -187,8 +190,6 @@ class UntextedGenerator(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
-        from ganlab.models import gan_int_cls as M
-
         self.z_dim = cfg.z_dim
         self.net = M.Generator(1, 16, cfg.z_dim, cfg.g_width, cfg.size)  # text_dim 1, proj 16
 
@@ -201,8 +202,6 @@ class UntextedDiscriminator(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
-        from ganlab.models import gan_int_cls as M
-
         self.net = M.Discriminator(1, 16, cfg.d_width, cfg.size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,15 +209,11 @@ class UntextedDiscriminator(nn.Module):
 
 
 TEXT_DIM, PROJ_DIM = 1024, 128  # the joint encoder's sentence embedding; chapter 2's projection
-CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
-INT_WEIGHT = 0.5  # G's interpolated-text term, weighted as the official code (chapter 2)
 
 
 def build(cfg: Config) -> tuple[nn.Module, nn.Module]:
     """(G, D) of a configuration: G(z) and D(x), or G(z, t) and D(x, t) with text."""
     if cfg.text:
-        from ganlab.models import gan_int_cls as M
-
         G = M.Generator(TEXT_DIM, PROJ_DIM, cfg.z_dim, cfg.g_width, cfg.size)
         return G, M.Discriminator(TEXT_DIM, PROJ_DIM, cfg.d_width, cfg.size)
     if cfg.backbone == "dcgan":
@@ -241,12 +236,18 @@ def training_birds(cfg: Config) -> torch.Tensor:
     return data.float_images()
 
 
-@torch.no_grad()
-def embed_captions(captions: list[str], batch: int = 1000) -> torch.Tensor:
-    """Captions -> (n, 1024) sentence embeddings by the shipped joint text encoder (chapter 2's)."""
+@lru_cache(maxsize=1)
+def _joint_encoder():
     from ganlab.text.train import load_encoders
 
-    text_enc, _ = load_encoders("joint")
+    return load_encoders("joint")[0]
+
+
+@torch.no_grad()
+def embed_captions(captions: list[str], batch: int = 1000) -> torch.Tensor:
+    """Captions -> (n, 1024) sentence embeddings by the shipped joint text encoder (chapter 2's,
+    loaded once per process)."""
+    text_enc = _joint_encoder()
     parts = [text_enc(captions[s : s + batch]).sentence for s in range(0, len(captions), batch)]
     return torch.cat(parts)
 
@@ -254,12 +255,13 @@ def embed_captions(captions: list[str], batch: int = 1000) -> torch.Tensor:
 def training_text(cfg: Config) -> dict[str, torch.Tensor]:
     """The training birds' captions as embeddings, ``text`` (n_real, 10, 1024) float16, and
     their ``species`` (n_real,): computed once per process, before the clock starts."""
-    from ganlab.data.birds import load_birds
+    from ganlab.data.birds import BirdsWorld
 
-    data = load_birds(cfg.n_real, "train", 32, progress=False)  # captions only: any size
-    flat = [caption for row in data.captions for caption in row]
-    text = embed_captions(flat).half().view(len(data), -1, TEXT_DIM)
-    return {"text": text, "species": data.species}
+    world = BirdsWorld("train")  # the birds of training_birds, in the same order; not drawn
+    birds = [world.bird(i) for i in range(cfg.n_real)]
+    flat = [caption for bird in birds for caption in bird.captions]
+    text = embed_captions(flat).half().view(cfg.n_real, -1, TEXT_DIM)
+    return {"text": text, "species": torch.tensor([b.species for b in birds])}
 
 
 def text_features(text: torch.Tensor, idx: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -342,8 +344,6 @@ def train_step(
         fake = state.G(z)
         loss_d = F.softplus(-state.D(x)).mean() + F.softplus(state.D(fake.detach())).mean()
     else:
-        from ganlab.models import gan_int_cls as M
-
         t = text_features(text["text"], idx, state.rng)  # (B, 1024), the right text
         fake = state.G(z, t)
         wrong = M.mismatched_indices(text["species"][idx], state.rng, check=False)
