@@ -68,3 +68,41 @@ def test_gan_int_cls_trains_and_is_measured_on_a_simpler_world(tmp_path, capsys)
         from ganlab.data.captioned import load_captioned
 
         load_captioned(4, root=tmp_path, scene="plain")
+
+
+@pytest.mark.filterwarnings("ignore:feats_a has n")
+@pytest.mark.parametrize(
+    "chapter, weights",
+    [("stackgan", "stage2/generator.safetensors"), ("attngan", "generator.safetensors")],
+)
+def test_stackgan_and_attngan_train_on_a_simpler_world(tmp_path, chapter, weights):
+    """Chapters 3 and 4 take ``--framing`` / ``--scene`` too; StackGAN's two stages share it."""
+    out = tmp_path / chapter
+    args = ["train", chapter, "--profile", "smoke", "--steps", "1", "--out", str(out)]
+    assert main([*args, "--framing", "tight", "--scene", "plain"]) == 0
+    config = ckpt.read_meta(out / weights)["config"]
+    assert (config["framing"], config["scene"]) == ("tight", "plain")
+    if chapter == "stackgan":
+        assert config["stage1"]["framing"] == "tight"  # Stage-II grew on a tight Stage-I
+
+
+def test_stage_two_refuses_a_stage_one_of_another_world():
+    from ganlab.chapters import stackgan
+
+    with pytest.raises(ValueError, match="train both stages on one world"):
+        stackgan.recipe_and_config("smoke", 2, framing="tight")  # shipped Stage-I: whole scene
+
+
+def test_profiles_world_and_real_data():
+    """The laptop profiles of chapter 2 train on tight crops before plain backgrounds (the
+    birds study); a real dataset (``data_root``) is never re-framed unless asked."""
+    from ganlab.chapters import gan_int_cls
+
+    recipe, _ = gan_int_cls.recipe_and_config("cpu")
+    assert (recipe.framing, recipe.scene) == ("tight", "plain")
+    assert recipe.config()["framing"] == "tight"
+    recipe, _ = gan_int_cls.recipe_and_config("cpu", data_root="/some/cub")
+    assert (recipe.framing, recipe.scene) == ("full", "full")
+    assert "framing" not in recipe.config()  # runs on the whole scene read as they always did
+    recipe, _ = gan_int_cls.recipe_and_config("gpu")
+    assert (recipe.framing, recipe.scene) == ("full", "full")

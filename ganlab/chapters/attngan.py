@@ -15,7 +15,14 @@ from pathlib import Path
 
 import torch
 
-from ganlab.chapters.contract import CaptionChapter, Profile, split_overrides
+from ganlab.chapters.contract import (
+    CaptionChapter,
+    Profile,
+    birds_world,
+    split_overrides,
+    world_config,
+)
+from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import attngan as M
 from ganlab.text.damsm import damsm_loss
@@ -39,6 +46,8 @@ class AttnGANSettings:
     ngf: int
     ndf: int
     n_birds: int
+    framing: str = "full"  # how the world frames its birds (render.FRAMINGS)
+    scene: str = "full"  # "plain": backgrounds without details (render.SCENES)
 
 
 PROFILES = {
@@ -64,9 +73,13 @@ class AttnGANRecipe(Recipe):
     lambda_damsm: float = M.LAMBDA_DAMSM
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
+    framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
+    scene: str = "full"  # "plain": the background's gradient alone
     chapter: str = field(default=NAME, init=False)
 
     def __post_init__(self):
+        check_framing(self.framing)
+        check_scene(self.scene)
         if self.variant not in VARIANTS:
             raise ValueError(
                 f"unknown attngan variant {self.variant!r}: expected one of {VARIANTS}"
@@ -85,7 +98,9 @@ class AttnGANRecipe(Recipe):
     def config(self) -> dict:
         keys = ("variant", "base_size", "ngf", "ndf", "num_stages", "num_residual")
         keys += ("lambda_damsm", "lr")
-        return {k: getattr(self, k) for k in keys} | {"betas": list(self.betas)}
+        return (
+            {k: getattr(self, k) for k in keys} | {"betas": list(self.betas)} | world_config(self)
+        )
 
     def generator_spec(self) -> ModelSpec:
         return ModelSpec.of(
@@ -103,7 +118,8 @@ class AttnGANRecipe(Recipe):
 
     def data(self, device):
         birds = {
-            s: load_captioned(self.n_birds, "train", s, self.data_root) for s in self.image_sizes
+            s: load_captioned(self.n_birds, "train", s, self.data_root, self.framing, self.scene)
+            for s in self.image_sizes
         }
         text_enc, image_enc = load_encoders("damsm", self.encoder_path, device=device)
         last = birds[self.image_sizes[-1]]
@@ -188,8 +204,9 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
     ``data_root``, loop and run fields)."""
     model, loop, rest = split_overrides(PROFILES[profile], overrides)
     recipe = AttnGANRecipe(
-        base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds, **rest
-    )
+        base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
+        **birds_world(model, overrides), **rest,
+    )  # fmt: skip
     return recipe, PROFILES[profile].loop.config(profile, **loop)
 
 
@@ -336,7 +353,7 @@ class AttnGAN(CaptionChapter):
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANTS)}")
 
     def train_options(self, args) -> dict:
-        return {"variant": args.variant}
+        return {"variant": args.variant, **super().train_options(args)}
 
     def manifest_extra(self, recipe) -> dict:
         return {"variant": recipe.variant}

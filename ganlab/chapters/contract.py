@@ -180,10 +180,26 @@ class CaptionChapter(Chapter):
     bn_batch_size = 64
 
     def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
+        from ganlab.data.birds.render import FRAMINGS, SCENES
+
         if command == "sample":
             parser.add_argument(
                 "--caption", action="append", help="caption(s) to draw (repeatable)"
             )
+        if command == "train":
+            parser.add_argument(
+                "--framing", choices=tuple(FRAMINGS),
+                help="the world's birds: whole scene, CUB crop or tight crop (default: profile's)",
+            )  # fmt: skip
+            parser.add_argument(
+                "--scene", choices=tuple(SCENES),
+                help="plain: backgrounds without details (default: the profile's)",
+            )  # fmt: skip
+
+    def train_options(self, args: argparse.Namespace) -> dict:
+        """``--framing`` / ``--scene`` when given (and each chapter's own options)."""
+        world = {k: getattr(args, k, None) for k in ("framing", "scene")}
+        return {k: v for k, v in world.items() if v}
 
     def text_encoder(self):
         """The frozen caption encoder this chapter's generator reads (kind: joint or damsm)."""
@@ -243,6 +259,22 @@ class CaptionChapter(Chapter):
         from ganlab.evaluation.birds import SPLITS, summary_metrics
 
         return {s: summary_metrics(self.evaluate_generator(G, meta, n, s)) for s in SPLITS}, {}
+
+
+def birds_world(settings, overrides: Mapping[str, Any]) -> dict:
+    """The birds world a caption chapter's recipe trains on: the profile settings' ``framing``
+    and ``scene`` (given overrides already applied), except with a real dataset
+    (``data_root``), where the world's framing does not apply unless asked for."""
+    asked = overrides.get("framing") or overrides.get("scene")
+    if overrides.get("data_root") and not asked:
+        return {}
+    return {"framing": settings.framing, "scene": settings.scene}
+
+
+def world_config(recipe) -> dict:
+    """The recipe's birds world for its config, only where it is not the default (so configs
+    of runs on the whole scene read as they always did)."""
+    return {k: getattr(recipe, k) for k in ("framing", "scene") if getattr(recipe, k) != "full"}
 
 
 def shipped_path(name: str) -> Path:

@@ -18,7 +18,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ganlab.chapters.contract import CaptionChapter, Profile, Run, split_overrides
+from ganlab.chapters.contract import (
+    CaptionChapter,
+    Profile,
+    Run,
+    birds_world,
+    split_overrides,
+    world_config,
+)
+from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import stackgan as M
 from ganlab.text.train import load_encoders, tokenize_all
@@ -47,6 +55,8 @@ class StackGANSettings:
     num_residual: int
     n_birds: int
     steps2: int
+    framing: str = "full"  # how the world frames its birds (render.FRAMINGS)
+    scene: str = "full"  # "plain": backgrounds without details (render.SCENES)
 
 
 PROFILES = {
@@ -69,7 +79,13 @@ class _StackGANRecipe(Recipe):
     kl_weight: float = M.KL_WEIGHT
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
+    framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
+    scene: str = "full"  # "plain": the background's gradient alone
     chapter: str = field(default=NAME, init=False)
+
+    def check_world(self) -> None:
+        check_framing(self.framing)
+        check_scene(self.scene)
 
     def optimizers(self, modules, device):
         trainable = {k: [p for p in modules[k].parameters() if p.requires_grad] for k in "GD"}
@@ -81,7 +97,9 @@ class _StackGANRecipe(Recipe):
         return self.load_data(device, self.image_size)
 
     def load_data(self, device, size: int) -> dict:
-        birds = load_captioned(self.n_birds, "train", size, self.data_root)
+        birds = load_captioned(
+            self.n_birds, "train", size, self.data_root, self.framing, self.scene
+        )
         text_enc, _ = load_encoders("joint", self.encoder_path, device=device)
         ids, lengths = tokenize_all(text_enc.vocab, birds.captions)
         return {
@@ -156,12 +174,16 @@ class StageIRecipe(_StackGANRecipe):
     use_ca: bool = True
 
     def __post_init__(self):
+        self.check_world()
         if not self.use_ca:
             self.kl_weight = 0.0  # no CA, no KL
 
     def config(self) -> dict:
         keys = ("image_size", "ngf", "ndf", "use_ca", "kl_weight", "lr")
-        return {"stage": 1, **{k: getattr(self, k) for k in keys}, "betas": list(self.betas)}
+        return {
+            "stage": 1, **{k: getattr(self, k) for k in keys}, "betas": list(self.betas),
+            **world_config(self),
+        }  # fmt: skip
 
     def generator_spec(self) -> ModelSpec:
         return stage1_spec(self.config())
@@ -188,11 +210,20 @@ class StageIIRecipe(_StackGANRecipe):
     num_residual: int = 4
 
     def __post_init__(self):
+        self.check_world()
         if self.stage1 is None:
             self.stage1 = ckpt.read_meta(self.stage1_path or _shipped(1))["config"]
         if self.stage1.get("stage") != 1:
             raise ckpt.CheckpointError(
                 f"Stage-II needs Stage-I weights; {self.stage1_path} holds {self.stage1!r}"
+            )
+        stage1_world = {k: self.stage1.get(k, "full") for k in ("framing", "scene")}
+        world = {"framing": self.framing, "scene": self.scene}
+        if self.data_root is None and stage1_world != world:
+            raise ValueError(
+                f"Stage-II would train on birds with framing={self.framing!r}, "
+                f"scene={self.scene!r}, but its Stage-I ({self.stage1_path or 'shipped'}) was "
+                f"trained on {stage1_world}: train both stages on one world (--framing, --scene)"
             )
 
     @property
@@ -203,7 +234,7 @@ class StageIIRecipe(_StackGANRecipe):
         keys = ("ngf", "ndf", "num_residual", "kl_weight", "lr")
         return {
             "stage": 2, "image_size": self.image_size, **{k: getattr(self, k) for k in keys},
-            "betas": list(self.betas), "stage1": self.stage1,
+            "betas": list(self.betas), "stage1": self.stage1, **world_config(self),
         }  # fmt: skip
 
     def generator_spec(self) -> ModelSpec:
@@ -258,14 +289,15 @@ def recipe_and_config(profile: str, stage: int, **overrides):
         rest.pop("stage1_path", None)
         recipe = StageIRecipe(
             image_size=model.stage1_size, ngf=model.ngf1, ndf=model.ndf1,
-            use_ca=variant == "ca", n_birds=model.n_birds, **rest,
+            use_ca=variant == "ca", n_birds=model.n_birds, **birds_world(model, overrides),
+            **rest,
         )  # fmt: skip
     else:
         if variant != "ca":
             raise ValueError("the no-ca variant is a Stage-I ablation; train it with --stage 1")
         recipe = StageIIRecipe(
             ngf=model.ngf2, ndf=model.ndf2, num_residual=model.num_residual,
-            n_birds=model.n_birds, **rest,
+            n_birds=model.n_birds, **birds_world(model, overrides), **rest,
         )  # fmt: skip
     steps = loop.pop("steps", None) or (
         PROFILES[profile].loop.steps if stage == 1 else model.steps2
@@ -412,6 +444,7 @@ class StackGAN(CaptionChapter):
         if variant == "no-ca" and stage == 2:
             raise ValueError("the no-ca variant is a Stage-I ablation; train it with --stage 1")
         stages = (1,) if variant == "no-ca" else (1, 2) if stage is None else (stage,)
+        overrides = overrides | self.train_options(args)  # --framing, --scene
         if 1 in stages:
             recipe, cfg = self.recipe(profile, 1, variant=variant, **overrides)
             yield Run("stage1", recipe, cfg, {"stage": 1})
