@@ -13,6 +13,7 @@ import pytest
 
 from ganlab.chapters import attngan as chapter
 from ganlab.chapters import stackgan
+from ganlab.chapters.contract import world_of
 from ganlab.weights import manifest, shipped, verify_sha256
 
 N = 300  # test captions, one image each (the manifests measured 1,000)
@@ -26,9 +27,13 @@ def measured():
         chapter.SHIPPED: chapter.load_generator()[0],
         chapter.SHIPPED_NO_DAMSM: chapter.load_generator(shipped(chapter.SHIPPED_NO_DAMSM))[0],
     }
-    out = {name: chapter.evaluate_generator(G, n=N, split="test") for name, G in models.items()}
-    out["stackgan_stage2"] = stackgan.evaluate_generator(G_stack, n=N, split="test")
-    out["stackgan_stage1"] = stackgan.evaluate_generator(G_stack.stage1, n=N, split="test")
+    out = {
+        name: chapter.evaluate_generator(G, n=N, split="test", **world_of(manifest(name)))
+        for name, G in models.items()
+    }
+    stack_world = world_of(manifest("stackgan_stage2"))  # each model meets its own world
+    out["stackgan_stage2"] = stackgan.evaluate_generator(G_stack, n=N, **stack_world)
+    out["stackgan_stage1"] = stackgan.evaluate_generator(G_stack.stage1, n=N, **stack_world)
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from ganlab.chapters import gan_int_cls as chapter
+from ganlab.chapters.contract import world_of
 from ganlab.weights import manifest, shipped, verify_sha256
 
 N = 300  # test captions, one image each
@@ -24,7 +25,7 @@ def measured():
     for name, path in (("main", None), ("no-text", shipped("gan_int_cls_no_text"))):
         G, meta = chapter.load_generator(path)
         text = meta["config"].get("text", True)
-        out[name] = chapter.evaluate_generator(G, n=N, split="test", text=text)
+        out[name] = chapter.evaluate_generator(G, n=N, split="test", text=text, **world_of(meta))
     return out
 
 

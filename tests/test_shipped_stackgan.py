@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from ganlab.chapters import stackgan as chapter
+from ganlab.chapters.contract import world_of
 from ganlab.weights import manifest, shipped, verify_sha256
 
 N = 300  # test captions, one image each (the manifests measured 1,000)
@@ -31,7 +32,10 @@ def models():
 
 @pytest.fixture(scope="module")
 def measured(models):
-    return {name: chapter.evaluate_generator(G, n=N, split="test") for name, G in models.items()}
+    return {
+        name: chapter.evaluate_generator(G, n=N, split="test", **world_of(manifest(name)))
+        for name, G in models.items()
+    }
 
 
 def test_checksums_and_manifests():

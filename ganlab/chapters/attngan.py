@@ -309,9 +309,13 @@ def attention_by_word_kind(G, captions: list[str], seed: int = 0, text_encoder=N
     return out
 
 
-def evaluate_generator(G, n: int = 1000, split: str = "test", seed: int = 0) -> dict:
-    """The birds protocol (:mod:`ganlab.evaluation.birds`) on G's last stage."""
-    return CHAPTER.evaluate_generator(G, {}, n, split, seed)
+def evaluate_generator(
+    G, n: int = 1000, split: str = "test", seed: int = 0, framing="full", scene="full"
+) -> dict:
+    """The birds protocol (:mod:`ganlab.evaluation.birds`) on G's last stage, against real
+    birds of the world G was trained on (``framing``, ``scene``: its config's)."""
+    meta = {"config": {"framing": framing, "scene": scene}}
+    return CHAPTER.evaluate_generator(G, meta, n, split, seed)
 
 
 def attention_explorer(G, text_encoder, caption: str | None = None, seed: int = 0):

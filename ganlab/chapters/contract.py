@@ -246,9 +246,8 @@ class CaptionChapter(Chapter):
         from ganlab.evaluation.birds import evaluate_text_to_image
 
         generate = self.generator(G, meta, for_evaluation=True)
-        cfg = meta.get("config", {})  # a model trained on a simpler world meets that world
-        world = {k: cfg.get(k, "full") for k in ("framing", "scene")}
-        return evaluate_text_to_image(generate, n=n, split=split, seed=seed, **world)
+        # a model trained on a simpler world meets that world
+        return evaluate_text_to_image(generate, n=n, split=split, seed=seed, **world_of(meta))
 
     def evaluate(self, G, meta, n, seed) -> dict:
         from ganlab.evaluation.birds import SPLITS
@@ -256,9 +255,38 @@ class CaptionChapter(Chapter):
         return {s: self.evaluate_generator(G, meta, n, s, seed) for s in SPLITS}
 
     def ship_measure(self, G, meta, n) -> tuple[dict, dict]:
-        from ganlab.evaluation.birds import SPLITS, summary_metrics
+        """The birds protocol on both splits; besides, for the payoff bars: the reference
+        ladder of the model's world at the same n, and the per-caption diversity of the model
+        and of real birds (50 test captions, 16 samples each)."""
+        from ganlab.evaluation.birds import SPLITS, reference_ladder, summary_metrics
 
-        return {s: summary_metrics(self.evaluate_generator(G, meta, n, s)) for s in SPLITS}, {}
+        metrics = {s: summary_metrics(self.evaluate_generator(G, meta, n, s)) for s in SPLITS}
+        world = world_of(meta)
+        extra = {
+            "world": world,
+            "ladder": reference_ladder(n, **world)["ladder"],
+            "caption_diversity": self.caption_diversity(G, meta),
+        }
+        return metrics, extra
+
+    def caption_diversity(self, G, meta, n_captions: int = 50, per_caption: int = 16) -> dict:
+        """Mean pairwise judge-feature distance of ``per_caption`` samples of each of
+        ``n_captions`` test captions (collapse across seeds shows as a small number), beside
+        what real birds matching the same captions give (:mod:`ganlab.evaluation.birds`)."""
+        from ganlab.evaluation.birds import (
+            caption_diversity,
+            diversity_captions,
+            real_caption_diversity,
+            upsample,
+        )
+
+        draw = self.generator(G, meta, for_evaluation=True)
+        captions = diversity_captions(n_captions)
+        model = caption_diversity(
+            lambda caps, seed: upsample(draw(caps, seed)), captions, per_caption
+        )
+        real = real_caption_diversity(n_captions, per_caption, **world_of(meta))
+        return {"model": model, "real": real}
 
 
 def birds_world(settings, overrides: Mapping[str, Any]) -> dict:
@@ -269,6 +297,12 @@ def birds_world(settings, overrides: Mapping[str, Any]) -> dict:
     if overrides.get("data_root") and not asked:
         return {}
     return {"framing": settings.framing, "scene": settings.scene}
+
+
+def world_of(meta: dict) -> dict:
+    """The birds world a run's weights were trained on, from their config (default: whole)."""
+    cfg = meta.get("config", {})
+    return {k: cfg.get(k, "full") for k in ("framing", "scene")}
 
 
 def world_config(recipe) -> dict:

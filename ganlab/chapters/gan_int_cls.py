@@ -237,10 +237,18 @@ def generate(
 
 
 def evaluate_generator(
-    G, n: int = 1000, split: str = "test", seed: int = 0, text: bool = True
+    G,
+    n: int = 1000,
+    split: str = "test",
+    seed: int = 0,
+    text: bool = True,
+    framing: str = "full",
+    scene: str = "full",
 ) -> dict:
-    """The birds protocol (:mod:`ganlab.evaluation.birds`) on ``n`` captions of ``split``."""
-    return CHAPTER.evaluate_generator(G, {"config": {"text": text}}, n, split, seed)
+    """The birds protocol (:mod:`ganlab.evaluation.birds`) on ``n`` captions of ``split``,
+    against real birds of the world G was trained on (``framing``, ``scene``: its config's)."""
+    meta = {"config": {"text": text, "framing": framing, "scene": scene}}
+    return CHAPTER.evaluate_generator(G, meta, n, split, seed)
 
 
 # ------------------------------------------------------------------ the contract

@@ -368,13 +368,17 @@ def generate(G, captions: list[str], seed: int = 0, text_encoder=None, size: int
 EVAL_SIZE = 64  # the bird judge's and DAMSM's resolution
 
 
-def evaluate_generator(G, n: int = 1000, split: str = "test", seed: int = 0) -> dict:
-    """The birds protocol (:mod:`ganlab.evaluation.birds`) on G's last stage at 64 px.
+def evaluate_generator(
+    G, n: int = 1000, split: str = "test", seed: int = 0, framing="full", scene="full"
+) -> dict:
+    """The birds protocol (:mod:`ganlab.evaluation.birds`) on G's last stage at 64 px, against
+    real birds of the world G was trained on (``framing``, ``scene``: its config's).
 
     A Stage-I generator's 16 or 32 px images are upsampled (bilinear) to 64 px: the Stage-II
     vs "Stage-I upsampled" comparison of the chapter.
     """
-    return CHAPTER.evaluate_generator(G, {}, n, split, seed)
+    meta = {"config": {"framing": framing, "scene": scene}}
+    return CHAPTER.evaluate_generator(G, meta, n, split, seed)
 
 
 def caption_diversity(G, captions: list[str], per_caption: int = 16, seed: int = 0) -> dict:

@@ -94,13 +94,20 @@ NOT implemented, and the shipped weights were trained without them:
 ==========================  ==========================================  ==========================
 what                        official code (``train_cub.sh``)            course (shipped weights)
 ==========================  ==========================================  ==========================
-learning rate schedule      halved every 100 of 600 epochs (``decay``)  constant 2e-4 (runs are
-                                                                        8,000 steps, about 50
-                                                                        epochs of 10,000 birds)
+learning rate schedule      halved every 100 of 600 epochs (``decay``)  constant 2e-4 (the cpu
+                                                                        run: 7,000 steps, about
+                                                                        45 epochs of 10,000
+                                                                        birds)
 augmentation                images loaded at 76 px, a random 64 px      none: the birds world is
                             crop, random horizontal flip                drawn at the target size
                                                                         (its poses already vary
                                                                         in orientation)
+images                      CUB photographs cropped around the bird's   cpu and smoke profiles:
+                            bounding box (x 0.75); Oxford-102 flowers   the world's ``tight`` crop
+                                                                        on ``plain`` backgrounds
+                                                                        (the birds study: a small
+                                                                        GAN draws birds there);
+                                                                        gpu: the whole scene
 ==========================  ==========================================  ==========================
 """
 
