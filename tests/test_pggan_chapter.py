@@ -43,6 +43,21 @@ def test_train_grows_to_the_last_level_and_exports_it(run):
     )
 
 
+def test_phase_share_option_sets_the_schedule(tmp_path, capsys):
+    """``--phase-share 0.1`` of 10 steps: one step a phase, the last level stabilises for the
+    remaining six; an impossible share is refused before training, naming the limit."""
+    out = tmp_path / "short"
+    args = ["train", "pggan", "--profile", "smoke", "--out", str(out)]
+    assert main([*args, "--phase-share", "0.1"]) == 0
+    meta = ckpt.read_meta(out / "generator.safetensors")
+    assert meta["config"]["phase_share"] == 0.1
+    levels = [chapter.recipe_and_config("smoke", phase_share=0.1)[0].schedule()(t).level
+              for t in range(10)]  # fmt: skip
+    assert levels == [0, 1, 1, 2, 2, 2, 2, 2, 2, 2]
+    assert main([*args, "--phase-share", "0.3", "--overwrite"]) != 0
+    assert "leaves no steps to stabilise the last level: use < 0.25" in capsys.readouterr().err
+
+
 def test_sample_evaluate_and_bench_commands(run, tmp_path, capsys):
     weights = str(run / "generator.safetensors")
     png = tmp_path / "s.png"

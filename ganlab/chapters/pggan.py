@@ -343,6 +343,14 @@ class PGGAN(Chapter):
         return {"level": state.level, "alpha": state.alpha, "resolution_reached": state.resolution}
 
     def add_options(self, command, parser) -> None:
+        if command == "train":
+            parser.add_argument(
+                "--phase-share",
+                type=float,
+                metavar="F",
+                help="each fade-in or stabilise phase lasts F x the run's steps; the last level "
+                "stabilises for the rest (default: the profile's)",
+            )
         if command == "sample":
             group = parser.add_mutually_exclusive_group()
             group.add_argument(
@@ -355,6 +363,10 @@ class PGGAN(Chapter):
                 action="store_true",
                 help="one row per level, 4 px up to the last, the same latents in every row",
             )
+
+    def train_options(self, args) -> dict:
+        share = getattr(args, "phase_share", None)
+        return {} if share is None else {"phase_share": share}
 
     def generator(self, G, meta, for_evaluation=False):
         state = trained_state(meta)
