@@ -63,6 +63,23 @@ def caption_alignment(predicted: torch.Tensor, named: torch.Tensor) -> dict:
     return {**reliable, "value_all_groups": every["value"], "per_group": every["per_group"]}
 
 
+ALIGNMENT_FOLDS = 10  # as R-precision's spread: the std over 10 folds of the captions
+
+
+def alignment_fold_std(predicted: torch.Tensor, named: torch.Tensor, folds=ALIGNMENT_FOLDS):
+    """The spread of :func:`caption_alignment`'s value over ``folds`` equal folds of the
+    captions (their std): the unit of the bar "above the no-text baseline by 2 fold-stds".
+    NaN when there are fewer captions than folds."""
+    n = len(predicted) // folds
+    if n < 1:
+        return float("nan")
+    values = [
+        caption_alignment(predicted[k * n : (k + 1) * n], named[k * n : (k + 1) * n])["value"]
+        for k in range(folds)
+    ]
+    return float(torch.tensor(values).std())
+
+
 DEFAULT_CAPTIONS = (
     "a small bird with a red crown, blue wings and a white belly",
     "this bird has a yellow breast, black wings and a short pointed beak",
@@ -144,7 +161,8 @@ def evaluate_text_to_image(
     images = torch.cat(images).clamp(-1, 1)
     judge = bird_judge()
     feats = judge.embed_images(images)
-    align = caption_alignment(judge.predict(images), named)
+    predicted = judge.predict(images)
+    align = caption_alignment(predicted, named)
     result = {
         "split": split,
         "n": n,
@@ -152,6 +170,7 @@ def evaluate_text_to_image(
             "value": align["value"],
             "n_named": align["n"],
             "chance": align["chance"],
+            "std": alignment_fold_std(predicted, named),
             "real": ref["alignment"]["value"],
             "groups": list(reliable_groups()),
             "value_all_groups": align["value_all_groups"],
@@ -176,6 +195,7 @@ def summary_metrics(result: dict) -> dict:
     return {
         "text_alignment": result["text_alignment"]["value"],
         "chance": result["text_alignment"]["chance"],
+        "text_alignment_std": result["text_alignment"].get("std"),
         "frechet_distance": result["frechet_distance"]["value"],
         "real_vs_real": result["frechet_distance"]["real_vs_real"],
         "r_precision": result["r_precision"].get("value"),
