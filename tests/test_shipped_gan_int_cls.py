@@ -1,7 +1,8 @@
 """The shipped GAN-INT-CLS generators, re-measured on CPU with the bird judge.
 
-What is shipped is a short CPU run (8,000 steps at 32 px) and, trained the same way, the
-same architecture without text (``gan_int_cls_no_text``). The main model's text alignment
+What is shipped is a CPU run (7,000 steps at 32 px, ngf = ndf = 32, on the world's tight
+crops before plain backgrounds) and, trained the same way, the same architecture without
+text (``gan_int_cls_no_text``). The main model's text alignment
 must beat both the no-text model and chance by ``MARGIN`` on held-out test captions, and
 agree with what its manifest recorded. The five comparison models of the lecture (2,000
 steps each) are checked for integrity.
@@ -35,8 +36,8 @@ def test_checksums_and_manifests():
     for name in names:
         verify_sha256(name)
         assert {"command", "steps", "device", "metrics"} <= set(manifest(name)["manifest"])
-    assert manifest("gan_int_cls")["manifest"]["steps"] == 8000
-    assert manifest("gan_int_cls_no_text")["manifest"]["steps"] == 8000
+    assert manifest("gan_int_cls")["manifest"]["steps"] == 7000
+    assert manifest("gan_int_cls_no_text")["manifest"]["steps"] == 7000
 
 
 def test_text_alignment_beats_no_text_and_chance(measured):
@@ -50,3 +51,38 @@ def test_main_model_agrees_with_its_manifest(measured):
     recorded = manifest("gan_int_cls")["manifest"]["metrics"]["test"]["text_alignment"]
     got = measured["main"]["text_alignment"]["value"]
     assert got == pytest.approx(recorded, abs=0.04)  # the first 300 of the 1,000 captions
+
+
+def test_payoff_bars_as_measured_at_shipping():
+    """Issue 21's bars for the main model, from its manifest: n = 1,000 test captions, against
+    the reference ladder of its own world (tight crops, plain scene) at the same n; per-caption
+    diversity on 50 test captions x 16 samples beside real birds matching the same captions."""
+    m = manifest("gan_int_cls")["manifest"]
+    assert m["world"] == {"framing": "tight", "scene": "plain"}
+    fd, ladder = m["metrics"]["test"]["frechet_distance"], m["ladder"]
+    assert fd < ladder["drawn_16_up"], (fd, ladder)  # better than a perfect 16 px generator
+    diversity = m["caption_diversity"]
+    assert diversity["model"]["judge_features"] >= 0.5 * diversity["real"]["judge_features"]
+    test = m["metrics"]["test"]
+    assert test["text_alignment"] > test["chance"] + 2 * test["text_alignment_std"]
+    base = manifest("gan_int_cls_no_text")["manifest"]["metrics"]["test"]
+    spread = max(test["text_alignment_std"], base["text_alignment_std"])
+    assert test["text_alignment"] > base["text_alignment"] + 2 * spread, (test, base)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FD 67.7 (n = 1,000) sits between the blurred-real (48.5) and drawn-at-16-px (95.4) "
+    "rungs of its world after 7,000 CPU steps; strict: the mark goes when a model below it ships",
+)
+def test_fd_below_the_blurred_rung_of_its_world():
+    m = manifest("gan_int_cls")["manifest"]
+    assert m["metrics"]["test"]["frechet_distance"] < m["ladder"]["box_blur_5x5"]
+
+
+def test_caption_diversity_re_measured():
+    """Re-measured on 10 captions x 8 samples: not collapsed across seeds (at least half of
+    real birds' spread for the same captions)."""
+    G, meta = chapter.load_generator()
+    got = chapter.CHAPTER.caption_diversity(G, meta, n_captions=10, per_caption=8)
+    assert got["model"]["judge_features"] >= 0.5 * got["real"]["judge_features"], got

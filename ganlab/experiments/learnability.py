@@ -30,13 +30,17 @@ Frechet distance, n = 1000 test faces at 32 px):
 * world v2, the full budget: 40 CPU-minutes on one thread (the CPU of 20 minutes on 2 cores),
   32,153 steps: FD 87.6 (EMA 0.999; G 87.9, EMA 0.995 88.4, EMA 0.99 88.7). Eight times the
   CPU bought 2 points: heads, ears and manes are learnt, eyes and muzzles stay garbled, and
-  many samples drift to orange lion and cat heads. The bar (below the half-res rung) is NOT
-  met; more CPU is not the lever, the world's 32 px detail or the DCGAN's width is.
+  many samples drift to orange lion and cat heads. More CPU is not the lever; width is:
+* world v2, G and D twice as wide (``--width 64``), the same 40 CPU-minutes, 8,706 steps:
+  FD 75.9 (``book/figures/faces_learnability_w64.{png,json}``): cat and lion faces with ears,
+  eyes and mouths, still speckled, few dogs. This is the check COURSE.md asks for (faces a
+  person recognises, with a stated FD). The stricter target the course set itself, FD below
+  the half-resolution rung (46.7), is not reached by a DCGAN at this budget.
 
 Reproduce::
 
     OMP_NUM_THREADS=1 python -m ganlab.experiments.learnability train --world faces \
-        --cpu-minutes 40 --minutes 90 --out runs/learnability_faces
+        --cpu-minutes 40 --minutes 90 --out runs/learnability_faces [--width 64]
     python -m ganlab.experiments.learnability evaluate --world faces --run runs/learnability_faces
     python -m ganlab.experiments.learnability figure --run runs/learnability_faces \
         --which G_ema
