@@ -54,7 +54,7 @@ class GANINTCLSSettings:
 PROFILES = {
     "smoke": Profile(GANINTCLSSettings(16, 8, 8, 128, "tight", "plain"), LoopSettings(20, 16, 10)),
     "cpu": Profile(
-        GANINTCLSSettings(32, 32, 32, 10000, "tight", "plain"), LoopSettings(10000, 64, 50)
+        GANINTCLSSettings(32, 32, 32, 10000, "tight", "plain"), LoopSettings(7000, 64, 50)
     ),
     "gpu": Profile(GANINTCLSSettings(64, 128, 64, 20000), LoopSettings(20000, 64, 100)),
 }
