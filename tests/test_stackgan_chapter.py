@@ -33,6 +33,19 @@ def test_train_runs_stage1_then_stage2_on_it(run):
     assert m1["manifest"]["steps"] == m2["manifest"]["steps"] == 3
 
 
+def test_refine_sketch_is_a_stage2_train_option(run, tmp_path):
+    argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "1"]
+    stage1 = str(run / "stage1" / "generator.safetensors")
+    assert main([*argv, "--stage1", stage1, "--refine-sketch", "--out", str(tmp_path)]) == 0
+    meta = ckpt.read_meta(tmp_path / "stage2" / "generator.safetensors")
+    assert meta["config"]["refine_sketch"] is True
+    G, _ = chapter.load_generator(tmp_path / "stage2" / "generator.safetensors")
+    assert G.refine_sketch
+    assert (
+        ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]["refine_sketch"] is False
+    )
+
+
 def test_stage2_training_leaves_stage1_untouched(run):
     s1, _ = ckpt.load_state(run / "stage1" / "generator.safetensors")
     s2, _ = ckpt.load_state(run / "stage2" / "generator.safetensors")

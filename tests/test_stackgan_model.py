@@ -136,6 +136,27 @@ def test_stage2_reuses_stage1_image_and_draws_a_fresh_ca_sample():
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
+def test_refine_sketch_adds_a_correction_to_the_upsampled_sketch():
+    g2 = StageIIGenerator(tiny_stage1(), ngf=4, num_residual=1, refine_sketch=True).eval()
+    t, z = torch.randn(3, 10), g2.sample_z(3)
+    with torch.no_grad():
+        g2.to_image[0].weight.zero_()  # no correction (the conv has no bias)
+        sketch, image, _, _ = g2(t, z, generator=torch.Generator().manual_seed(3))
+    assert image.shape == (3, 3, 64, 64)
+    up = F.interpolate(sketch, scale_factor=4, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(image, up.clamp(-0.99, 0.99))  # exactly the sketch, 4x
+    with torch.no_grad():
+        g2.to_image[0].weight.fill_(1.0)  # h >= 0 after ReLU: a correction >= 0
+        _, moved, _, _ = g2(t, z, generator=torch.Generator().manual_seed(3))
+    assert (moved - image).min() > -1e-6 and (moved - image).max() > 0 and moved.abs().max() < 1
+    # the default is the paper's: the image is tanh(conv(h)), the sketch only through the code
+    plain = StageIIGenerator(tiny_stage1(), ngf=4, num_residual=1).eval()
+    assert not plain.refine_sketch
+    with torch.no_grad():
+        plain.to_image[0].weight.zero_()
+        assert plain(t, z)[1].abs().max() == 0
+
+
 def test_stage2_rejects_a_non_stage1_model():
     with pytest.raises(TypeError, match="StageIGenerator"):
         StageIIGenerator(nn.Linear(2, 2))

@@ -129,6 +129,21 @@ def test_step_mixes_styles_updates_w_avg_and_takes_r1_in_float32(monkeypatch):
     assert trainer.raw["G"].w_avg.abs().sum() > 0
 
 
+def test_mapping_depth_and_learning_rate_multiplier_are_train_options(tmp_path):
+    argv = ["train", "stylegan", "--profile", "smoke", "--steps", "1", "--out", str(tmp_path)]
+    assert main([*argv, "--mapping-layers", "3", "--mapping-lr-mul", "0.1"]) == 0
+    meta = ckpt.read_meta(tmp_path / "generator.safetensors")
+    assert (meta["config"]["mapping_layers"], meta["config"]["mapping_lr_mul"]) == (3, 0.1)
+    G, _ = chapter.load_generator(tmp_path / "generator.safetensors")
+    assert len(G.mapping.layers) == 3 and G.mapping.lr_mul == 0.1
+    for bad, match in (
+        ({"mapping_lr_mul": 0.0}, "mapping_lr_mul"),
+        ({"mapping_layers": 0}, "mapping_layers"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            chapter.recipe_and_config("smoke", **bad)
+
+
 def test_profiles_r1_gamma_and_the_ema_half_life():
     recipe, cfg = chapter.recipe_and_config("cpu", progress=False)
     assert (recipe.resolution, cfg.batch_size, cfg.steps) == (32, 32, 6000)

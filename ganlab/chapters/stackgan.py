@@ -57,6 +57,7 @@ class StackGANSettings:
     steps2: int
     framing: str = "full"  # how the world frames its birds (render.FRAMINGS)
     scene: str = "full"  # "plain": backgrounds without details (render.SCENES)
+    refine_sketch: bool = False  # Stage-II corrects the upsampled sketch (a course deviation)
 
 
 PROFILES = {
@@ -208,6 +209,7 @@ class StageIIRecipe(_StackGANRecipe):
     ngf: int = 128
     ndf: int = 64
     num_residual: int = 4
+    refine_sketch: bool = False
 
     def __post_init__(self):
         self.check_world()
@@ -231,7 +233,7 @@ class StageIIRecipe(_StackGANRecipe):
         return 4 * self.stage1["image_size"]
 
     def config(self) -> dict:
-        keys = ("ngf", "ndf", "num_residual", "kl_weight", "lr")
+        keys = ("ngf", "ndf", "num_residual", "refine_sketch", "kl_weight", "lr")
         return {
             "stage": 2, "image_size": self.image_size, **{k: getattr(self, k) for k in keys},
             "betas": list(self.betas), "stage1": self.stage1, **world_config(self),
@@ -240,7 +242,7 @@ class StageIIRecipe(_StackGANRecipe):
     def generator_spec(self) -> ModelSpec:
         return ModelSpec.of(
             M.StageIIGenerator, stage1=stage1_spec(self.stage1), ngf=self.ngf,
-            num_residual=self.num_residual,
+            num_residual=self.num_residual, refine_sketch=self.refine_sketch,
         )  # fmt: skip
 
     def build(self):
@@ -297,7 +299,8 @@ def recipe_and_config(profile: str, stage: int, **overrides):
             raise ValueError("the no-ca variant is a Stage-I ablation; train it with --stage 1")
         recipe = StageIIRecipe(
             ngf=model.ngf2, ndf=model.ndf2, num_residual=model.num_residual,
-            n_birds=model.n_birds, **birds_world(model, overrides), **rest,
+            refine_sketch=model.refine_sketch, n_birds=model.n_birds,
+            **birds_world(model, overrides), **rest,
         )  # fmt: skip
     steps = loop.pop("steps", None) or (
         PROFILES[profile].loop.steps if stage == 1 else model.steps2
@@ -432,12 +435,20 @@ class StackGAN(CaptionChapter):
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANTS)}")
             parser.add_argument("--stage", type=int, choices=(1, 2), help="train one stage only")
             parser.add_argument("--stage1", help="--stage 2: the Stage-I weights (default shipped)")
+            parser.add_argument(
+                "--refine-sketch", action="store_true", default=None,
+                help="Stage-II corrects the upsampled Stage-I image (a course deviation)",
+            )  # fmt: skip
         elif command in ("sample", "evaluate", "bench"):
             default = 2 if command == "sample" else None
             parser.add_argument(
                 "--stage", type=int, choices=(1, 2), default=default,
                 help="the shipped stage (default 2)",
             )  # fmt: skip
+
+    def train_options(self, args) -> dict:
+        refine = {"refine_sketch": True} if getattr(args, "refine_sketch", None) else {}
+        return super().train_options(args) | refine
 
     def runs(self, profile, args, overrides, results):
         """Stage-I then Stage-II on it (default), or one ``--stage``; runs in OUT/stage1,

@@ -93,6 +93,7 @@ class StyleGANSettings:
     fmap_max: int = 64
     z_dim: int = 64
     mapping_layers: int = M.MAPPING_LAYERS
+    mapping_lr_mul: float = M.MAPPING_LR_MUL
     style_mixing_prob: float = M.STYLE_MIXING_PROB
     r1_gamma: float | None = 1.0
     mbstd_group_size: int = M.MBSTD_GROUP_SIZE
@@ -124,6 +125,7 @@ class StyleGANRecipe(Recipe):
     fmap_max: int = 64
     z_dim: int = 64
     mapping_layers: int = M.MAPPING_LAYERS
+    mapping_lr_mul: float = M.MAPPING_LR_MUL
     style_mixing_prob: float = M.STYLE_MIXING_PROB
     r1_gamma: float | None = 1.0
     mbstd_group_size: int = M.MBSTD_GROUP_SIZE
@@ -137,6 +139,10 @@ class StyleGANRecipe(Recipe):
             self.r1_gamma = M.r1_gamma(self.resolution)
         if not self.r1_gamma >= 0:
             raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        if not 0 < self.mapping_lr_mul <= 1:
+            raise ValueError(f"mapping_lr_mul must be in (0, 1], got {self.mapping_lr_mul}")
+        if self.mapping_layers < 1:
+            raise ValueError(f"mapping_layers must be >= 1, got {self.mapping_layers}")
 
     def config(self) -> dict:
         return {
@@ -145,6 +151,7 @@ class StyleGANRecipe(Recipe):
             "fmap_max": self.fmap_max,
             "z_dim": self.z_dim,
             "mapping_layers": self.mapping_layers,
+            "mapping_lr_mul": self.mapping_lr_mul,
             "style_mixing_prob": self.style_mixing_prob,
             "r1_gamma": self.r1_gamma,
             "r1_gamma_area_scaled": M.r1_gamma(self.resolution),
@@ -160,6 +167,7 @@ class StyleGANRecipe(Recipe):
             z_dim=self.z_dim,
             w_dim=self.z_dim,
             mapping_layers=self.mapping_layers,
+            mapping_lr_mul=self.mapping_lr_mul,
             fmap_base=self.fmap_base,
             fmap_max=self.fmap_max,
             style_mixing_prob=self.style_mixing_prob,
@@ -236,6 +244,7 @@ def recipe_and_config(profile: str, **overrides) -> tuple[StyleGANRecipe, TrainC
         fmap_max=model.fmap_max,
         z_dim=model.z_dim,
         mapping_layers=model.mapping_layers,
+        mapping_lr_mul=model.mapping_lr_mul,
         style_mixing_prob=model.style_mixing_prob,
         r1_gamma=model.r1_gamma,
         mbstd_group_size=model.mbstd_group_size,
@@ -493,6 +502,17 @@ class StyleGAN(Chapter):
                 type=float,
                 help="R1's weight gamma (default: the profile's; the paper's 10 is for 1024 px)",
             )
+            parser.add_argument(
+                "--mapping-layers",
+                type=int,
+                help="depth of the mapping network (default: the profile's; the paper's 8)",
+            )
+            parser.add_argument(
+                "--mapping-lr-mul",
+                type=float,
+                help="the mapping network's learning-rate multiplier (default: the profile's; "
+                "the paper's 0.01)",
+            )
         if command == "sample":
             parser.add_argument(
                 "--psi",
@@ -510,7 +530,8 @@ class StyleGAN(Chapter):
             )
 
     def train_options(self, args) -> dict:
-        return {} if args.r1_gamma is None else {"r1_gamma": args.r1_gamma}
+        names = ("r1_gamma", "mapping_layers", "mapping_lr_mul")
+        return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
     def generator(self, G, meta, for_evaluation=False):
         return lambda n, seed: generate(G, n, seed)

@@ -66,6 +66,12 @@ frozen Stage-I             port: requires_grad False but left in train    requir
                            mode (BN batch stats, running stats drift)     AND kept in eval mode
 image sizes                64 -> 256                                      s1 in {16, 32, 64},
                                                                           Stage-II 4 * s1
+Stage-II output            tanh(conv(h)): a new image from the 16x16      the same by default;
+                           code                                           ``refine_sketch``:
+                                                                          tanh(atanh(up4(s0))
+                                                                          + conv(h)), a
+                                                                          correction of the
+                                                                          upsampled sketch
 =========================  =============================================  =======================
 
 Residual blocks: 4 (``num_residual``; the paper uses 2 for COCO). Optimiser (set by the
@@ -101,6 +107,8 @@ PAPER_KL_WEIGHT = 1.0
 """The paper's lambda (Eq. 6), stated without a reduction."""
 STAGE1_SIZES = (16, 32, 64)
 """Stage-I image sizes the models accept; Stage-II works at 4x these."""
+SKETCH_CLAMP = 0.99
+"""``refine_sketch``: the upsampled sketch is clamped to +-0.99 before its atanh (finite)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -344,6 +352,16 @@ class StageIIGenerator(nn.Module):
     ``stage1`` is frozen (``requires_grad`` False, kept in eval mode even by ``train()``) and
     its image detached. The Stage-II CA is its own module and draws a FRESH sample.
     ``ngf`` is the official gf_dim (128): the 16x16 code has ngf*4 channels.
+
+    ``refine_sketch`` (a course deviation, off by default as in the paper): the last conv's
+    output is a correction added, before the tanh, to the Stage-I image upsampled 4x, so
+    Stage-II starts from the sketch and learns what to change::
+
+        image = tanh(atanh(up4(s0)) + conv(h))        instead of   tanh(conv(h))
+
+    At the laptop's sizes (16 px sketches, ngf 16) the official path squeezes the sketch to a
+    4x4 code and regrows 64 px through 4 channels: Stage-II becomes a whole new generator
+    from a 4x4 code, and it collapsed in every cpu run without the refinement.
     """
 
     def __init__(
@@ -353,6 +371,7 @@ class StageIIGenerator(nn.Module):
         num_residual: int = 4,
         c_dim: int | None = None,
         ca_activation: str = "leaky_relu",
+        refine_sketch: bool = False,
     ):
         super().__init__()
         if not isinstance(stage1, StageIGenerator):
@@ -364,7 +383,7 @@ class StageIIGenerator(nn.Module):
         self.stage1 = stage1.requires_grad_(False).eval()  # frozen
         self.text_dim, self.z_dim = stage1.text_dim, stage1.z_dim
         self.c_dim = stage1.c_dim if c_dim is None else c_dim
-        self.ngf, self.num_residual = ngf, num_residual
+        self.ngf, self.num_residual, self.refine_sketch = ngf, num_residual, bool(refine_sketch)
         self.stage1_size, self.image_size = stage1.image_size, 4 * stage1.image_size
         self.ca = ConditioningAugmentation(self.text_dim, self.c_dim, ca_activation)
         self.encoder = nn.Sequential(  # (B, 3, s1, s1) -> (B, ngf*4, s1/4, s1/4)
@@ -416,7 +435,12 @@ class StageIIGenerator(nn.Module):
         h = self.joint(torch.cat([code, maps], dim=1))  # (B, ngf*4, s1/4, s1/4)
         h = self.residual(h)  # same shape
         h = self.upsample(h)  # (B, ngf/4, 4*s1, 4*s1)
-        return stage1_image, self.to_image(h), mu, logvar  # image (B, 3, 4*s1, 4*s1)
+        if not self.refine_sketch:
+            return stage1_image, self.to_image(h), mu, logvar  # image (B, 3, 4*s1, 4*s1)
+        sketch = F.interpolate(stage1_image, scale_factor=4, mode="bilinear", align_corners=False)
+        sketch = torch.atanh(sketch.clamp(-SKETCH_CLAMP, SKETCH_CLAMP))  # (B, 3, 4*s1, 4*s1)
+        image = torch.tanh(sketch + self.to_image[0](h))  # the sketch plus a correction
+        return stage1_image, image, mu, logvar
 
 
 class StageIIDiscriminator(_ConditionalDiscriminator):
