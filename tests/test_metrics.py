@@ -335,3 +335,20 @@ def test_metric_result_reports_sample_sizes():
     assert float(kid) == 0.012
     with pytest.raises(ValueError, match="sample sizes"):
         MetricResult("bad", 1.0, n=-3)
+
+
+def test_participation_ratio_counts_the_directions_used():
+    from ganlab.metrics.diversity import participation_ratio
+
+    g = torch.Generator().manual_seed(0)
+    iso = torch.randn(20000, 8, generator=g)
+    assert participation_ratio(iso) == pytest.approx(8, rel=0.02)  # all 8 directions
+    two = iso[:, :2] @ torch.randn(2, 8, generator=g)  # a 2-d plane inside 8 dims
+    assert participation_ratio(two) < 2 + 1e-6
+    line = iso[:, :1] * torch.ones(1, 8)
+    assert participation_ratio(line) == pytest.approx(1)
+    scaled = iso * torch.tensor([10.0] + [1.0] * 7)  # one dominant direction
+    assert 1 < participation_ratio(scaled) < 2
+    for bad, match in ((iso[:5], "n > D"), (torch.zeros(50, 3), "no spread")):
+        with pytest.raises(ValueError, match=match):
+            participation_ratio(bad)

@@ -44,3 +44,23 @@ def mean_pairwise_distance(x, block: int = 1024) -> float:
         upper = torch.arange(n)[None, :] > torch.arange(i0, i0 + len(rows))[:, None]
         total += dist[upper].sum().item()
     return total / (n * (n - 1) / 2)
+
+
+def participation_ratio(x) -> float:
+    r"""How many directions the rows of ``x`` (n, D) actually spread along, n > D:
+
+        PR = (sum_i lambda_i)^2 / sum_i lambda_i^2,   lambda: eigenvalues of cov(x)
+
+    D for an isotropic cloud (every direction used equally), 1 when all the variance lies on
+    one line. StyleGAN's chapter reads it on w = f(z): a random deep mapping network folds
+    the 64 directions of z onto a handful.
+    """
+    arr = to_numpy64(x, "x")
+    if arr.ndim != 2 or arr.shape[0] <= arr.shape[1]:
+        raise ValueError(f"x must be (n, D) with n > D samples, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("x contains NaN or inf values")
+    eig = np.linalg.eigvalsh(np.cov(arr, rowvar=False)).clip(min=0)
+    if eig.sum() == 0:
+        raise ValueError("x has no spread: every row is the same")
+    return float(eig.sum() ** 2 / (eig**2).sum())
