@@ -81,12 +81,23 @@ def test_mixing_table_agrees_with_the_manifest(mixing):
 
 
 @needs_weights
-def test_fine_styles_carry_colour(mixing):
-    """The paper's Fig. 3, fine row, read by the judge: B's fine styles bring B's colours in
-    most mixes, and far more often than B's coarse styles do."""
+def test_fine_styles_carry_colour_more_than_the_others(mixing):
+    """The paper's Fig. 3, fine row, read by the judge: B's fine styles bring B's colours far
+    more often than B's coarse or middle styles do."""
     table = mixing["table"]
-    assert table["fine"]["colours"] > 0.5, table
     assert table["fine"]["colours"] > table["coarse"]["colours"] + 0.2, table
+    assert table["fine"]["colours"] > table["middle"]["colours"] + 0.2, table
+
+
+@needs_weights
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fine styles bring B's colours in 0.36 of 200 mixes (coarse 0.14, middle 0.12): "
+    "colour is spread over the bands at 32 px, background most (fine 0.27). The gamma-1 run "
+    "shipped before read 0.62 here, with samples close to one template (FD 112.7 vs 90.9)",
+)
+def test_fine_styles_carry_colour_in_most_mixes(mixing):
+    assert mixing["table"]["fine"]["colours"] > 0.5, mixing["table"]
 
 
 @needs_weights
@@ -94,8 +105,9 @@ def test_fine_styles_carry_colour(mixing):
     strict=True,
     reason="at 32 px without progressive growing the fine styles re-decide the pose: a turn of "
     "the head moves the features 2-3 px, within the last two layers' reach (the lecture, "
-    "section 7, measures both). Checkpoints of the shipped run at steps 590, 946, 1670 and 2250 "
-    "read coarse / fine pose 0.20 / 0.67, 0.16 / 0.70, 0.28 / 0.63 and 0.14 / 0.62 (200 pairs)",
+    "section 7, measures both). The shipped run reads coarse / fine pose 0.47 / 0.45 (200 "
+    "pairs): more from the coarse band than the fine, but in fewer than half the mixes; the "
+    "gamma-1 run before it read 0.38 / 0.47",
 )
 def test_coarse_styles_carry_pose(mixing):
     """The paper's Fig. 3, coarse row: B's coarse styles bring B's pose more often than B's

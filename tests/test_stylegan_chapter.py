@@ -32,7 +32,7 @@ def trained(run):
 def test_train_exports_a_generator_with_w_avg_and_the_run_config(run, trained):
     meta = ckpt.read_meta(run / "generator.safetensors")
     assert meta["chapter"] == "stylegan" and meta["manifest"]["steps"] == 6
-    assert meta["config"]["r1_gamma"] == 1.0 and meta["config"]["resolution"] == 16
+    assert meta["config"]["r1_gamma"] == 10.0 and meta["config"]["resolution"] == 16
     history = ckpt.read_meta(run / "checkpoint.safetensors")["history"]
     assert {"loss_D", "loss_G", "R1", "D_real", "D_fake"} <= set(history[-1])
     G, _ = trained
@@ -146,8 +146,8 @@ def test_mapping_depth_and_learning_rate_multiplier_are_train_options(tmp_path):
 
 def test_profiles_r1_gamma_and_the_ema_half_life():
     recipe, cfg = chapter.recipe_and_config("cpu", progress=False)
-    assert (recipe.resolution, cfg.batch_size, cfg.steps) == (32, 32, 6000)
-    assert recipe.r1_gamma == 1.0 and recipe.config()["r1_gamma_area_scaled"] == 10 / 32**2
+    assert (recipe.resolution, cfg.batch_size, cfg.steps) == (32, 32, 3000)
+    assert recipe.r1_gamma == 10.0 and recipe.config()["r1_gamma_area_scaled"] == 10 / 32**2
     assert cfg.ema_decay == pytest.approx(0.5 ** (32 / 10_000))  # half-life 10k images
     G = recipe.generator_spec().build()
     assert G.num_layers == 8 and G.mapping.lr_mul == M.MAPPING_LR_MUL

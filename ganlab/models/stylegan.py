@@ -109,8 +109,11 @@ learning rate           0.001 up to 64 px; 0.0015 (128),           ``ADAM_LR`` =
                         0.002 (256), 0.003 (512, 1024)             course trains <= 64 px)
 minibatch (8 GPUs)      {4: 512, 8: 256, 16: 128, 32: 64, 64: 32}  the chapter's config
                         and 32 above
-R1 gamma                10 (FFHQ, 1024 px)                         :func:`r1_gamma`:
-                                                                   10 (R/1024)^2
+R1 gamma                10 (FFHQ, 1024 px)                         the chapter's profiles:
+                                                                   10 (cpu, smoke: measured
+                                                                   against 1 and 0.05), 0.2
+                                                                   (gpu); :func:`r1_gamma`:
+                                                                   10 (R/1024)^2 area-scaled
 G EMA                   beta = 0.5^(batch / 10k), no warm-up;      :func:`g_ema_decay` for
                         non-trainables (w_avg, noise) copied       ``ganlab.train.ema.EMA``
                                                                    (which adds a warm-up
