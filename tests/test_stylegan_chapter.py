@@ -159,3 +159,25 @@ def test_profiles_r1_gamma_and_the_ema_half_life():
         chapter.recipe_and_config("cpu", r1_gamma=-1.0)
     with pytest.raises(ValueError, match="power of 2"):
         chapter.recipe_and_config("smoke", resolution=24)
+
+
+def test_band_gap_says_when_a_difference_is_clear_at_its_n():
+    table = {
+        "table": {
+            "coarse": {"pose": 0.47, "colours": 0.14},
+            "fine": {"pose": 0.45, "colours": 0.36},
+        },
+        "pairs": {"yaw": 120, "pitch": 110, "roll": 120, "base": 160, "secondary": 150,
+                  "eye_color": 140, "background": 140},
+    }  # fmt: skip
+    pose = chapter.band_gap(table, "pose", "coarse", "fine")
+    se = ((0.47 * 0.53 + 0.45 * 0.55) / 350) ** 0.5
+    assert pose["gap"] == pytest.approx(0.02) and pose["se"] == pytest.approx(se)
+    assert not pose["clear"]  # 0.02 against 2 x 0.038
+    colour = chapter.band_gap(table, "colours", "fine", "coarse")
+    assert colour["gap"] == pytest.approx(0.22) and colour["clear"]
+    assert not chapter.band_gap(table, "colours", "coarse", "fine")["clear"]  # the sign counts
+    with pytest.raises(ValueError, match="group"):
+        chapter.band_gap(table, "hair", "coarse", "fine")
+    with pytest.raises(ValueError, match="band"):
+        chapter.band_gap(table, "pose", "middle", "fine")

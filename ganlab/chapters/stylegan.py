@@ -388,6 +388,22 @@ def mixing_table(
 
 
 # ------------------------------------------------------------------ the paper's demos
+def band_gap(table: dict, group: str, high: str, low: str) -> dict:
+    """How much more often B's ``high`` band brings B's ``group`` than B's ``low`` band does,
+    in a :func:`mixing_table`: -> {"gap", "se", "clear"}. ``se`` treats each reading of the
+    group's factors as a coin flip, se = sqrt((p (1 - p) + q (1 - q)) / n) over the n readings
+    (the table's ``pairs`` summed over the group); ``clear`` is gap > 2 se."""
+    if group not in FACTOR_GROUPS:
+        raise ValueError(f"group must be one of {list(FACTOR_GROUPS)}, got {group!r}")
+    for band in (high, low):
+        if band not in table["table"]:
+            raise ValueError(f"band {band!r} is not in the table: {list(table['table'])}")
+    p, q = table["table"][high][group], table["table"][low][group]
+    n = sum(table["pairs"][f] for f in FACTOR_GROUPS[group])
+    se = ((p * (1 - p) + q * (1 - q)) / max(n, 1)) ** 0.5
+    return {"gap": p - q, "se": se, "clear": p - q > 2 * se}
+
+
 @torch.no_grad()
 def noise_std(G, z: torch.Tensor, draws: int = 16, seed: int = 0) -> torch.Tensor:
     """The paper's Fig. 4 (right): per-pixel standard deviation over ``draws`` noise draws

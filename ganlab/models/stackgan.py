@@ -361,7 +361,11 @@ class StageIIGenerator(nn.Module):
 
     At the laptop's sizes (16 px sketches, ngf 16) the official path squeezes the sketch to a
     4x4 code and regrows 64 px through 4 channels: Stage-II becomes a whole new generator
-    from a 4x4 code, and it collapsed in every cpu run without the refinement.
+    from a 4x4 code, and it collapsed in every cpu run (judge FD 1355.5 on the tight, plain
+    world, n = 500). With the refinement it keeps the sketch's bird and varies (per-caption
+    diversity 24.6, Stage-I 17.3), but paints checkerboard patches over it while D wins:
+    judge FD 2014.4 (ngf 16, 2,000 steps) and 542.2 (ngf 64, 1,745 steps) against 87.2 for
+    Stage-I upsampled (n = 1,000). Off in every profile.
     """
 
     def __init__(
