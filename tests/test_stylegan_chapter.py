@@ -181,3 +181,23 @@ def test_band_gap_says_when_a_difference_is_clear_at_its_n():
         chapter.band_gap(table, "hair", "coarse", "fine")
     with pytest.raises(ValueError, match="band"):
         chapter.band_gap(table, "pose", "middle", "fine")
+
+
+def test_the_runs_table_measures_a_run_and_replaces_its_row(run, tmp_path):
+    from ganlab.experiments import stylegan_runs
+
+    table = tmp_path / "runs.json"
+    weights = run / "generator.safetensors"
+    row = stylegan_runs.add_row(
+        table, "smoke", weights, "ganlab train stylegan --profile smoke", n=16
+    )
+    assert (row["steps"], row["r1_gamma"], row["mapping_layers"]) == (6, 10.0, 2)
+    assert row["frechet_distance"] > row["real_vs_real"] > 0 and row["diversity"] > 0
+    assert 1 <= row["w_participation"] <= 16 and row["diversity_pairs"] == 8
+    again = stylegan_runs.add_row(table, "smoke", weights, "the same run", n=16)
+    doc = json.loads(table.read_text())
+    assert [r["label"] for r in doc["rows"]] == ["smoke"] and doc["rows"][0][
+        "command"
+    ] == "the same run"
+    assert again["frechet_distance"] == pytest.approx(row["frechet_distance"])  # seeded
+    assert doc["real"]["n"] == 16 and doc["real"]["diversity"] > 0
