@@ -25,8 +25,9 @@ diversity 3.50, samples close to one template; gamma 10 gave FD 90.9, diversity 
 faces that differ in colour, pose and background. At gamma 1 the mapping network was not
 what limited the run: a 2-layer one and a 10x learning-rate multiplier both collapsed alike
 (diversity 3.25 and 3.24 when stopped at steps 1,500 and 1,313). The runs' table:
-``book/figures/stylegan_runs.json`` (:mod:`ganlab.experiments.stylegan_runs`). ``ganlab train stylegan --r1-gamma G`` (and
-``--mapping-layers``, ``--mapping-lr-mul``) change them.
+``book/figures/stylegan_runs.json`` (:mod:`ganlab.experiments.stylegan_runs`).
+``ganlab train stylegan --r1-gamma G`` (and ``--mapping-layers``, ``--mapping-lr-mul``)
+change them.
 
 **The style-mixing table** (:func:`mixing_table`): for n pairs of sources (A, B), each band's
 styles (coarse, middle, fine; :func:`ganlab.models.stylegan.style_groups`) are copied from B
