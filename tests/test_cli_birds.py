@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from ganlab.cli import main
@@ -36,6 +37,27 @@ def test_gan_int_cls_train_sample_evaluate_bench_smoke(tmp_path, capsys):
     assert bench["chapter"] == "gan-int-cls" and bench["images_per_second"] > 0
     assert main(["train", "gan-int-cls", "--profile", "smoke", "--variant", "gan-int-bls"]) == 2
     assert "variant must be one of" in capsys.readouterr().err
+
+
+def test_gan_int_cls_r1_and_d_learning_rate_options(tmp_path, capsys):
+    """``--r1-gamma`` adds R1 to D's loss (logged), ``--lr-d`` sets D's Adam apart from G's;
+    both recorded in the run's config, and a negative gamma is refused before training."""
+    from ganlab.chapters import gan_int_cls as chapter
+
+    out = tmp_path / "r1"
+    args = ["train", "gan-int-cls", "--profile", "smoke", "--steps", "2", "--out", str(out)]
+    assert main([*args, "--r1-gamma", "2", "--lr-d", "5e-5"]) == 0
+    cfg = ckpt.read_meta(out / "generator.safetensors")["config"]
+    assert (cfg["r1_gamma"], cfg["lr_d"], cfg["lr"]) == (2.0, 5e-5, 2e-4)
+    history = ckpt.read_meta(out / "checkpoint.safetensors")["history"]
+    assert all(h["R1"] > 0 for h in history)
+    recipe, _ = chapter.recipe_and_config("smoke", r1_gamma=2.0, lr_d=5e-5)
+    opts = recipe.optimizers(recipe.build(), torch.device("cpu"))
+    assert [opts[k].param_groups[0]["lr"] for k in ("G", "D")] == [2e-4, 5e-5]
+    plain, _ = chapter.recipe_and_config("smoke")
+    assert (plain.r1_gamma, plain.d_lr) == (0.0, 2e-4)  # the paper's: no R1, one lr
+    assert main([*args, "--r1-gamma", "-1", "--overwrite"]) == 2
+    assert "r1_gamma must be >= 0" in capsys.readouterr().err
 
 
 def test_world_birds_grid(tmp_path):

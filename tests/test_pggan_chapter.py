@@ -58,6 +58,21 @@ def test_phase_share_option_sets_the_schedule(tmp_path, capsys):
     assert "leaves no steps to stabilise the last level: use < 0.25" in capsys.readouterr().err
 
 
+def test_width_options_set_the_networks_widths(tmp_path):
+    """``--fmap-base 128 --fmap-max 8``: every block of G and D 8 channels wide, latent 8
+    (= nf(0)), recorded in the weights' config and rebuilt from it on loading."""
+    out = tmp_path / "narrow"
+    args = ["train", "pggan", "--profile", "smoke", "--out", str(out), "--steps", "2"]
+    assert main([*args, "--fmap-base", "128", "--fmap-max", "8"]) == 0
+    meta = ckpt.read_meta(out / "generator.safetensors")
+    assert (meta["config"]["fmap_base"], meta["config"]["fmap_max"]) == (128, 8)
+    G, _ = chapter.load_generator(out / "generator.safetensors")
+    want = M.Generator(resolution=16, fmap_base=128, fmap_max=8)
+    assert sum(p.numel() for p in G.parameters()) == sum(p.numel() for p in want.parameters())
+    assert G.latent_size == 8
+    assert chapter.generate(G, 2, seed=0).shape == (2, 3, 16, 16)
+
+
 def test_sample_evaluate_and_bench_commands(run, tmp_path, capsys):
     weights = str(run / "generator.safetensors")
     png = tmp_path / "s.png"

@@ -23,6 +23,7 @@ from ganlab.chapters.contract import (
 from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import gan_int_cls as M
+from ganlab.nn import r1_penalty
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train.export import ModelSpec
 from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
@@ -74,6 +75,8 @@ class GANINTCLSRecipe(Recipe):
     n_birds: int = 10000
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    lr_d: float | None = None  # D's learning rate (None: ``lr``, the paper's); TTUR below it
+    r1_gamma: float = 0.0  # R1 on D(x, h) (0: none, the paper's); a stabiliser, not Reed's
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -84,6 +87,10 @@ class GANINTCLSRecipe(Recipe):
         check_framing(self.framing)
         check_scene(self.scene)
         self.switches = M.variant(self.variant)
+        if not self.r1_gamma >= 0:
+            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma!r}")
+        if self.lr_d is not None and not self.lr_d > 0:
+            raise ValueError(f"lr_d must be > 0 (or None: lr), got {self.lr_d!r}")
         if not self.text and self.switches.cls:
             raise ValueError(
                 "text=False (the no-text baseline) needs variant 'gan': CLS needs text"
@@ -91,8 +98,12 @@ class GANINTCLSRecipe(Recipe):
 
     def config(self) -> dict:
         keys = ("variant", "text", "image_size", "ngf", "ndf", "z_dim", "proj_dim", "lr")
-        betas = {"betas": list(self.betas)}
-        return {k: getattr(self, k) for k in keys} | betas | world_config(self)
+        extra = {"betas": list(self.betas), "lr_d": self.d_lr, "r1_gamma": self.r1_gamma}
+        return {k: getattr(self, k) for k in keys} | extra | world_config(self)
+
+    @property
+    def d_lr(self) -> float:
+        return self.lr if self.lr_d is None else self.lr_d
 
     def generator_spec(self) -> ModelSpec:
         return ModelSpec.of(
@@ -106,7 +117,8 @@ class GANINTCLSRecipe(Recipe):
         return {"G": G, "D": D}
 
     def optimizers(self, modules, device):
-        return {k: adam(modules[k].parameters(), self.lr, self.betas, device) for k in ("G", "D")}
+        lrs = {"G": self.lr, "D": self.d_lr}
+        return {k: adam(modules[k].parameters(), lrs[k], self.betas, device) for k in lrs}
 
     def data(self, device):
         birds = load_captioned(
@@ -144,8 +156,15 @@ class GANINTCLSRecipe(Recipe):
         # --- D: s_r = D(x, h), s_w = D(x_wrong, h), s_f = D(G(z, h), h)
         with torch.no_grad(), ctx.autocast():
             fake = G(z, t)
+        r1 = None
+        if self.r1_gamma > 0:  # R1 (Mescheder et al. 2018) on the matching pairs, in fp32
+            r1, s_r = ctx.penalty(
+                r1_penalty, lambda img: ctx.raw["D"](img, t), x, self.r1_gamma,
+                return_scores=True,
+            )  # fmt: skip
         with ctx.autocast():
-            s_r = D(x, t).float()
+            if r1 is None:
+                s_r = D(x, t).float()
             s_f = D(fake.to(x.dtype), t).float()
             s_w = None
             if self.switches.cls:
@@ -154,7 +173,7 @@ class GANINTCLSRecipe(Recipe):
                 wrong = M.mismatched_indices(data["species"][idx], check=False)
                 s_w = D(x[wrong], t).float()
         loss_d = M.discriminator_loss(s_r, s_w, s_f, cls=self.switches.cls)
-        ctx.update("D", loss_d)
+        ctx.update("D", loss_d if r1 is None else loss_d + r1)
 
         # --- G: fool D on the right text, and (INT) on interpolated text that D never sees
         z = torch.randn(n, self.z_dim, device=dev)
@@ -169,12 +188,13 @@ class GANINTCLSRecipe(Recipe):
         # interpolations weigh half as much per batch mean as the right texts.
         loss_g = M.generator_loss(g_f, g_int, int_weight=INT_WEIGHT)
         ctx.update("G", loss_g)
-        return {
+        logs = {
             "loss_D": loss_d.detach(),
             "loss_G": loss_g.detach(),
             "D(x,h)": torch.sigmoid(s_r).mean().detach(),
             "D(G(z,h),h)": torch.sigmoid(s_f).mean().detach(),
         }
+        return logs if r1 is None else logs | {"R1": r1.detach()}
 
 
 def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, TrainConfig]:
@@ -269,11 +289,21 @@ class GANINTCLS(CaptionChapter):
         super().add_options(command, parser)
         if command == "train":
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANT_NAMES)}")
+            parser.add_argument(
+                "--r1-gamma", type=float, metavar="G",
+                help="R1 penalty weight on D's real pairs (default 0: none, as the paper)",
+            )  # fmt: skip
+            parser.add_argument(
+                "--lr-d", type=float, metavar="LR",
+                help="D's learning rate (default: G's, 2e-4, as the paper)",
+            )  # fmt: skip
         if command == "ship":
             parser.add_argument("--main", action="store_true", help="ship as the main model")
 
     def train_options(self, args) -> dict:
-        return {"variant": args.variant, **super().train_options(args)}
+        own = {"r1_gamma": args.r1_gamma, "lr_d": args.lr_d}
+        own = {k: v for k, v in own.items() if v is not None}
+        return {"variant": args.variant, **own, **super().train_options(args)}
 
     def manifest_extra(self, recipe) -> dict:
         return {"variant": recipe.variant}

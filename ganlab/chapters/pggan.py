@@ -355,6 +355,19 @@ class PGGAN(Chapter):
                 help="each fade-in or stabilise phase lasts F x the run's steps; the last level "
                 "stabilises for the rest (default: the profile's)",
             )
+            parser.add_argument(
+                "--fmap-base",
+                type=int,
+                metavar="N",
+                help="the width formula's base: a block at 2**r px has min(N / 2**(r-1), "
+                "fmap-max) channels (default: the profile's)",
+            )
+            parser.add_argument(
+                "--fmap-max",
+                type=int,
+                metavar="N",
+                help="the widest any block may be (default: the profile's)",
+            )
         if command == "sample":
             group = parser.add_mutually_exclusive_group()
             group.add_argument(
@@ -369,8 +382,8 @@ class PGGAN(Chapter):
             )
 
     def train_options(self, args) -> dict:
-        share = getattr(args, "phase_share", None)
-        return {} if share is None else {"phase_share": share}
+        names = ("phase_share", "fmap_base", "fmap_max")
+        return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
     def generator(self, G, meta, for_evaluation=False):
         state = trained_state(meta)

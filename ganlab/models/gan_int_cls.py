@@ -108,6 +108,13 @@ images                      CUB photographs cropped around the bird's   cpu and 
                                                                         (the birds study: a small
                                                                         GAN draws birds there);
                                                                         gpu: the whole scene
+D's regulariser             none; one learning rate for G and D         the same by default;
+                                                                        ``--r1-gamma`` adds R1
+                                                                        (Mescheder et al. 2018)
+                                                                        on D(x, h), ``--lr-d``
+                                                                        sets D's rate apart (a
+                                                                        stabiliser the course
+                                                                        measures, not Reed's)
 ==========================  ==========================================  ==========================
 """
 
