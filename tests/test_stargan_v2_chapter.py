@@ -162,6 +162,21 @@ def test_lambda_ds_decays_linearly_to_zero_over_the_run():
         chapter.recipe_and_config("smoke", lambda_ds=-1.0)
 
 
+def test_lambda_options_train_the_ablations_runs(tmp_path, capsys):
+    """``--lambda-ds 0 --lambda-cyc 0`` (the ablation's pieces taken out): recorded in the
+    run's config, and the step's weights are zero; a negative weight is refused, named."""
+    out = tmp_path / "ablated"
+    args = ["train", "stargan-v2", "--profile", "smoke", "--steps", "1", "--out", str(out)]
+    assert main([*args, "--lambda-ds", "0", "--lambda-cyc", "0", "--lambda-sty", "2"]) == 0
+    cfg = ckpt.read_meta(out / "generator.safetensors")["config"]
+    assert (cfg["lambda_ds"], cfg["lambda_cyc"], cfg["lambda_sty"]) == (0.0, 0.0, 2.0)
+    recipe, _ = chapter.recipe_and_config("smoke", lambda_ds=0.0, lambda_cyc=0.0)
+    w = recipe.weights_at(0, 10)
+    assert (w.lambda_ds, w.lambda_cyc, w.lambda_sty) == (0.0, 0.0, 1.0)
+    assert main([*args, "--lambda-cyc", "-1", "--overwrite"]) == 2
+    assert "lambda_cyc must be a finite number >= 0" in capsys.readouterr().err
+
+
 def test_profiles_keep_the_official_batch_and_fit_the_size_budget():
     for name, profile in chapter.PROFILES.items():
         if name != "smoke":

@@ -2,6 +2,8 @@ r"""Chapter 8, StarGAN v2 on the faces world: profiles, recipe, translation, eva
 
 The commands (``ganlab train/sample/evaluate/bench/ship stargan-v2``) are the course's generic
 ones (:mod:`ganlab.chapters.commands`); this module declares what they need: ``CHAPTER``.
+``train`` also takes ``--lambda-ds``, ``--lambda-sty`` and ``--lambda-cyc`` (0 takes a loss
+out: the ablation's runs, like the paper's Table 1).
 
 **One iteration** is the official ``Solver.train`` (:mod:`ganlab.models.stargan_v2` has every
 formula): D is updated twice, with latent-guided fakes G(x, F_y~(z)) and reference-guided ones
@@ -566,6 +568,16 @@ class StarGANv2Chapter(Chapter):
         return recipe_and_config(profile, **overrides)
 
     def add_options(self, command, parser) -> None:
+        if command == "train":  # the ablation's runs (the paper's Table 1 takes pieces out)
+            for name, what in (
+                ("ds", "the diversity-sensitive loss's initial weight (0: without it)"),
+                ("sty", "the style reconstruction loss's weight"),
+                ("cyc", "the cycle loss's weight (0: without it)"),
+            ):
+                parser.add_argument(
+                    f"--lambda-{name}", type=float, metavar="W",
+                    help=f"{what}; default: the profile's",
+                )  # fmt: skip
         if command == "sample":
             parser.add_argument(
                 "--domain",
@@ -581,6 +593,10 @@ class StarGANv2Chapter(Chapter):
                 help="reference-guided: translate the sources into this image's style "
                 "(repeatable; one row per reference)",
             )
+
+    def train_options(self, args) -> dict:
+        names = ("lambda_ds", "lambda_sty", "lambda_cyc")
+        return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
     def generator(self, G, meta, for_evaluation=False):
         size = G.img_size
