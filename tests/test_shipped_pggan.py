@@ -49,6 +49,9 @@ def test_checksum_and_manifest():
     assert m["n_eval"] == 1000 and m["metrics"]["recheck"]["n"] == chapter.RECHECK_N
     assert (m["level"], m["alpha"], m["resolution_reached"]) == (3, 1.0, 32)
     assert meta["config"]["resolution"] == 32 and meta["config"]["start_level"] == 0
+    cpu = chapter.PROFILES["cpu"].model  # the shipped run is the profile's model
+    keys = ("fmap_base", "fmap_max", "phase_share")
+    assert {k: meta["config"][k] for k in keys} == {k: getattr(cpu, k) for k in keys}
 
 
 @needs_weights
