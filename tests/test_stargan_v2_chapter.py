@@ -167,9 +167,11 @@ def test_lambda_options_train_the_ablations_runs(tmp_path, capsys):
     run's config, and the step's weights are zero; a negative weight is refused, named."""
     out = tmp_path / "ablated"
     args = ["train", "stargan-v2", "--profile", "smoke", "--steps", "1", "--out", str(out)]
-    assert main([*args, "--lambda-ds", "0", "--lambda-cyc", "0", "--lambda-sty", "2"]) == 0
+    argv = [*args, "--lambda-ds", "0", "--lambda-cyc", "0", "--lambda-sty", "2"]
+    assert main([*argv, "--repeat-num", "0"]) == 0
     cfg = ckpt.read_meta(out / "generator.safetensors")["config"]
     assert (cfg["lambda_ds"], cfg["lambda_cyc"], cfg["lambda_sty"]) == (0.0, 0.0, 2.0)
+    assert cfg["repeat_num"] == 0  # G keeps the full 16 px: no down/up blocks
     recipe, _ = chapter.recipe_and_config("smoke", lambda_ds=0.0, lambda_cyc=0.0)
     w = recipe.weights_at(0, 10)
     assert (w.lambda_ds, w.lambda_cyc, w.lambda_sty) == (0.0, 0.0, 1.0)
@@ -185,7 +187,8 @@ def test_profiles_keep_the_official_batch_and_fit_the_size_budget():
     assert cfg.compile is False and recipe.img_size == 32
     T = recipe.generator_spec().build()
     assert sum(p.numel() for p in T.parameters()) * 2 < 10 * 2**20  # float16 under 10 MiB
-    assert T.generator.widths == [16, 32, 64]  # capped, not 512 everywhere at 32 px
+    assert T.generator.widths == [16, 32]  # capped, not 512 everywhere at 32 px
+    assert T.generator.repeat_num == 1  # the official log2(S) - 4: the bottleneck at 16 px
 
 
 def test_sample_evaluate_and_bench_commands(run, tmp_path, capsys):
@@ -228,3 +231,50 @@ def test_resume_continues_the_same_run(tmp_path):
     )
     trainer = Trainer(recipe, cfg, device="cpu")
     assert trainer.fit().step == 3
+
+
+@pytest.mark.filterwarnings("ignore:feats_a has n")
+def test_the_runs_table_measures_a_run_and_replaces_its_row(run, tmp_path):
+    from ganlab.experiments import stargan_runs
+
+    table = tmp_path / "runs.json"
+    weights = run / "generator.safetensors"
+    row = stargan_runs.add_row(table, "smoke", weights, "ganlab train stargan-v2", n=2)
+    assert row["steps"] == 4 and row["lambda_ds"] == chapter.PROFILES["smoke"].model.lambda_ds
+    for mode in ("latent", "reference"):
+        m = row[mode]
+        assert m["n_outputs"] == 3 * 2 * 2 * 10  # 6 pairs x 2 sources x 10 outputs
+        assert m["mean_fd"] == pytest.approx(sum(m["frechet_distance"].values()) / 3)
+        assert 0 <= m["domain_accuracy"] <= 1 and m["chance"] == pytest.approx(1 / 3)
+        assert -1 <= m["yaw_correlation"] <= 1 and m["diversity"] > 0
+    again = stargan_runs.add_row(table, "smoke", weights, "the same run", n=2)
+    doc = json.loads(table.read_text())
+    assert [r["label"] for r in doc["rows"]] == ["smoke"]
+    assert doc["rows"][0]["command"] == "the same run"
+    assert again["latent"]["mean_fd"] == pytest.approx(row["latent"]["mean_fd"])  # seeded
+    assert row["source_dependence"] > 0 and row["source_dependence_n"] == 64
+    text = stargan_runs.format_table(doc)
+    assert text.count("\n") == 2 and "smoke" in text and "reference" in text
+    assert f"{row['source_dependence']:7.3f}" in text
+
+
+def test_source_dependence_reads_whether_g_uses_its_source(run):
+    """1 for a G that returns its source, 0 for one that draws a template whatever the source;
+    the trained smoke model lies in between."""
+    T, _ = chapter.load_translator(run / "generator.safetensors")
+
+    class Copy(torch.nn.Module):
+        def forward(self, x, s):
+            return x
+
+    class Template(torch.nn.Module):
+        def forward(self, x, s):
+            return torch.zeros_like(x) + s[:, :1, None, None]
+
+    real = T.generator
+    T.generator = Copy()
+    assert chapter.source_dependence(T, n=8) == pytest.approx(1.0)
+    T.generator = Template()
+    assert chapter.source_dependence(T, n=8) == 0.0
+    T.generator = real
+    assert 0 < chapter.source_dependence(T, n=8) < 10

@@ -3,7 +3,7 @@ r"""Chapter 8, StarGAN v2 on the faces world: profiles, recipe, translation, eva
 The commands (``ganlab train/sample/evaluate/bench/ship stargan-v2``) are the course's generic
 ones (:mod:`ganlab.chapters.commands`); this module declares what they need: ``CHAPTER``.
 ``train`` also takes ``--lambda-ds``, ``--lambda-sty`` and ``--lambda-cyc`` (0 takes a loss
-out: the ablation's runs, like the paper's Table 1).
+out: the ablation's runs, like the paper's Table 1) and ``--repeat-num`` (G's down/up blocks).
 
 **One iteration** is the official ``Solver.train`` (:mod:`ganlab.models.stargan_v2` has every
 formula): D is updated twice, with latent-guided fakes G(x, F_y~(z)) and reference-guided ones
@@ -31,12 +31,17 @@ Scaled values (the model's deviations table has the rest):
 what                   paper / official code               this chapter (cpu profile)
 =====================  ==================================  ====================================
 image size             256 px                              32 px (smoke 16, gpu 64)
-widths                 ``dim_in`` 2**14 / S, cap 512       dim_in 16, cap 64 (G 16-32-64)
-G's down/up blocks     log2(S) - 4 (bottleneck at S/16)    2 (bottleneck at S/4 = 8 px): one
-                                                           block would keep 16 px, too little
-                                                           room to redraw ears and muzzles
+widths                 ``dim_in`` 2**14 / S, cap 512       dim_in 16, cap 64 (G 16-32)
+G's down/up blocks     log2(S) - 4 (bottleneck at S/16)    the official: 1 at 32 px (16 px).
+                                                           Measured, 1,000 iterations: with 2
+                                                           blocks (8 px, this profile until
+                                                           2026-12-05) G stops reading its
+                                                           source (:func:`source_dependence`
+                                                           0.045; clovaai's own code at that
+                                                           config 0.027): one template per
+                                                           style; with 1 block 0.73
 F's hidden width       512                                 256
-iterations, ds_iter    100k, 100k                          4,000, 4,000 (~0.4 s each on one
+iterations, ds_iter    100k, 100k                          6,000, 6,000 (~0.35 s each on one
                                                            CPU thread); gpu profile 10k
                                                            (~34 min on an H200 at the 39
                                                            images/s measured eager)
@@ -78,7 +83,7 @@ class StarGANSettings:
     img_size: int = 32
     dim_in: int | None = 16
     max_conv_dim: int = 64
-    repeat_num: int | None = 2
+    repeat_num: int | None = None
     hidden_dim: int = 256
     latent_dim: int = M.LATENT_DIM
     style_dim: int = M.STYLE_DIM
@@ -87,13 +92,13 @@ class StarGANSettings:
     n_faces: int = 3000
 
 
-# smoke: seconds on 2 cores; cpu: 4,000 iterations at 32 px, ~0.35-0.5 s each on one CPU
-# thread of the course machine (0.52 s measured while the machine was busy): 25-35 CPU-minutes;
+# smoke: seconds on 2 cores; cpu: 6,000 iterations at 32 px, ~0.35-0.5 s each on one CPU
+# thread of the course machine (0.52 s measured while the machine was busy): 35-50 CPU-minutes;
 # gpu: 64 px, the official cap (512) and F, the first width 64 as at 256 px (the official
 # formula would give 256 at 64 px).
 PROFILES = {
     "smoke": Profile(StarGANSettings(16, 8, 16, 1, 32, 8, 16, n_faces=64), LoopSettings(4, 8, 2)),
-    "cpu": Profile(StarGANSettings(), LoopSettings(4000, 8, 50)),
+    "cpu": Profile(StarGANSettings(), LoopSettings(6000, 8, 50)),
     "gpu": Profile(
         StarGANSettings(64, 64, M.MAX_CONV_DIM, None, M.HIDDEN_DIM, n_faces=5000),
         LoopSettings(10_000, 8, 200),  # 10k x 8 / 39 img/s (H200): ~34 min
@@ -108,7 +113,7 @@ class StarGANRecipe(Recipe):
     img_size: int = 32
     dim_in: int | None = 16
     max_conv_dim: int = 64
-    repeat_num: int | None = 2
+    repeat_num: int | None = None
     hidden_dim: int = 256
     latent_dim: int = M.LATENT_DIM
     style_dim: int = M.STYLE_DIM
@@ -454,6 +459,20 @@ def translate_pairs(T, n: int, mode: str = "latent", outs: int = EVAL_OUTS, seed
 
 
 @torch.no_grad()
+def source_dependence(T, n: int = 32, domain: str = "dog", seed: int = 0) -> float:
+    """How much G's output depends on its source: ``n`` held-out cats translated with ONE
+    style s = F_domain(z); the per-pixel variance of the outputs across the sources over the
+    sources' own variance. About 1: the outputs vary as much as the sources; 0: one template
+    whatever the source (G has stopped reading its input)."""
+    x = held_out_sources(n, T.img_size, "cat").to(_device(T))
+    gen = torch.Generator().manual_seed(seed)
+    z = T.sample_z(1, generator=gen).to(x.device)  # (1, latent_dim): one style for every source
+    s = T.mapping_network(z, torch.full((1,), domain_index(domain), device=x.device))
+    out = T.eval().generator(x, s.expand(n, -1)).float()  # (n, 3, S, S)
+    return (out.var(0).mean() / x.var(0).mean()).item()
+
+
+@torch.no_grad()
 def diversity(outputs: torch.Tensor) -> float:
     """The paper's LPIPS diversity with the course's perceptual distance: the mean distance
     over all pairs among each input's outputs (N, outs, 3, S, S), averaged over the inputs."""
@@ -578,6 +597,11 @@ class StarGANv2Chapter(Chapter):
                     f"--lambda-{name}", type=float, metavar="W",
                     help=f"{what}; default: the profile's",
                 )  # fmt: skip
+            parser.add_argument(
+                "--repeat-num", type=int, metavar="K",
+                help="G's down/up blocks (the bottleneck at S / 2**K); default: the profile's "
+                "(the official log2(S) - 4)",
+            )  # fmt: skip
         if command == "sample":
             parser.add_argument(
                 "--domain",
@@ -595,7 +619,7 @@ class StarGANv2Chapter(Chapter):
             )
 
     def train_options(self, args) -> dict:
-        names = ("lambda_ds", "lambda_sty", "lambda_cyc")
+        names = ("lambda_ds", "lambda_sty", "lambda_cyc", "repeat_num")
         return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
     def generator(self, G, meta, for_evaluation=False):
@@ -670,6 +694,7 @@ __all__ = [
     "load_translator",
     "payoff_figure",
     "reference_grid",
+    "source_dependence",
     "summary_metrics",
     "translate",
     "translate_pairs",
