@@ -1,9 +1,9 @@
 r"""StarGAN v2's cpu-config runs, measured alike: the length study and the ablation (Table 1).
 
 Each row is one trained translator (exported weights or a checkpoint; a checkpoint gives its
-EMA copy), measured by the paper's protocol (:func:`ganlab.chapters.stargan_v2.evaluate_translation`:
-every source domain != target, ``n`` held-out sources per domain, 10 outputs each) in both
-modes, latent- and reference-guided:
+EMA copy), measured by the paper's protocol
+(:func:`ganlab.chapters.stargan_v2.evaluate_translation`: every source domain != target, ``n``
+held-out sources per domain, 10 outputs each) in both modes, latent- and reference-guided:
 
 * **mean FD**: the face judge's Frechet distance per target domain, averaged over the three;
 * **diversity**: the course's perceptual distance among one source's 10 outputs;
