@@ -88,7 +88,8 @@ def add_row(table: Path, label: str, weights, command: str, note: str = "", n: i
 
 def format_table(doc: dict) -> str:
     """The stored rows as the lecture prints them: one line per run and mode."""
-    head = f"{'run':28s} {'steps':>6s} {'src dep':>7s} {'mode':>9s} {'mean FD':>8s} "
+    w = max([len("run"), *(len(r["label"]) for r in doc["rows"])])
+    head = f"{'run':{w}s} {'steps':>6s} {'src dep':>7s} {'mode':>9s} {'mean FD':>8s} "
     head += f"{'divers.':>8s} {'dom. acc':>8s} {'yaw r':>6s}"
     lines = [head]
     for r in doc["rows"]:
@@ -97,7 +98,7 @@ def format_table(doc: dict) -> str:
             first = mode == MODES[0]
             name, dep = (r["label"], f"{r['source_dependence']:7.3f}") if first else ("", "")
             lines.append(
-                f"{name:28s} {r['steps']:6d} {dep:>7s} {mode:>9s} {m['mean_fd']:8.1f} "
+                f"{name:{w}s} {r['steps']:6d} {dep:>7s} {mode:>9s} {m['mean_fd']:8.1f} "
                 f"{m['diversity']:8.3f} {m['domain_accuracy']:8.3f} {m['yaw_correlation']:6.2f}"
             )
     return "\n".join(lines)
