@@ -253,6 +253,11 @@ def test_the_runs_table_measures_a_run_and_replaces_its_row(run, tmp_path):
     assert doc["rows"][0]["command"] == "the same run"
     assert again["latent"]["mean_fd"] == pytest.approx(row["latent"]["mean_fd"])  # seeded
     assert row["source_dependence"] > 0 and row["source_dependence_n"] == 64
+    argv = ["--label", "cli", "--weights", str(weights), "--command", "c", "--n", "2"]
+    assert stargan_runs.main([*argv, "--table", str(table)]) == 0
+    doc = json.loads(table.read_text())
+    assert [r["label"] for r in doc["rows"]] == ["smoke", "cli"]
+    doc["rows"] = doc["rows"][:1]
     text = stargan_runs.format_table(doc)
     assert text.count("\n") == 2 and "smoke" in text and "reference" in text
     assert f"{row['source_dependence']:7.3f}" in text

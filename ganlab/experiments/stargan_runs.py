@@ -27,13 +27,13 @@ A row with an existing label is replaced; the others are kept.
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from pathlib import Path
 
 import torch
 
 from ganlab.chapters import stargan_v2 as chapter
+from ganlab.experiments import runs_table
 
 TABLE = Path(__file__).resolve().parents[2] / "book" / "figures" / "stargan_v2_runs.json"
 MODES = ("latent", "reference")
@@ -75,15 +75,10 @@ def measure(weights, n: int = 50) -> dict:
 def add_row(table: Path, label: str, weights, command: str, note: str = "", n: int = 50):
     """Measure ``weights`` and write its row (replacing one of the same label) into
     ``table``, atomically. -> the row."""
-    table = Path(table)
-    doc = json.loads(table.read_text()) if table.is_file() else {"rows": []}
+    doc = runs_table.read(table)
     row = {"label": label, "path": str(weights), "command": command, "note": note}
     row |= measure(weights, n)
-    doc["rows"] = [r for r in doc["rows"] if r["label"] != label] + [row]
-    tmp = table.with_suffix(".json.tmp")  # a failed write never destroys the last good table
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(table)
-    return row
+    return runs_table.write_row(table, doc, row)
 
 
 def format_table(doc: dict) -> str:
@@ -105,17 +100,7 @@ def format_table(doc: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ganlab.experiments.stargan_runs")
-    p.add_argument("--label", required=True, help="the row's name in the table")
-    p.add_argument("--weights", required=True, help="a StarGAN v2's weights or checkpoint")
-    p.add_argument("--command", required=True, help="the command that trained it")
-    p.add_argument("--note", default="")
-    p.add_argument("--n", type=int, default=50, help="sources per domain (default 50)")
-    p.add_argument("--table", type=Path, default=TABLE)
-    args = p.parse_args(argv)
-    row = add_row(args.table, args.label, args.weights, args.command, args.note, args.n)
-    print(json.dumps(row))
-    return 0
+    return runs_table.main(sys.modules[__name__], "a StarGAN v2", "sources per domain", 50, argv)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,13 @@ A row with an existing label is replaced; the others are kept.
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from pathlib import Path
 
 import torch
 
 from ganlab.chapters import stylegan as chapter
+from ganlab.experiments import runs_table
 from ganlab.metrics.diversity import participation_ratio
 
 TABLE = Path(__file__).resolve().parents[2] / "book" / "figures" / "stylegan_runs.json"
@@ -69,32 +69,19 @@ def add_row(table: Path, label: str, weights, command: str, note: str = "", n: i
     real faces' diversity is measured once, at the first row's n and resolution. -> the row."""
     from ganlab.evaluation.faces import real_faces
 
-    table = Path(table)
-    doc = json.loads(table.read_text()) if table.is_file() else {"rows": []}
+    doc = runs_table.read(table)
     row = {"label": label, "path": str(weights), "command": command, "note": note}
     row |= measure(weights, n)
     if "real" not in doc:
         faces = real_faces(n, "test", size=max(row["resolution"], 16))
         doc["real"] = {"diversity": chapter.diversity(faces), "n": n}
-    doc["rows"] = [r for r in doc["rows"] if r["label"] != label] + [row]
-    tmp = table.with_suffix(".json.tmp")  # a failed write never destroys the last good table
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(table)
-    return row
+    return runs_table.write_row(table, doc, row)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ganlab.experiments.stylegan_runs")
-    p.add_argument("--label", required=True, help="the row's name in the table")
-    p.add_argument("--weights", required=True, help="a StyleGAN's weights or checkpoint")
-    p.add_argument("--command", required=True, help="the command that trained it")
-    p.add_argument("--note", default="")
-    p.add_argument("--n", type=int, default=1000, help="samples and real faces (default 1000)")
-    p.add_argument("--table", type=Path, default=TABLE)
-    args = p.parse_args(argv)
-    row = add_row(args.table, args.label, args.weights, args.command, args.note, args.n)
-    print(json.dumps(row))
-    return 0
+    return runs_table.main(
+        sys.modules[__name__], "a StyleGAN", "samples and real faces", 1000, argv
+    )
 
 
 if __name__ == "__main__":
