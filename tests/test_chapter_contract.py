@@ -251,3 +251,7 @@ def test_the_course_penalties_run_through_the_step_context():
     assert D[1].weight.grad is not None
     skipped = StepContext(33, 4, torch.device("cpu"), {}, {}, {}, None, amp=True, total=100)
     assert skipped.penalty(r1_penalty, D, x, every=16) is None
+    # with return_scores the penalty is scaled, the scores are not
+    penalty, scores = lazy.penalty(r1_penalty, D, x, every=16, gamma=10.0, return_scores=True)
+    assert torch.allclose(penalty, 16 * r1_penalty(D, x, gamma=10.0))
+    assert torch.allclose(scores, D(x))

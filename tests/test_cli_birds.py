@@ -40,24 +40,36 @@ def test_gan_int_cls_train_sample_evaluate_bench_smoke(tmp_path, capsys):
 
 
 def test_gan_int_cls_r1_and_d_learning_rate_options(tmp_path, capsys):
-    """``--r1-gamma`` adds R1 to D's loss (logged), ``--lr-d`` sets D's Adam apart from G's;
-    both recorded in the run's config, and a negative gamma is refused before training."""
+    """``--r1-gamma`` adds R1 to D's loss (logged) every ``--r1-every`` steps, ``--lr-d`` sets
+    D's Adam apart from G's; all recorded in the run's config, and a negative gamma is refused
+    before training."""
     from ganlab.chapters import gan_int_cls as chapter
 
     out = tmp_path / "r1"
     args = ["train", "gan-int-cls", "--profile", "smoke", "--steps", "2", "--out", str(out)]
-    assert main([*args, "--r1-gamma", "2", "--lr-d", "5e-5"]) == 0
+    assert main([*args, "--r1-gamma", "2", "--r1-every", "1", "--lr-d", "5e-5"]) == 0
     cfg = ckpt.read_meta(out / "generator.safetensors")["config"]
-    assert (cfg["r1_gamma"], cfg["lr_d"], cfg["lr"]) == (2.0, 5e-5, 2e-4)
+    assert (cfg["r1_gamma"], cfg["r1_every"], cfg["lr_d"], cfg["lr"]) == (2.0, 1, 5e-5, 2e-4)
     history = ckpt.read_meta(out / "checkpoint.safetensors")["history"]
     assert all(h["R1"] > 0 for h in history)
+    lazy = tmp_path / "lazy"  # the default: every 16 steps (logged where it ran)
+    argv = [*args[:-3], "3", "--out", str(lazy), "--r1-gamma", "2"]
+    assert main(argv) == 0
+    history = ckpt.read_meta(lazy / "checkpoint.safetensors")["history"]
+    assert ["R1" in h for h in history] == [True, False, False]
+    assert ckpt.read_meta(lazy / "generator.safetensors")["config"]["r1_every"] == 16
     recipe, _ = chapter.recipe_and_config("smoke", r1_gamma=2.0, lr_d=5e-5)
     opts = recipe.optimizers(recipe.build(), torch.device("cpu"))
     assert [opts[k].param_groups[0]["lr"] for k in ("G", "D")] == [2e-4, 5e-5]
-    plain, _ = chapter.recipe_and_config("smoke")
-    assert (plain.r1_gamma, plain.d_lr) == (0.0, 2e-4)  # the paper's: no R1, one lr
+    paper, _ = chapter.recipe_and_config("gpu")
+    assert (paper.r1_gamma, paper.d_lr) == (0.0, 2e-4)  # the paper's: no R1, one lr
+    laptop, _ = chapter.recipe_and_config("cpu")  # the shipped run's lazy R1
+    assert (laptop.r1_gamma, laptop.r1_every, laptop.d_lr) == (1.0, 16, 2e-4)
+    assert chapter.recipe_and_config("cpu", r1_gamma=0.0)[0].r1_gamma == 0.0
     assert main([*args, "--r1-gamma", "-1", "--overwrite"]) == 2
     assert "r1_gamma must be >= 0" in capsys.readouterr().err
+    assert main([*args, "--r1-gamma", "1", "--r1-every", "0", "--overwrite"]) == 2
+    assert "r1_every must be an int >= 1" in capsys.readouterr().err
 
 
 def test_world_birds_grid(tmp_path):

@@ -367,7 +367,7 @@ def test_alignment_gain_accepts_the_printed_value():
     from ganlab.grading.checks.gan_int_cls import measured_alignment_gain
 
     gain = measured_alignment_gain()
-    assert 0.2 < gain < 0.35  # the shipped manifest: 0.463 - 0.183
+    assert 0.2 < gain < 0.35  # the shipped manifest: 0.432 - 0.183
     check(CHAPTER, "5", {"alignment_above_chance": round(gain, 3)})
 
 

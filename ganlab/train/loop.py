@@ -221,14 +221,20 @@ class StepContext:
         lazy regularisation (Karras et al. 2020) the penalty runs every ``k`` steps and is
         scaled by ``k``, so its weight per step is unchanged:
         :math:`\mathcal{L} = k \cdot \text{fn}(\ldots)` when ``step % k == 0``, else
-        nothing: the method returns None and the caller adds no term.
+        nothing: the method returns None and the caller adds no term. When ``fn`` returns a
+        tuple (a penalty and what came with it, e.g. ``return_scores=True``), only its first
+        element is scaled.
         """
         if not self.every(every):
             return None
         as_fp32 = lambda v: v.float() if torch.is_tensor(v) and v.is_floating_point() else v  # noqa: E731
         with self.full_precision():
             value = fn(*(as_fp32(a) for a in args), **{k: as_fp32(v) for k, v in kwargs.items()})
-        return value * every if every != 1 else value
+        if every == 1:
+            return value
+        if isinstance(value, tuple):
+            return (value[0] * every, *value[1:])
+        return value * every
 
     def indices(self, n: int) -> torch.Tensor:
         """A random minibatch of indices into a dataset of ``n`` items, on the device."""
