@@ -46,6 +46,27 @@ def test_refine_sketch_is_a_stage2_train_option(run, tmp_path):
     )
 
 
+def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
+    """``--r1-gamma`` adds R1 on D's real pairs every ``--r1-every`` steps (logged where it ran,
+    recorded in the config); off by default, as the paper; a bad interval is refused."""
+    argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "3"]
+    stage1 = str(run / "stage1" / "generator.safetensors")
+    out = tmp_path / "r1"
+    assert (
+        main([*argv, "--stage1", stage1, "--r1-gamma", "2", "--r1-every", "2", "--out", str(out)])
+        == 0
+    )
+    history = ckpt.read_meta(out / "stage2" / "checkpoint.safetensors")["history"]
+    assert ["R1" in h for h in history] == [True, False, True]
+    assert all(h["R1"] > 0 for h in history if "R1" in h)
+    cfg = ckpt.read_meta(out / "stage2" / "generator.safetensors")["config"]
+    assert (cfg["r1_gamma"], cfg["r1_every"]) == (2.0, 2)
+    assert "r1_gamma" not in ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]
+    assert main([*argv, "--stage1", stage1, "--r1-gamma", "1", "--r1-every", "0",
+                 "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
+    assert "r1_every must be an int >= 1" in capsys.readouterr().err
+
+
 def test_stage2_training_leaves_stage1_untouched(run):
     s1, _ = ckpt.load_state(run / "stage1" / "generator.safetensors")
     s2, _ = ckpt.load_state(run / "stage2" / "generator.safetensors")

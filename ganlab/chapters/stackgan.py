@@ -29,6 +29,7 @@ from ganlab.chapters.contract import (
 from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import stackgan as M
+from ganlab.nn import r1_penalty
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train import checkpoint as ckpt
 from ganlab.train.export import ModelSpec, generator_prefix
@@ -78,6 +79,8 @@ class _StackGANRecipe(Recipe):
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     kl_weight: float = M.KL_WEIGHT
+    r1_gamma: float = 0.0  # R1 on D's real pairs (0: none, the paper's); a course stabiliser
+    r1_every: int = 16  # lazy R1: every k steps, scaled by k (StyleGAN2's k = 16)
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -87,6 +90,14 @@ class _StackGANRecipe(Recipe):
     def check_world(self) -> None:
         check_framing(self.framing)
         check_scene(self.scene)
+        if not self.r1_gamma >= 0:
+            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma!r}")
+        if not (isinstance(self.r1_every, int) and self.r1_every >= 1):
+            raise ValueError(f"r1_every must be an int >= 1 (steps), got {self.r1_every!r}")
+
+    def regulariser_config(self) -> dict:
+        """The R1 settings, recorded only when R1 is on (the paper's runs have none)."""
+        return {"r1_gamma": self.r1_gamma, "r1_every": self.r1_every} if self.r1_gamma else {}
 
     def optimizers(self, modules, device):
         trainable = {k: [p for p in modules[k].parameters() if p.requires_grad] for k in "GD"}
@@ -144,7 +155,15 @@ class _StackGANRecipe(Recipe):
             (s_r, s_w), s_f, u_r, u_f = real_out, fake_out, None, None
         s_r, s_w, s_f = s_r.float(), s_w.float(), s_f.float()
         loss_d = M.discriminator_loss(s_r, s_w, s_f, u_r, u_f)
-        ctx.update("D", loss_d)
+        r1 = None
+        if self.r1_gamma > 0:  # R1 on D's real pairs (both of its logits), lazily, in fp32
+
+            def real_scores(img):  # (B, 3, S, S) -> (B,): conditional (+ unconditional) logit
+                out = ctx.raw["D"](img, cond)
+                return out[0] + out[1] if uncond else out
+
+            r1 = ctx.penalty(r1_penalty, real_scores, x, self.r1_gamma, every=self.r1_every)
+        ctx.update("D", loss_d if r1 is None else loss_d + r1)
 
         z = torch.randn(ctx.batch_size, z_dim, device=ctx.device)
         with ctx.autocast():
@@ -156,13 +175,16 @@ class _StackGANRecipe(Recipe):
             None if g_uncond is None else g_uncond.float(),
         )  # fmt: skip
         ctx.update("G", loss_g)
-        return {
+        logs = {
             "loss_D": loss_d.detach(),
             "loss_G": loss_g.detach(),
             "KL": M.kl_divergence(mu.detach().float(), logvar.detach().float()),
             "D(x,t)": torch.sigmoid(s_r).mean().detach(),
             "D(G(z,c),t)": torch.sigmoid(s_f).mean().detach(),
         }
+        if r1 is not None:  # the penalty per step, as without laziness
+            logs["R1"] = r1.detach() / self.r1_every
+        return logs
 
 
 @dataclass
@@ -183,7 +205,7 @@ class StageIRecipe(_StackGANRecipe):
         keys = ("image_size", "ngf", "ndf", "use_ca", "kl_weight", "lr")
         return {
             "stage": 1, **{k: getattr(self, k) for k in keys}, "betas": list(self.betas),
-            **world_config(self),
+            **self.regulariser_config(), **world_config(self),
         }  # fmt: skip
 
     def generator_spec(self) -> ModelSpec:
@@ -236,7 +258,8 @@ class StageIIRecipe(_StackGANRecipe):
         keys = ("ngf", "ndf", "num_residual", "refine_sketch", "kl_weight", "lr")
         return {
             "stage": 2, "image_size": self.image_size, **{k: getattr(self, k) for k in keys},
-            "betas": list(self.betas), "stage1": self.stage1, **world_config(self),
+            "betas": list(self.betas), "stage1": self.stage1, **self.regulariser_config(),
+            **world_config(self),
         }  # fmt: skip
 
     def generator_spec(self) -> ModelSpec:
@@ -439,6 +462,14 @@ class StackGAN(CaptionChapter):
                 "--refine-sketch", action="store_true", default=None,
                 help="Stage-II corrects the upsampled Stage-I image (a course deviation)",
             )  # fmt: skip
+            parser.add_argument(
+                "--r1-gamma", type=float, metavar="G",
+                help="R1 penalty weight on D's real pairs (default 0: none, as the paper)",
+            )  # fmt: skip
+            parser.add_argument(
+                "--r1-every", type=int, metavar="K",
+                help="lazy R1: every K steps, scaled by K (default 16, as StyleGAN2)",
+            )  # fmt: skip
         elif command in ("sample", "evaluate", "bench"):
             default = 2 if command == "sample" else None
             parser.add_argument(
@@ -448,7 +479,9 @@ class StackGAN(CaptionChapter):
 
     def train_options(self, args) -> dict:
         refine = {"refine_sketch": True} if getattr(args, "refine_sketch", None) else {}
-        return super().train_options(args) | refine
+        r1 = {k: getattr(args, k, None) for k in ("r1_gamma", "r1_every")}
+        r1 = {k: v for k, v in r1.items() if v is not None}
+        return super().train_options(args) | refine | r1
 
     def runs(self, profile, args, overrides, results):
         """Stage-I then Stage-II on it (default), or one ``--stage``; runs in OUT/stage1,
