@@ -177,6 +177,15 @@ def test_lambda_options_train_the_ablations_runs(tmp_path, capsys):
     assert (w.lambda_ds, w.lambda_cyc, w.lambda_sty) == (0.0, 0.0, 1.0)
     assert main([*args, "--lambda-cyc", "-1", "--overwrite"]) == 2
     assert "lambda_cyc must be a finite number >= 0" in capsys.readouterr().err
+    assert "f_lr" not in cfg  # the official rate is not recorded
+    fast = tmp_path / "fast_f"
+    assert main([*args[:-1], str(fast), "--f-lr", "1e-4"]) == 0
+    assert ckpt.read_meta(fast / "generator.safetensors")["config"]["f_lr"] == 1e-4
+    recipe, _ = chapter.recipe_and_config("smoke", f_lr=1e-4)
+    groups = recipe.optimizers(recipe.build(), torch.device("cpu"))["G"].param_groups
+    assert [g["lr"] for g in groups] == [M.LR, 1e-4, M.LR]  # G, F, E
+    assert main([*args, "--f-lr", "0", "--overwrite"]) == 2
+    assert "f_lr must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_profiles_keep_the_official_batch_and_fit_the_size_budget():

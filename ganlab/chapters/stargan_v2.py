@@ -3,7 +3,8 @@ r"""Chapter 8, StarGAN v2 on the faces world: profiles, recipe, translation, eva
 The commands (``ganlab train/sample/evaluate/bench/ship stargan-v2``) are the course's generic
 ones (:mod:`ganlab.chapters.commands`); this module declares what they need: ``CHAPTER``.
 ``train`` also takes ``--lambda-ds``, ``--lambda-sty`` and ``--lambda-cyc`` (0 takes a loss
-out: the ablation's runs, like the paper's Table 1) and ``--repeat-num`` (G's down/up blocks).
+out: the ablation's runs, like the paper's Table 1), ``--repeat-num`` (G's down/up blocks) and
+``--f-lr`` (the mapping network's learning rate).
 
 **One iteration** is the official ``Solver.train`` (:mod:`ganlab.models.stargan_v2` has every
 formula): D is updated twice, with latent-guided fakes G(x, F_y~(z)) and reference-guided ones
@@ -129,6 +130,7 @@ class StarGANRecipe(Recipe):
     lambda_sty: float = 1.0
     lambda_cyc: float = 1.0
     lambda_reg: float = 1.0
+    f_lr: float = M.F_LR  # the mapping network's Adam rate (official 1e-6)
     data_root: str | None = None
     chapter: str = field(default=NAME, init=False)
 
@@ -137,6 +139,8 @@ class StarGANRecipe(Recipe):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not (isinstance(self.f_lr, (int, float)) and math.isfinite(self.f_lr) and self.f_lr > 0):
+            raise ValueError(f"f_lr must be a finite number > 0, got {self.f_lr!r}")
         if not (isinstance(self.n_faces, int) and self.n_faces >= 2):
             raise ValueError(f"n_faces must be an int >= 2, got {self.n_faces!r}")
 
@@ -144,7 +148,12 @@ class StarGANRecipe(Recipe):
         keys = ("img_size", "dim_in", "max_conv_dim", "repeat_num", "hidden_dim", "latent_dim",
                 "style_dim", "lambda_ds", "lambda_sty", "lambda_cyc", "lambda_reg", "flip",
                 "n_faces")  # fmt: skip
-        return {**{k: getattr(self, k) for k in keys}, "data": self.data_root or "faces world"}
+        own = {"f_lr": self.f_lr} if self.f_lr != M.F_LR else {}  # recorded when not official
+        return {
+            **{k: getattr(self, k) for k in keys},
+            **own,
+            "data": self.data_root or "faces world",
+        }
 
     def generator_spec(self) -> ModelSpec:
         return ModelSpec.of(
@@ -169,7 +178,7 @@ class StarGANRecipe(Recipe):
         T = modules["G"]
         groups = [  # the official three Adams as three groups of one (moments are per param)
             {"params": T.generator.parameters(), "lr": M.LR},
-            {"params": T.mapping_network.parameters(), "lr": M.F_LR},
+            {"params": T.mapping_network.parameters(), "lr": self.f_lr},
             {"params": T.style_encoder.parameters(), "lr": M.LR},
         ]
         kw = dict(weight_decay=M.WEIGHT_DECAY)
@@ -608,6 +617,10 @@ class StarGANv2Chapter(Chapter):
                 help="G's down/up blocks (the bottleneck at S / 2**K); default: the profile's "
                 "(the official log2(S) - 4)",
             )  # fmt: skip
+            parser.add_argument(
+                "--f-lr", type=float, metavar="LR",
+                help="the mapping network's learning rate (default: the official 1e-6)",
+            )  # fmt: skip
         if command == "sample":
             parser.add_argument(
                 "--domain",
@@ -625,7 +638,7 @@ class StarGANv2Chapter(Chapter):
             )
 
     def train_options(self, args) -> dict:
-        names = ("lambda_ds", "lambda_sty", "lambda_cyc", "repeat_num")
+        names = ("lambda_ds", "lambda_sty", "lambda_cyc", "repeat_num", "f_lr")
         return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
     def generator(self, G, meta, for_evaluation=False):
