@@ -201,6 +201,25 @@ class CaptionChapter(Chapter):
         world = {k: getattr(args, k, None) for k in ("framing", "scene")}
         return {k: v for k, v in world.items() if v}
 
+    @staticmethod
+    def add_r1_options(parser: argparse.ArgumentParser, gamma_default: str) -> None:
+        """``--r1-gamma`` / ``--r1-every``: a lazy R1 on D's real pairs, a course stabiliser
+        (``gamma_default`` says what the profiles use)."""
+        parser.add_argument(
+            "--r1-gamma", type=float, metavar="G",
+            help=f"R1 penalty weight on D's real pairs (default: {gamma_default})",
+        )  # fmt: skip
+        parser.add_argument(
+            "--r1-every", type=int, metavar="K",
+            help="lazy R1: every K steps, scaled by K (default 16, as StyleGAN2)",
+        )  # fmt: skip
+
+    @staticmethod
+    def r1_options(args: argparse.Namespace) -> dict:
+        """The given ones of ``--r1-gamma`` / ``--r1-every`` as recipe overrides."""
+        r1 = {k: getattr(args, k, None) for k in ("r1_gamma", "r1_every")}
+        return {k: v for k, v in r1.items() if v is not None}
+
     def text_encoder(self):
         """The frozen caption encoder this chapter's generator reads (kind: joint or damsm)."""
         raise NotImplementedError

@@ -23,7 +23,7 @@ from ganlab.chapters.contract import (
 from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import gan_int_cls as M
-from ganlab.nn import r1_penalty
+from ganlab.nn import check_lazy_r1, r1_penalty
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train.export import ModelSpec
 from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
@@ -94,10 +94,7 @@ class GANINTCLSRecipe(Recipe):
         check_framing(self.framing)
         check_scene(self.scene)
         self.switches = M.variant(self.variant)
-        if not self.r1_gamma >= 0:
-            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma!r}")
-        if not (isinstance(self.r1_every, int) and self.r1_every >= 1):
-            raise ValueError(f"r1_every must be an int >= 1 (steps), got {self.r1_every!r}")
+        check_lazy_r1(self.r1_gamma, self.r1_every)
         if self.lr_d is not None and not self.lr_d > 0:
             raise ValueError(f"lr_d must be > 0 (or None: lr), got {self.lr_d!r}")
         if not self.text and self.switches.cls:
@@ -305,15 +302,7 @@ class GANINTCLS(CaptionChapter):
         super().add_options(command, parser)
         if command == "train":
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANT_NAMES)}")
-            parser.add_argument(
-                "--r1-gamma", type=float, metavar="G",
-                help="R1 penalty weight on D's real pairs (default: the profile's; cpu 1, "
-                "gpu 0: none, as the paper)",
-            )  # fmt: skip
-            parser.add_argument(
-                "--r1-every", type=int, metavar="K",
-                help="lazy R1: every K steps, scaled by K (default 16, as StyleGAN2)",
-            )  # fmt: skip
+            self.add_r1_options(parser, "the profile's; cpu 1, gpu 0: none, as the paper")
             parser.add_argument(
                 "--lr-d", type=float, metavar="LR",
                 help="D's learning rate (default: G's, 2e-4, as the paper)",
@@ -322,8 +311,8 @@ class GANINTCLS(CaptionChapter):
             parser.add_argument("--main", action="store_true", help="ship as the main model")
 
     def train_options(self, args) -> dict:
-        own = {"r1_gamma": args.r1_gamma, "r1_every": args.r1_every, "lr_d": args.lr_d}
-        own = {k: v for k, v in own.items() if v is not None}
+        lr_d = {"lr_d": args.lr_d} if args.lr_d is not None else {}
+        own = self.r1_options(args) | lr_d
         return {"variant": args.variant, **own, **super().train_options(args)}
 
     def manifest_extra(self, recipe) -> dict:

@@ -29,7 +29,7 @@ from ganlab.chapters.contract import (
 from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import stackgan as M
-from ganlab.nn import r1_penalty
+from ganlab.nn import check_lazy_r1, r1_penalty
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train import checkpoint as ckpt
 from ganlab.train.export import ModelSpec, generator_prefix
@@ -90,10 +90,7 @@ class _StackGANRecipe(Recipe):
     def check_world(self) -> None:
         check_framing(self.framing)
         check_scene(self.scene)
-        if not self.r1_gamma >= 0:
-            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma!r}")
-        if not (isinstance(self.r1_every, int) and self.r1_every >= 1):
-            raise ValueError(f"r1_every must be an int >= 1 (steps), got {self.r1_every!r}")
+        check_lazy_r1(self.r1_gamma, self.r1_every)
 
     def regulariser_config(self) -> dict:
         """The R1 settings, recorded only when R1 is on (the paper's runs have none)."""
@@ -462,14 +459,7 @@ class StackGAN(CaptionChapter):
                 "--refine-sketch", action="store_true", default=None,
                 help="Stage-II corrects the upsampled Stage-I image (a course deviation)",
             )  # fmt: skip
-            parser.add_argument(
-                "--r1-gamma", type=float, metavar="G",
-                help="R1 penalty weight on D's real pairs (default 0: none, as the paper)",
-            )  # fmt: skip
-            parser.add_argument(
-                "--r1-every", type=int, metavar="K",
-                help="lazy R1: every K steps, scaled by K (default 16, as StyleGAN2)",
-            )  # fmt: skip
+            self.add_r1_options(parser, "0: none, as the paper")
         elif command in ("sample", "evaluate", "bench"):
             default = 2 if command == "sample" else None
             parser.add_argument(
@@ -479,9 +469,7 @@ class StackGAN(CaptionChapter):
 
     def train_options(self, args) -> dict:
         refine = {"refine_sketch": True} if getattr(args, "refine_sketch", None) else {}
-        r1 = {k: getattr(args, k, None) for k in ("r1_gamma", "r1_every")}
-        r1 = {k: v for k, v in r1.items() if v is not None}
-        return super().train_options(args) | refine | r1
+        return super().train_options(args) | refine | self.r1_options(args)
 
     def runs(self, profile, args, overrides, results):
         """Stage-I then Stage-II on it (default), or one ``--stage``; runs in OUT/stage1,

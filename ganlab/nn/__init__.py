@@ -27,6 +27,7 @@ from ganlab.nn.minibatch_std import MinibatchStdDev, minibatch_stddev
 from ganlab.nn.noise import NoiseInjection
 from ganlab.nn.normalization import AdaIN, PixelNorm, instance_norm, pixel_norm
 from ganlab.nn.penalties import (
+    check_lazy_r1,
     drift_penalty,
     input_gradients,
     lazy_regularisation_adam,
@@ -50,6 +51,7 @@ __all__ = [
     "WordAttention",
     "apply_spectral_norm",
     "blur_kernel",
+    "check_lazy_r1",
     "drift_penalty",
     "glu",
     "has_spectral_norm",
