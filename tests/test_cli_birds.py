@@ -140,3 +140,36 @@ def test_profiles_world_and_real_data():
     assert "framing" not in recipe.config()  # runs on the whole scene read as they always did
     recipe, _ = gan_int_cls.recipe_and_config("gpu")
     assert (recipe.framing, recipe.scene) == ("full", "full")
+
+
+def test_gan_int_cls_linear_lr_decay_option(tmp_path, capsys):
+    """``--lr-decay linear``: G's and D's rates stay at 2e-4 for the first half of the run,
+    then fall linearly to 0 at its end; recorded in the config only when used."""
+    from ganlab.chapters import gan_int_cls as chapter
+    from ganlab.train.loop import Trainer, linear_decay
+
+    assert [linear_decay(s, 8) for s in (0, 3, 4, 6, 7, 8)] == [1, 1, 1, 0.5, 0.25, 0]
+    assert linear_decay(0, 1) == 1.0  # a one-step run trains at the full rate
+    out = tmp_path / "decay"
+    args = ["train", "gan-int-cls", "--profile", "smoke", "--steps", "2", "--out", str(out)]
+    assert main([*args, "--lr-decay", "linear"]) == 0
+    assert ckpt.read_meta(out / "generator.safetensors")["config"]["lr_decay"] == "linear"
+    recipe, cfg = chapter.recipe_and_config("smoke", lr_decay="linear", steps=8, progress=False)
+    trainer = Trainer(recipe, cfg, device="cpu")
+    seen = []
+    real_step = recipe.step
+
+    def spy(ctx):
+        seen.append([trainer.opts[k].param_groups[0]["lr"] for k in ("G", "D")])
+        return real_step(ctx)
+
+    recipe.step = spy
+    trainer.fit()
+    assert [g for g, _ in seen] == pytest.approx([2e-4] * 5 + [1.5e-4, 1e-4, 5e-5])
+    assert all(g == d for g, d in seen)
+    constant, _ = chapter.recipe_and_config("cpu")  # the profiles keep the paper's constant rate
+    assert constant.schedules() == {} and "lr_decay" not in constant.config()
+    with pytest.raises(ValueError, match="lr_decay must be one of"):
+        chapter.recipe_and_config("smoke", lr_decay="cosine")
+    assert main([*args, "--lr-decay", "cosine", "--overwrite"]) == 2
+    assert "invalid choice: 'cosine'" in capsys.readouterr().err

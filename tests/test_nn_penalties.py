@@ -131,3 +131,16 @@ def test_lazy_regularisation_adam_settings():
     assert b1 == 0.0 and b2 == pytest.approx(0.9905854573074332)
     with pytest.raises(ValueError, match="interval"):
         lazy_regularisation_adam(0.002, (0.0, 0.99), 1)
+
+
+def test_r1_settings_checks_name_the_setting_and_refuse_bools():
+    from ganlab.nn import check_lazy_r1, check_r1_gamma
+
+    check_r1_gamma(0.0)
+    check_lazy_r1(10.0, 16)
+    for gamma in (-1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="r1_gamma must be >= 0"):
+            check_lazy_r1(gamma, 16)
+    for every in (0, 2.0, True):  # True is an int to Python, not a number of steps
+        with pytest.raises(ValueError, match="r1_every must be an int >= 1"):
+            check_lazy_r1(1.0, every)

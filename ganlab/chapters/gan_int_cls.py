@@ -26,13 +26,22 @@ from ganlab.models import gan_int_cls as M
 from ganlab.nn import check_lazy_r1, r1_penalty
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train.export import ModelSpec
-from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
+from ganlab.train.loop import (
+    LoopSettings,
+    Recipe,
+    StepContext,
+    TrainConfig,
+    Trainer,
+    adam,
+    linear_decay,
+)
 
 NAME = "gan-int-cls"
 SHIPPED = "gan_int_cls"  # ganlab/weights/gan_int_cls.safetensors
 CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
 VARIANT_NAMES = ("gan", "gan-cls", "gan-int", "gan-int-cls", "no-text")  # the comparison
 INT_WEIGHT = 0.5  # interpolated texts on the whole batch, weighted as the official code
+LR_DECAYS = ("none", "linear")  # --lr-decay: constant, or linear to 0 over the second half
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,7 @@ class GANINTCLSRecipe(Recipe):
     lr_d: float | None = None  # D's learning rate (None: ``lr``, the paper's); TTUR below it
     r1_gamma: float = 0.0  # R1 on D(x, h) (0: none, the paper's); a stabiliser, not Reed's
     r1_every: int = 16  # lazy R1: every k steps, scaled by k (StyleGAN2's k = 16)
+    lr_decay: str = "none"  # "linear": the second half decays to 0 (the paper halves per 100 ep.)
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -98,6 +108,8 @@ class GANINTCLSRecipe(Recipe):
         check_scene(self.scene)
         self.switches = M.variant(self.variant)
         check_lazy_r1(self.r1_gamma, self.r1_every)
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {self.lr_decay!r}")
         if self.lr_d is not None and not self.lr_d > 0:
             raise ValueError(f"lr_d must be > 0 (or None: lr), got {self.lr_d!r}")
         if not self.text and self.switches.cls:
@@ -110,6 +122,8 @@ class GANINTCLSRecipe(Recipe):
         extra = {"betas": list(self.betas), "lr_d": self.d_lr, "r1_gamma": self.r1_gamma}
         if self.r1_gamma > 0:
             extra["r1_every"] = self.r1_every
+        if self.lr_decay != "none":  # recorded only when used (older manifests lack it)
+            extra["lr_decay"] = self.lr_decay
         return {k: getattr(self, k) for k in keys} | extra | world_config(self)
 
     @property
@@ -126,6 +140,9 @@ class GANINTCLSRecipe(Recipe):
         G = self.generator_spec().build()
         D = M.Discriminator(1024, self.proj_dim, self.ndf, self.image_size)
         return {"G": G, "D": D}
+
+    def schedules(self):
+        return {"G": linear_decay, "D": linear_decay} if self.lr_decay == "linear" else {}
 
     def optimizers(self, modules, device):
         lrs = {"G": self.lr, "D": self.d_lr}
@@ -310,12 +327,17 @@ class GANINTCLS(CaptionChapter):
                 "--lr-d", type=float, metavar="LR",
                 help="D's learning rate (default: G's, 2e-4, as the paper)",
             )  # fmt: skip
+            parser.add_argument(
+                "--lr-decay", choices=LR_DECAYS,
+                help="learning-rate schedule of G and D: none (constant, the default) or "
+                "linear (constant for the first half, then linearly to 0)",
+            )  # fmt: skip
         if command == "ship":
             parser.add_argument("--main", action="store_true", help="ship as the main model")
 
     def train_options(self, args) -> dict:
-        lr_d = {"lr_d": args.lr_d} if args.lr_d is not None else {}
-        own = self.r1_options(args) | lr_d
+        lr = {k: getattr(args, k) for k in ("lr_d", "lr_decay") if getattr(args, k) is not None}
+        own = self.r1_options(args) | lr
         return {"variant": args.variant, **own, **super().train_options(args)}
 
     def manifest_extra(self, recipe) -> dict:

@@ -66,7 +66,7 @@ import torch
 
 from ganlab.chapters.contract import Chapter, Profile, split_overrides
 from ganlab.models import stylegan as M
-from ganlab.nn import r1_penalty
+from ganlab.nn import check_r1_gamma, r1_penalty
 from ganlab.train.export import ModelSpec
 from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, adam
 
@@ -144,8 +144,7 @@ class StyleGANRecipe(Recipe):
         M.resolution_log2(self.resolution)
         if self.r1_gamma is None:
             self.r1_gamma = M.r1_gamma(self.resolution)
-        if not self.r1_gamma >= 0:
-            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        check_r1_gamma(self.r1_gamma)
         if not 0 < self.mapping_lr_mul <= 1:
             raise ValueError(f"mapping_lr_mul must be in (0, 1], got {self.mapping_lr_mul}")
         if self.mapping_layers < 1:

@@ -28,6 +28,7 @@ from ganlab.nn.noise import NoiseInjection
 from ganlab.nn.normalization import AdaIN, PixelNorm, instance_norm, pixel_norm
 from ganlab.nn.penalties import (
     check_lazy_r1,
+    check_r1_gamma,
     drift_penalty,
     input_gradients,
     lazy_regularisation_adam,
@@ -52,6 +53,7 @@ __all__ = [
     "apply_spectral_norm",
     "blur_kernel",
     "check_lazy_r1",
+    "check_r1_gamma",
     "drift_penalty",
     "glu",
     "has_spectral_norm",

@@ -128,11 +128,16 @@ def drift_penalty(real_scores: torch.Tensor, weight: float = 0.001) -> torch.Ten
     return weight * real_scores.float().pow(2).mean()
 
 
-def check_lazy_r1(gamma: float, every: int) -> None:
-    """A recipe's R1 settings: ``gamma`` >= 0 (0: no R1) and ``every`` an int >= 1 (steps)."""
-    if not gamma >= 0:
+def check_r1_gamma(gamma: float) -> None:
+    """A recipe's R1 weight: a number >= 0 (0: no R1)."""
+    if isinstance(gamma, bool) or not gamma >= 0:
         raise ValueError(f"r1_gamma must be >= 0, got {gamma!r}")
-    if not (isinstance(every, int) and every >= 1):
+
+
+def check_lazy_r1(gamma: float, every: int) -> None:
+    """A recipe's lazy R1: ``gamma`` >= 0 (0: no R1) and ``every`` an int >= 1 (steps)."""
+    check_r1_gamma(gamma)
+    if isinstance(every, bool) or not (isinstance(every, int) and every >= 1):
         raise ValueError(f"r1_every must be an int >= 1 (steps), got {every!r}")
 
 

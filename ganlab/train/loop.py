@@ -112,6 +112,13 @@ def adam(params, lr: float, betas: tuple[float, float], device: torch.device, **
 Schedule = Callable[[int, int], float]  # (step, total) -> learning-rate factor
 
 
+def linear_decay(step: int, total: int) -> float:
+    """A :data:`Schedule`: the full rate for the first half of the run, then linearly to 0
+    at its end (pix2pix's and SPADE's niter = niter_decay)."""
+    half = total // 2
+    return 1.0 if step < half else max(0.0, (total - step) / max(total - half, 1))
+
+
 class Recipe:
     """What one chapter trains. Subclasses set ``chapter`` and override the methods.
 
