@@ -88,8 +88,9 @@ The official D loss with ``cls_weight=0.5`` is exactly the one above (real + 0.5
 (1 - 0.5) fake; ``cls_weight=0`` gives real + fake).
 
 Training (``ganlab/chapters/gan_int_cls.py``), official settings against the course's. The
-course keeps Adam 2e-4 / beta1 0.5 / batch 64; the two data and schedule settings below are
-NOT implemented, and the shipped weights were trained without them:
+course keeps Adam 2e-4 / beta1 0.5 / batch 64; the official schedule and augmentation below
+are NOT implemented (a linear decay is an option), and the shipped weights were trained
+without either:
 
 ==========================  ==========================================  ==========================
 what                        official code (``train_cub.sh``)            course (shipped weights)
@@ -97,7 +98,12 @@ what                        official code (``train_cub.sh``)            course (
 learning rate schedule      halved every 100 of 600 epochs (``decay``)  constant 2e-4 (the cpu
                                                                         run: 7,000 steps, about
                                                                         45 epochs of 10,000
-                                                                        birds)
+                                                                        birds); ``--lr-decay
+                                                                        linear`` decays it to 0
+                                                                        over the run's second
+                                                                        half (measured, not
+                                                                        shipped: the profile's
+                                                                        comment)
 augmentation                images loaded at 76 px, a random 64 px      none: the birds world is
                             crop, random horizontal flip                drawn at the target size
                                                                         (its poses already vary
