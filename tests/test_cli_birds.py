@@ -124,11 +124,13 @@ def test_stage_two_refuses_a_stage_one_of_another_world():
     from ganlab.chapters import stackgan
 
     with pytest.raises(ValueError, match="train both stages on one world"):
-        stackgan.recipe_and_config("smoke", 2, framing="tight")  # shipped Stage-I: whole scene
+        stackgan.recipe_and_config("smoke", 2, framing="full")  # shipped Stage-I: tight crops
+    with pytest.raises(ValueError, match="train both stages on one world"):
+        stackgan.recipe_and_config("smoke", 2, scene="full")  # ... before plain backgrounds
 
 
 def test_profiles_world_and_real_data():
-    """The laptop profiles of chapter 2 train on tight crops before plain backgrounds (the
+    """The laptop profiles of chapters 2 and 3 train on tight crops before plain backgrounds (the
     birds study); a real dataset (``data_root``) is never re-framed unless asked."""
     from ganlab.chapters import gan_int_cls
 
@@ -140,6 +142,12 @@ def test_profiles_world_and_real_data():
     assert "framing" not in recipe.config()  # runs on the whole scene read as they always did
     recipe, _ = gan_int_cls.recipe_and_config("gpu")
     assert (recipe.framing, recipe.scene) == ("full", "full")
+    from ganlab.chapters import stackgan  # chapter 3's laptop profiles too, both stages
+
+    for stage in (1, 2):
+        recipe, _ = stackgan.recipe_and_config("cpu", stage)
+        assert (recipe.framing, recipe.scene) == ("tight", "plain")
+    assert (stackgan.recipe_and_config("gpu", 1)[0].framing) == "full"
 
 
 def test_gan_int_cls_linear_lr_decay_option(tmp_path, capsys):

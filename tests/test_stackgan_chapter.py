@@ -33,22 +33,25 @@ def test_train_runs_stage1_then_stage2_on_it(run):
     assert m1["manifest"]["steps"] == m2["manifest"]["steps"] == 3
 
 
-def test_refine_sketch_is_a_stage2_train_option(run, tmp_path):
+def test_refine_sketch_is_the_laptop_profiles_and_a_stage2_train_option(run, tmp_path):
+    """The laptop profiles refine the sketch (a course deviation); ``--no-refine-sketch`` is
+    the paper's Stage-II, which the gpu profile keeps."""
+    assert all(chapter.PROFILES[p].model.refine_sketch for p in ("smoke", "cpu"))
+    assert not chapter.PROFILES["gpu"].model.refine_sketch
+    assert ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]["refine_sketch"]
     argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "1"]
     stage1 = str(run / "stage1" / "generator.safetensors")
-    assert main([*argv, "--stage1", stage1, "--refine-sketch", "--out", str(tmp_path)]) == 0
+    assert main([*argv, "--stage1", stage1, "--no-refine-sketch", "--out", str(tmp_path)]) == 0
     meta = ckpt.read_meta(tmp_path / "stage2" / "generator.safetensors")
-    assert meta["config"]["refine_sketch"] is True
+    assert meta["config"]["refine_sketch"] is False
     G, _ = chapter.load_generator(tmp_path / "stage2" / "generator.safetensors")
-    assert G.refine_sketch
-    assert (
-        ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]["refine_sketch"] is False
-    )
+    assert not G.refine_sketch
 
 
 def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
     """``--r1-gamma`` adds R1 on D's real pairs every ``--r1-every`` steps (logged where it ran,
-    recorded in the config); off by default, as the paper; a bad interval is refused."""
+    recorded in the config); the laptop profiles' Stage-II has gamma 1, the gpu profile none,
+    as the paper; a bad interval is refused."""
     argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "3"]
     stage1 = str(run / "stage1" / "generator.safetensors")
     out = tmp_path / "r1"
@@ -61,7 +64,13 @@ def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
     assert all(h["R1"] > 0 for h in history if "R1" in h)
     cfg = ckpt.read_meta(out / "stage2" / "generator.safetensors")["config"]
     assert (cfg["r1_gamma"], cfg["r1_every"]) == (2.0, 2)
-    assert "r1_gamma" not in ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]
+    # the profile's own: R1 (gamma 1) on Stage-II's D only; --r1-gamma 0 is the paper's D
+    assert ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]["r1_gamma"] == 1.0
+    assert "r1_gamma" not in ckpt.read_meta(run / "stage1" / "generator.safetensors")["config"]
+    assert chapter.PROFILES["gpu"].model.r1_gamma2 == 0.0
+    off = tmp_path / "off"
+    assert main([*argv, "--stage1", stage1, "--r1-gamma", "0", "--out", str(off)]) == 0
+    assert "r1_gamma" not in ckpt.read_meta(off / "stage2" / "generator.safetensors")["config"]
     assert main([*argv, "--stage1", stage1, "--r1-gamma", "1", "--r1-every", "0",
                  "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
     assert "r1_every must be an int >= 1" in capsys.readouterr().err

@@ -66,18 +66,27 @@ frozen Stage-I             port: requires_grad False but left in train    requir
                            mode (BN batch stats, running stats drift)     AND kept in eval mode
 image sizes                64 -> 256                                      s1 in {16, 32, 64},
                                                                           Stage-II 4 * s1
-Stage-II output            tanh(conv(h)): a new image from the 16x16      the same by default;
-                           code                                           ``refine_sketch``:
+Stage-II output            tanh(conv(h)): a new image from the 16x16      the same by default
+                           code                                           (gpu profile);
+                                                                          ``refine_sketch``
+                                                                          (cpu, smoke profiles):
                                                                           tanh(atanh(up4(s0))
                                                                           + conv(h)), a
                                                                           correction of the
                                                                           upsampled sketch
-D's regulariser            none                                           none by default;
-                                                                          ``--r1-gamma`` adds
-                                                                          R1 on D's real pairs
-                                                                          (both logits), lazily
-                                                                          every 16 steps
-                                                                          (``--r1-every``)
+D's regulariser            none                                           none by default (gpu
+                                                                          profile); cpu, smoke:
+                                                                          Stage-II's D gets R1
+                                                                          on its real pairs
+                                                                          (both logits, gamma
+                                                                          1), lazily every 16
+                                                                          steps (``--r1-gamma``
+                                                                          ``--r1-every``)
+training images            CUB photos, a square of side 2r around the     gpu: the world's whole
+                           bird's box, r = 0.75 max(w, h) (``get_imgs``)  scene; cpu, smoke:
+                                                                          tight crops before
+                                                                          plain backgrounds
+                                                                          (the birds study)
 =========================  =============================================  =======================
 
 Residual blocks: 4 (``num_residual``; the paper uses 2 for COCO). Optimiser (set by the
@@ -374,7 +383,9 @@ class StageIIGenerator(nn.Module):
     Stage-I upsampled (n = 1,000). Holding D back with a lazy R1 (gamma 1, every 16 steps;
     ngf 16, 2,000 steps) keeps the game balanced (D(x) 0.54, D(G) 0.32 at the end, against
     0.94 / 0.004 without it) and brings the FD to 139.4: bird silhouettes with vertical
-    stripes, still behind Stage-I. Off in every profile.
+    stripes, still behind Stage-I. That is the shipped Stage-II. On (with the R1) in the
+    laptop profiles (cpu, smoke); the gpu profile keeps the paper's path. Every attempt:
+    ``book/figures/stackgan_stage2_runs.json`` (printed by lecture 3).
     """
 
     def __init__(
