@@ -384,8 +384,9 @@ class StageIIGenerator(nn.Module):
     ngf 16, 2,000 steps) keeps the game balanced (D(x) 0.54, D(G) 0.32 at the end, against
     0.94 / 0.004 without it) and brings the FD to 139.4: bird silhouettes with vertical
     stripes, still behind Stage-I. That is the shipped Stage-II; with ngf 64 on top of the
-    R1 the bodies are smoother, the stripes stay and the FD is 211.1 (n = 1,000). On (with the R1) in the
-    laptop profiles (cpu, smoke); the gpu profile keeps the paper's path. Every attempt:
+    R1 the bodies are smoother, the stripes stay and the FD is 211.1 (n = 1,000). On (with
+    the R1) in the laptop profiles (cpu, smoke); the gpu profile keeps the paper's path.
+    Every attempt:
     ``book/figures/stackgan_stage2_runs.json`` (printed by lecture 3).
     """
 
