@@ -475,7 +475,10 @@ class StackGAN(CaptionChapter):
                 help="Stage-II corrects the upsampled Stage-I image (a course deviation; "
                 "default: the profile's, cpu on, gpu off as the paper)",
             )  # fmt: skip
-            self.add_r1_options(parser, "0: none, as the paper")
+            self.add_r1_options(
+                parser, "Stage-II 1 in cpu and smoke, 0 in gpu as the paper; Stage-I 0; a "
+                "given value applies to every stage this command trains",
+            )  # fmt: skip
         elif command in ("sample", "evaluate", "bench"):
             default = 2 if command == "sample" else None
             parser.add_argument(
