@@ -540,7 +540,7 @@ class StackGAN(CaptionChapter):
         and pixels), and the caption chapters' payoff-bar extras (the world's reference ladder,
         per-caption diversity beside real birds')."""
         metrics, extra = super().ship_measure(G, meta, n)
-        metrics["diversity"] = caption_diversity(G, diversity_captions())
+        metrics["diversity"] = extra["caption_diversity"]["model"]  # the same protocol, once
         return metrics, {**extra, "eval_size": EVAL_SIZE}
 
     def ship_target(self, meta, args):
