@@ -181,3 +181,31 @@ def test_gan_int_cls_linear_lr_decay_option(tmp_path, capsys):
         chapter.recipe_and_config("smoke", lr_decay="cosine")
     assert main([*args, "--lr-decay", "cosine", "--overwrite"]) == 2
     assert "invalid choice: 'cosine'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant", ["gan", "gan-cls", "gan-int", "gan-int-cls", "no-text"])
+def test_gan_int_cls_ship_names_main_comparison_and_variant_models(variant):
+    """``ganlab ship gan-int-cls RUN`` picks the shipped name from the run's config: the main
+    model (``--main``), the lecture's comparison model (``--comparison``, a 2,000-step run)
+    or a variant; the no-text baseline is named by its missing text, not its variant."""
+    from argparse import Namespace
+
+    from ganlab.chapters import gan_int_cls as chapter
+
+    text = variant != "no-text"
+    meta = {
+        "config": {"variant": variant if text else "gan", "text": text},
+        "manifest": {"steps": chapter.COMPARISON_STEPS},
+    }
+    ship = chapter.CHAPTER.ship_target
+    under = variant.replace("-", "_")
+    assert ship(meta, Namespace(main=True, comparison=False)) == ("gan_int_cls", False)
+    assert ship(meta, Namespace(main=False, comparison=False)) == (f"gan_int_cls_{under}", True)
+    comparison = ship(meta, Namespace(main=False, comparison=True))
+    assert comparison == (chapter.shipped_variant(variant).stem, True)
+    assert comparison[0] == f"gan_int_cls_2k_{under}"
+    meta["manifest"]["steps"] = 7000
+    with pytest.raises(ValueError, match="2000 steps.*this run has 7000"):
+        ship(meta, Namespace(main=False, comparison=True))
+    with pytest.raises(ValueError, match="exclude each other"):
+        ship(meta, Namespace(main=True, comparison=True))

@@ -48,6 +48,24 @@ def test_refine_sketch_is_the_laptop_profiles_and_a_stage2_train_option(run, tmp
     assert not G.refine_sketch
 
 
+def test_code_size_is_a_stage2_train_option_recorded_only_when_set(run, tmp_path, capsys):
+    """``--code-size`` sets Stage-II's M_g (recorded in the config and the model spec, so the
+    weights rebuild it); without it the config reads as the paper's; a bad size is refused."""
+    assert all(chapter.PROFILES[p].model.code_size2 is None for p in ("smoke", "cpu", "gpu"))
+    assert "code_size" not in ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]
+    argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "1"]
+    argv += ["--stage1", str(run / "stage1" / "generator.safetensors")]
+    assert main([*argv, "--code-size", "8", "--out", str(tmp_path)]) == 0
+    weights = tmp_path / "stage2" / "generator.safetensors"
+    assert ckpt.read_meta(weights)["config"]["code_size"] == 8
+    G, _ = chapter.load_generator(weights)
+    assert G.code_size == 8 and len(G.upsample) == 3
+    assert main([*argv, "--code-size", "5", "--out", str(tmp_path / "bad")]) == 2
+    assert "code_size (M_g) must be the Stage-I size 16" in capsys.readouterr().err
+    recipe, _ = chapter.recipe_and_config("smoke", 1, code_size=8)  # Stage-I ignores it
+    assert "code_size" not in recipe.config()
+
+
 def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
     """``--r1-gamma`` adds R1 on D's real pairs every ``--r1-every`` steps (logged where it ran,
     recorded in the config); the laptop profiles' Stage-II has gamma 1, the gpu profile none,

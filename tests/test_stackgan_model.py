@@ -157,6 +157,26 @@ def test_refine_sketch_adds_a_correction_to_the_upsampled_sketch():
         assert plain(t, z)[1].abs().max() == 0
 
 
+@pytest.mark.parametrize("code_size, up_blocks", [(None, 4), (4, 4), (8, 3), (16, 2)])
+def test_code_size_is_the_papers_m_g(code_size, up_blocks):
+    """M_g, the side of the sketch's code: a quarter of the sketch by default (the paper's 16 of
+    64), or finer; the encoder halves the size fewer times and fewer up blocks regrow it."""
+    g2 = StageIIGenerator(tiny_stage1(), ngf=8, num_residual=1, code_size=code_size).eval()
+    assert g2.code_size == (code_size or 4) and len(g2.upsample) == up_blocks
+    codes = []
+    g2.encoder.register_forward_hook(lambda m, i, o: codes.append(o.shape))
+    with torch.no_grad():
+        _, image, _, _ = g2(torch.randn(2, 10), g2.sample_z(2))
+    assert codes == [(2, 32, g2.code_size, g2.code_size)] and image.shape == (2, 3, 64, 64)
+    assert g2.to_image[0].in_channels == 32 // 2**up_blocks
+
+
+def test_code_size_must_divide_the_sketch_into_its_whole_half_or_quarter():
+    for bad in (2, 3, 32):
+        with pytest.raises(ValueError, match="code_size .M_g. must be the sketch's side s1 = 16"):
+            StageIIGenerator(tiny_stage1(), ngf=8, code_size=bad)
+
+
 def test_stage2_rejects_a_non_stage1_model():
     with pytest.raises(TypeError, match="StageIGenerator"):
         StageIIGenerator(nn.Linear(2, 2))

@@ -40,6 +40,7 @@ NAME = "gan-int-cls"
 SHIPPED = "gan_int_cls"  # ganlab/weights/gan_int_cls.safetensors
 CAPTIONS_PER_FEATURE = 4  # Reed et al. average 4 caption embeddings per image
 VARIANT_NAMES = ("gan", "gan-cls", "gan-int", "gan-int-cls", "no-text")  # the comparison
+COMPARISON_STEPS = 2000  # each comparison model's length (``ganlab ship --comparison``)
 INT_WEIGHT = 0.5  # interpolated texts on the whole batch, weighted as the official code
 LR_DECAYS = ("none", "linear")  # --lr-decay: constant, or linear to 0 over the second half
 
@@ -248,7 +249,8 @@ def recipe_and_config(profile: str, **overrides) -> tuple[GANINTCLSRecipe, Train
 
 # ------------------------------------------------------------------ weights
 def shipped_variant(name: str) -> Path:
-    """The shipped comparison model ``name`` (one of ``VARIANT_NAMES``; 2,000 CPU steps each)."""
+    """The shipped comparison model ``name`` (one of ``VARIANT_NAMES``; ``COMPARISON_STEPS``
+    CPU steps each)."""
     from ganlab.weights import shipped
 
     if name not in VARIANT_NAMES:
@@ -337,6 +339,11 @@ class GANINTCLS(CaptionChapter):
             )  # fmt: skip
         if command == "ship":
             parser.add_argument("--main", action="store_true", help="ship as the main model")
+            parser.add_argument(
+                "--comparison", action="store_true",
+                help=f"ship as the lecture's comparison model of its variant "
+                f"(gan_int_cls_2k_VARIANT; a run of {COMPARISON_STEPS:,} steps)",
+            )  # fmt: skip
 
     def train_options(self, args) -> dict:
         lr = {k: getattr(args, k) for k in ("lr_d", "lr_decay") if getattr(args, k) is not None}
@@ -362,12 +369,23 @@ class GANINTCLS(CaptionChapter):
         }
 
     def ship_target(self, meta, args):
-        """The main model (``--main``), or a variant in float16 as ``gan_int_cls_<variant>``
+        """The main model (``--main``), a comparison model (``--comparison``, float16, as
+        :func:`shipped_variant` names it), or a variant in float16 as ``gan_int_cls_<variant>``
         (``no-text`` for the baseline)."""
         cfg = meta["config"]
         name = "no-text" if not cfg.get("text", True) else cfg["variant"]
+        if getattr(args, "main", False) and getattr(args, "comparison", False):
+            raise ValueError("--main and --comparison exclude each other")
         if getattr(args, "main", False):
             return SHIPPED, False
+        if getattr(args, "comparison", False):
+            steps = meta.get("manifest", {}).get("steps")
+            if steps != COMPARISON_STEPS:
+                raise ValueError(
+                    f"a comparison model is a run of {COMPARISON_STEPS} steps (the lecture's "
+                    f"table compares them at one length); this run has {steps}"
+                )
+            return shipped_variant(name).stem, True
         return f"{SHIPPED}_{name.replace('-', '_')}", True
 
 

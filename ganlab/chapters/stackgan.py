@@ -61,6 +61,7 @@ class StackGANSettings:
     scene: str = "full"  # "plain": backgrounds without details (render.SCENES)
     refine_sketch: bool = False  # Stage-II corrects the upsampled sketch (a course deviation)
     r1_gamma2: float = 0.0  # Stage-II's lazy R1 on D's real pairs (0: none, the paper's)
+    code_size2: int | None = None  # Stage-II's M_g (None: a quarter of the sketch, the paper's)
 
 
 # The laptop profiles train on the birds study's world (tight crops before plain backgrounds,
@@ -243,6 +244,7 @@ class StageIIRecipe(_StackGANRecipe):
     ndf: int = 64
     num_residual: int = 4
     refine_sketch: bool = False
+    code_size: int | None = None  # M_g, the sketch code's side (None: s1/4, the paper's)
 
     def __post_init__(self):
         self.check_world()
@@ -251,6 +253,12 @@ class StageIIRecipe(_StackGANRecipe):
         if self.stage1.get("stage") != 1:
             raise ckpt.CheckpointError(
                 f"Stage-II needs Stage-I weights; {self.stage1_path} holds {self.stage1!r}"
+            )
+        s1 = self.stage1["image_size"]
+        if self.code_size not in (None, s1 // 4, s1 // 2, s1):
+            raise ValueError(
+                f"code_size (M_g) must be the Stage-I size {s1}, its half or its quarter (the "
+                f"paper's), got {self.code_size}"
             )
         stage1_world = {k: self.stage1.get(k, "full") for k in ("framing", "scene")}
         world = {"framing": self.framing, "scene": self.scene}
@@ -270,13 +278,18 @@ class StageIIRecipe(_StackGANRecipe):
         return {
             "stage": 2, "image_size": self.image_size, **{k: getattr(self, k) for k in keys},
             "betas": list(self.betas), "stage1": self.stage1, **self.regulariser_config(),
-            **world_config(self),
+            **self.code_config(), **world_config(self),
         }  # fmt: skip
+
+    def code_config(self) -> dict:
+        """``code_size``, recorded only when set (runs with the paper's M_g read as before)."""
+        return {} if self.code_size is None else {"code_size": self.code_size}
 
     def generator_spec(self) -> ModelSpec:
         return ModelSpec.of(
             M.StageIIGenerator, stage1=stage1_spec(self.stage1), ngf=self.ngf,
             num_residual=self.num_residual, refine_sketch=self.refine_sketch,
+            **self.code_config(),
         )  # fmt: skip
 
     def build(self):
@@ -323,6 +336,7 @@ def recipe_and_config(profile: str, stage: int, **overrides):
         raise ValueError(f"unknown stackgan variant {variant!r}: expected one of {VARIANTS}")
     if stage == 1:
         rest.pop("stage1_path", None)
+        rest.pop("code_size", None)  # Stage-II's
         recipe = StageIRecipe(
             image_size=model.stage1_size, ngf=model.ngf1, ndf=model.ndf1,
             use_ca=variant == "ca", n_birds=model.n_birds, **birds_world(model, overrides),
@@ -335,6 +349,7 @@ def recipe_and_config(profile: str, stage: int, **overrides):
         recipe = StageIIRecipe(
             ngf=model.ngf2, ndf=model.ndf2, num_residual=model.num_residual,
             refine_sketch=model.refine_sketch, n_birds=model.n_birds,
+            code_size=rest.pop("code_size", model.code_size2),  # --code-size sets code_size2
             **birds_world(model, overrides), **rest,
         )  # fmt: skip
     steps = loop.pop("steps", None) or (
@@ -475,6 +490,11 @@ class StackGAN(CaptionChapter):
                 help="Stage-II corrects the upsampled Stage-I image (a course deviation; "
                 "default: the profile's, cpu on, gpu off as the paper)",
             )  # fmt: skip
+            parser.add_argument(
+                "--code-size", type=int, metavar="M",
+                help="Stage-II's code side M_g: a quarter of the sketch's side (the paper's "
+                "16 of 64; the default), a half, or the whole side (a finer grid)",
+            )  # fmt: skip
             self.add_r1_options(
                 parser, "Stage-II 1 in cpu and smoke, 0 in gpu as the paper; Stage-I 0; a "
                 "given value applies to every stage this command trains",
@@ -489,7 +509,9 @@ class StackGAN(CaptionChapter):
     def train_options(self, args) -> dict:
         refine = getattr(args, "refine_sketch", None)
         refine = {} if refine is None else {"refine_sketch": refine}
-        return super().train_options(args) | refine | self.r1_options(args)
+        code = getattr(args, "code_size", None)
+        code = {} if code is None else {"code_size2": code}
+        return super().train_options(args) | refine | code | self.r1_options(args)
 
     def runs(self, profile, args, overrides, results):
         """Stage-I then Stage-II on it (default), or one ``--stage``; runs in OUT/stage1,

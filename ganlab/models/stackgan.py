@@ -82,6 +82,14 @@ D's regulariser            none                                           none b
                                                                           1), lazily every 16
                                                                           steps (``--r1-gamma``
                                                                           ``--r1-every``)
+Stage-II code size M_g     16 for a 64 px sketch (a quarter of its side)  a quarter by default;
+                                                                          ``code_size`` 8 or
+                                                                          s1 reads the sketch
+                                                                          on a finer grid (one
+                                                                          stride-2 conv fewer
+                                                                          per halving, one up
+                                                                          block fewer per
+                                                                          doubling)
 training images            CUB photos, a square of side 2r around the     gpu: the world's whole
                            bird's box, r = 0.75 max(w, h) (``get_imgs``)  scene; cpu, smoke:
                                                                           tight crops before
@@ -384,10 +392,18 @@ class StageIIGenerator(nn.Module):
     ngf 16, 2,000 steps) keeps the game balanced (D(x) 0.54, D(G) 0.32 at the end, against
     0.94 / 0.004 without it) and brings the FD to 139.4: bird silhouettes with vertical
     stripes, still behind Stage-I. That is the shipped Stage-II; with ngf 64 on top of the
-    R1 the bodies are smoother, the stripes stay and the FD is 211.1 (n = 1,000). On (with
-    the R1) in the laptop profiles (cpu, smoke); the gpu profile keeps the paper's path.
+    R1 the bodies are smoother, the stripes stay and the FD is 211.1 (n = 1,000). The
+    stripes are the world's wing bars painted over the whole body: the judge reads 0.55 of
+    the shipped Stage-II's birds as striped-winged, against 0.39 of real ones (n = 500,
+    lecture 3, section 7). On (with the R1) in the laptop profiles (cpu, smoke); the gpu
+    profile keeps the paper's path.
     Every attempt:
     ``book/figures/stackgan_stage2_runs.json`` (printed by lecture 3).
+
+    ``code_size`` is the paper's M_g, the side of the sketch's code: 16 for a 64 px sketch,
+    a quarter of it (the default). At 16 px a quarter is 4x4; ``code_size`` s1/2 or s1 keeps
+    the code finer (the encoder halves the size fewer times, and one up block fewer per
+    halving regrows it), a course option for small sketches.
     """
 
     def __init__(
@@ -398,6 +414,7 @@ class StageIIGenerator(nn.Module):
         c_dim: int | None = None,
         ca_activation: str = "leaky_relu",
         refine_sketch: bool = False,
+        code_size: int | None = None,
     ):
         super().__init__()
         if not isinstance(stage1, StageIGenerator):
@@ -406,29 +423,41 @@ class StageIIGenerator(nn.Module):
             raise ValueError(f"ngf must be a multiple of 4 (the last block has ngf/4), got {ngf}")
         if num_residual < 0:
             raise ValueError(f"num_residual must be >= 0, got {num_residual}")
+        s1 = stage1.image_size
+        self.code_size = s1 // 4 if code_size is None else code_size  # M_g (paper: 16 of 64)
+        if self.code_size not in (s1 // 4, s1 // 2, s1):
+            raise ValueError(
+                f"code_size (M_g) must be the sketch's side s1 = {s1}, s1/2 or s1/4 (the "
+                f"paper's), got {code_size}"
+            )
+        halvings = int(math.log2(s1 // self.code_size))  # 2 in the paper: 64 -> 16
         self.stage1 = stage1.requires_grad_(False).eval()  # frozen
         self.text_dim, self.z_dim = stage1.text_dim, stage1.z_dim
         self.c_dim = stage1.c_dim if c_dim is None else c_dim
         self.ngf, self.num_residual, self.refine_sketch = ngf, num_residual, bool(refine_sketch)
-        self.stage1_size, self.image_size = stage1.image_size, 4 * stage1.image_size
+        self.stage1_size, self.image_size = s1, 4 * s1
         self.ca = ConditioningAugmentation(self.text_dim, self.c_dim, ca_activation)
-        self.encoder = nn.Sequential(  # (B, 3, s1, s1) -> (B, ngf*4, s1/4, s1/4)
+
+        def widen(a: int, b: int, halve: bool) -> nn.Conv2d:  # conv 4x4 stride 2, or 3x3
+            return nn.Conv2d(a, b, 4, 2, 1, bias=False) if halve else conv3x3(a, b)
+
+        self.encoder = nn.Sequential(  # (B, 3, s1, s1) -> (B, ngf*4, M_g, M_g)
             conv3x3(3, ngf),
             nn.ReLU(),
-            nn.Conv2d(ngf, ngf * 2, 4, 2, 1, bias=False),
+            widen(ngf, ngf * 2, halvings >= 1),
             nn.BatchNorm2d(ngf * 2),
             nn.ReLU(),
-            nn.Conv2d(ngf * 2, ngf * 4, 4, 2, 1, bias=False),
+            widen(ngf * 2, ngf * 4, halvings >= 2),
             nn.BatchNorm2d(ngf * 4),
             nn.ReLU(),
         )
-        self.joint = nn.Sequential(  # [image code, c maps] -> (B, ngf*4, s1/4, s1/4)
+        self.joint = nn.Sequential(  # [image code, c maps] -> (B, ngf*4, M_g, M_g)
             conv3x3(ngf * 4 + self.c_dim, ngf * 4), nn.BatchNorm2d(ngf * 4), nn.ReLU()
         )
         self.residual = nn.Sequential(*(ResidualBlock(ngf * 4) for _ in range(num_residual)))
-        widths = [ngf * 4, ngf * 2, ngf, ngf // 2, ngf // 4]
+        widths = [ngf * 4 // 2**k for k in range(halvings + 3)]  # paper: 4, 2, 1, 1/2, 1/4 x ngf
         self.upsample = nn.Sequential(*(up_block(a, b) for a, b in zip(widths, widths[1:])))
-        self.to_image = nn.Sequential(conv3x3(ngf // 4, 3), nn.Tanh())
+        self.to_image = nn.Sequential(conv3x3(widths[-1], 3), nn.Tanh())
         for name, child in self.named_children():
             if name != "stage1":  # never re-initialise the trained Stage-I
                 child.apply(init_weights)
@@ -455,12 +484,12 @@ class StageIIGenerator(nn.Module):
         with torch.no_grad():
             stage1_image, _, _ = self.stage1(text_embedding, z, generator)
         stage1_image = stage1_image.detach()  # (B, 3, s1, s1); no gradient into Stage-I
-        code = self.encoder(stage1_image)  # (B, ngf*4, s1/4, s1/4)
+        code = self.encoder(stage1_image)  # (B, ngf*4, M_g, M_g); M_g = s1/4 in the paper
         c, mu, logvar = self.ca(text_embedding, generator)  # a fresh sample, (B, c_dim)
-        maps = c[:, :, None, None].expand(-1, -1, *code.shape[2:])  # (B, c_dim, s1/4, s1/4)
-        h = self.joint(torch.cat([code, maps], dim=1))  # (B, ngf*4, s1/4, s1/4)
+        maps = c[:, :, None, None].expand(-1, -1, *code.shape[2:])  # (B, c_dim, M_g, M_g)
+        h = self.joint(torch.cat([code, maps], dim=1))  # (B, ngf*4, M_g, M_g)
         h = self.residual(h)  # same shape
-        h = self.upsample(h)  # (B, ngf/4, 4*s1, 4*s1)
+        h = self.upsample(h)  # (B, ngf/4, 4*s1, 4*s1) in the paper (ngf/2 for M_g = s1/2)
         if not self.refine_sketch:
             return stage1_image, self.to_image(h), mu, logvar  # image (B, 3, 4*s1, 4*s1)
         sketch = F.interpolate(stage1_image, scale_factor=4, mode="bilinear", align_corners=False)
