@@ -13,6 +13,12 @@ the grader (:mod:`ganlab.grading.grade`) to run submissions. Both rest on
   kernel was working or idle meanwhile: an idle kernel means a request or a reply was lost
   between the client and the kernel (seen with ipykernel 7, see issue 13), and a rerun
   usually succeeds.
+* **Replies are looked for again every second** (:func:`sliced_get_msg`). pyzmq's asyncio
+  poll waits for the socket's edge-triggered notification; under CPU contention one can be
+  missed, and a reply already queued then sits unread until the wait's own timeout (nbclient
+  waits on the shell channel for the whole cell limit, on iopub forever). Seen here: chapter
+  3's last cell (an explorer) finished with the kernel idle, and the run went on only when
+  the 1,200 s limit woke the wait, which found the reply at once (``ok in 1408 s``).
 
 The limits per cell, :data:`CELL_TIMEOUT`, are sized from the lectures' longest cells. In
 the ``cpu`` profile (2 CPU threads; the timings stored in the notebooks) they took 218 s
@@ -41,6 +47,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 from nbclient import NotebookClient
@@ -52,6 +59,9 @@ CELL_TIMEOUT = {"smoke": 120, "cpu": 1200, "gpu": 1800}
 
 KILL_GRACE = 10
 """Seconds an interrupted cell gets to stop before the kernel is killed."""
+
+POLL_SLICE = 1.0
+"""Seconds one wait on a kernel channel lasts before it polls the socket again."""
 
 RERUN_HINT = "a rerun usually succeeds"
 
@@ -81,6 +91,27 @@ def _cpu_seconds(pid: int | None) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
         return None
+
+
+def sliced_get_msg(get_msg, slice_s: float = POLL_SLICE):
+    """A channel's ``get_msg(timeout=None)`` that waits in slices of ``slice_s`` seconds.
+
+    Each slice ends with a fresh poll of the socket, so a message whose notification was
+    missed is found within a slice instead of at the end of the whole wait (see the module
+    doc). ``queue.Empty`` is raised, as before, only once ``timeout`` has passed.
+    """
+
+    async def get(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = slice_s if deadline is None else min(slice_s, deadline - time.monotonic())
+            try:
+                return await ensure_async(get_msg(timeout=max(left, 0.0)))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return get
 
 
 def first_line(source: str) -> str:
@@ -258,6 +289,8 @@ class NotebookRunner(NotebookClient):
         self.reset_execution_trackers()
         result = None
         async with self.async_setup_kernel(env=env):
+            for channel in (self.kc.shell_channel, self.kc.iopub_channel):
+                channel.get_msg = sliced_get_msg(channel.get_msg)  # no missed wake-ups
             self._cell = (-1, "the kernel's first reply (kernel_info)", None)
             info = await self.async_wait_for_reply(await ensure_async(self.kc.kernel_info()))
             self._cell = None

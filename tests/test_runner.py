@@ -80,3 +80,44 @@ def test_a_timeout_message_says_what_the_kernel_was_doing():
     assert "catch KeyboardInterrupt" in stuck
     assert first_line("\n\n   # the loss\nx = 1") == "# the loss"
     assert len(first_line("y = " + "1 + " * 40)) == 70
+
+
+class MissedWakeUps:
+    """A channel whose message is queued from the start but whose notification was missed:
+    a wait of any length finds it only when it polls again (a ``timeout=0`` look or a new
+    wait after the first one ended)."""
+
+    def __init__(self):
+        self.waits: list[float | None] = []
+
+    async def get_msg(self, timeout=None):
+        from queue import Empty
+
+        self.waits.append(timeout)
+        if len(self.waits) == 1:  # the first wait never wakes on its own
+            raise Empty
+        return {"msg_type": "execute_reply"}
+
+
+def test_replies_are_looked_for_again_every_slice():
+    """The runner's channels wait in slices (``POLL_SLICE``), so a queued reply whose
+    wake-up was missed is read within a slice, whether nbclient waits without a timeout
+    (iopub) or for a whole cell limit (shell); an empty channel still times out on time."""
+    import asyncio
+    import time
+    from queue import Empty
+
+    for timeout in (None, 1200):
+        channel = MissedWakeUps()
+        get = runner.sliced_get_msg(channel.get_msg, slice_s=0.01)
+        assert asyncio.run(get(timeout=timeout)) == {"msg_type": "execute_reply"}
+        assert channel.waits == [0.01, 0.01]  # never the whole wait at once
+
+    async def empty(timeout=None):
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    start = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(runner.sliced_get_msg(empty, slice_s=0.02)(timeout=0.1))
+    assert 0.1 <= time.monotonic() - start < 0.5

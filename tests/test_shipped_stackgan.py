@@ -124,3 +124,22 @@ def test_diversity_agrees_with_the_manifest(models, name):
     # the same captions, seeds and sample sizes as at shipping time: equal up to float noise
     assert got["judge_features"] == pytest.approx(recorded["judge_features"], rel=1e-3)
     assert got["pixels"] == pytest.approx(recorded["pixels"], rel=1e-3)
+
+
+def test_the_attempts_table_records_the_shipped_stage2():
+    """Lecture 3 prints every Stage-II attempt from ``book/figures/stackgan_stage2_runs.json``;
+    its one shipped row carries the shipped manifest's FD and settings."""
+    import json
+    from pathlib import Path
+
+    table = Path(chapter.__file__).resolve().parents[2] / "book/figures/stackgan_stage2_runs.json"
+    rows = json.loads(table.read_text())["rows"]
+    shipped_rows = [r for r in rows if r["label"].endswith("(shipped)")]
+    assert len(shipped_rows) == 1
+    m = manifest("stackgan_stage2")
+    row, fd = shipped_rows[0], m["manifest"]["metrics"]["test"]["frechet_distance"]
+    assert row["stage2_fd"] == round(fd, 1) and row["n"] == m["manifest"]["n_eval"]
+    assert (row["ngf"], row["refine_sketch"], row["r1_gamma"]) == tuple(
+        m["config"][k] for k in ("ngf", "refine_sketch", "r1_gamma")
+    )
+    assert row.get("code_size") == m["config"].get("code_size")
