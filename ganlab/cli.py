@@ -219,10 +219,35 @@ def chapter_options(command: str, chapter) -> _ChapterOptions:
     return parser
 
 
+def _with_chapter_help(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``ganlab COMMAND CHAPTER --help`` lists the chapter's own options too (``--stage``,
+    ``--refine-sketch``...), below the command's."""
+    if not ({"-h", "--help"} & set(argv)) or len(argv) < 2:
+        return
+    command, name = argv[0], argv[1]
+    if command not in CHAPTER_COMMANDS or name not in CHAPTERS:
+        return
+    from ganlab.chapters import get_chapter
+
+    try:
+        own = chapter_options(command, get_chapter(name))
+    except GanLabError:  # a chapter not written yet: only the command's options
+        return
+    own.usage = argparse.SUPPRESS  # the listing alone
+    listing = own.format_help().strip("\n").removeprefix("options:").strip("\n")
+    if not listing.strip():
+        return
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = subparsers.choices[command]
+    sub.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub.epilog = f"{name}'s own {command} options:\n{listing}"
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     """The command line as one namespace: the command's options, then the chapter's own
     (a chapter not written yet, or an option it does not have, is a :class:`GanLabError`)."""
     parser = build_parser()
+    _with_chapter_help(parser, argv)
     args, rest = parser.parse_known_args(argv)
     if args.command in CHAPTER_COMMANDS:
         from ganlab.chapters import get_chapter

@@ -83,3 +83,22 @@ def test_evaluate_json_has_sample_sizes_and_baselines(capsys):
     assert m["frechet_distance"]["n_real_reference"] == 200
     assert m["frechet_distance"]["value"] > 0 and m["kid"]["std"] >= 0
     assert {"value", "sigma", "real_baseline", "n_test"} <= set(m["parzen_log_likelihood"])
+
+
+@pytest.mark.parametrize(
+    "argv, own",
+    [
+        (["train", "stackgan"], ["--stage {1,2}", "--refine-sketch", "--code-size M"]),
+        (["ship", "gan-int-cls"], ["--main", "--comparison"]),
+        (["sample", "cgan"], ["--digit DIGIT"]),
+    ],
+)
+def test_help_lists_the_chapters_own_options(argv, own, capsys):
+    """``ganlab COMMAND CHAPTER --help`` shows the command's options, then the chapter's."""
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    head, _, tail = text.partition(f"{argv[1]}'s own {argv[0]} options:")
+    assert "--profile" in head or "--weights" in head or "--n N" in head
+    assert all(option in tail for option in own), tail
