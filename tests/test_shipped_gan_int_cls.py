@@ -2,7 +2,7 @@
 
 What is shipped is a CPU run (7,000 steps at 32 px, ngf = ndf = 32, on the world's tight
 crops before plain backgrounds, lazy R1 gamma 1 on D) and the same architecture without text
-(``gan_int_cls_no_text``), trained alike but before R1 was added to the profile. The main
+(``gan_int_cls_no_text``), trained alike (the same profile, R1 included). The main
 model's text alignment must beat both the no-text model and chance by ``MARGIN`` on held-out
 test captions, and
 agree with what its manifest recorded. The five comparison models of the lecture (2,000
