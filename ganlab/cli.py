@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M",
         help="also checkpoint every M minutes (default 10; 0: only every steps/4)",
     )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="N",
+        help="also export the generator every N steps into OUT/snapshots/ "
+        "(for ganlab ship --pick-snapshot)",
+    )
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--data-root", help="the paper's real dataset on disk (default: the world)")
 
@@ -116,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ship", help="(maintainers) measure a run and ship its weights")
     _chapter_arg(p)
     p.add_argument("run", help="a finished run's --out folder")
+    p.add_argument(
+        "--pick-snapshot",
+        action="store_true",
+        help="ship the run's snapshot (--snapshot-every) that scores best on the training "
+        "split (text-to-image chapters: judge FD), not its last step",
+    )
+    p.add_argument(
+        "--select-n", type=int, default=500, help="birds the choice is scored on (default 500)"
+    )
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
 
     p = sub.add_parser("world", help="show a world: birds (captions), faces or landscapes")

@@ -372,6 +372,9 @@ class AttnGAN(CaptionChapter):
     def manifest_extra(self, recipe) -> dict:
         return {"variant": recipe.variant}
 
+    def recipe_class(self, meta):
+        return AttnGANRecipe
+
     def standing_inputs(self, G, recipe, data, gen, device):
         idx = torch.randint(0, len(data["species"]), (32,), generator=gen)
         sentence, words, _, padding = recipe.text(data, idx)

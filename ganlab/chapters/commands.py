@@ -61,7 +61,7 @@ def export_generator(chapter: Chapter, trainer: Trainer, path, manifest: dict) -
     :mod:`ganlab.train.export`); the chapter may first prepare it (standing statistics)."""
     G = trainer.generator("G")
     recipe = trainer.recipe
-    extra = chapter.prepare_export(G, recipe, trainer.device)
+    extra = chapter.prepare_export(G, recipe, trainer.device, trainer.data)
     meta = {
         "chapter": chapter.name,
         "model": model_name(recipe),
@@ -71,21 +71,48 @@ def export_generator(chapter: Chapter, trainer: Trainer, path, manifest: dict) -
     return save_generator(path, G, recipe.generator_spec(), meta)
 
 
+SNAPSHOTS = "snapshots"  # OUT/snapshots/generator_step006000.safetensors (--snapshot-every)
+
+
+def snapshot_path(out, step: int) -> Path:
+    """Where ``--snapshot-every`` exports the generator of ``step``."""
+    return Path(out) / SNAPSHOTS / f"generator_step{step:06d}.safetensors"
+
+
+def snapshots(run) -> list[Path]:
+    """A run folder's snapshots, in step order (none: [])."""
+    return sorted((Path(run) / SNAPSHOTS).glob("generator_step*.safetensors"))
+
+
 def train_run(chapter: Chapter, run, args, profile) -> dict:
-    """Train one run, then export its generator to ``OUT/generator.safetensors``."""
+    """Train one run, then export its generator to ``OUT/generator.safetensors``; with
+    ``--snapshot-every N``, also every N steps to ``OUT/snapshots/`` (what
+    ``ganlab ship --pick-snapshot`` chooses from)."""
     print(f"{chapter.name}: {json.dumps(run.recipe.config())}")
     trainer = Trainer(run.recipe, run.cfg, device=profile.device)
-    result = trainer.fit()
+    every = getattr(args, "snapshot_every", None)
+
+    def manifest_at(step: int) -> dict:
+        return {
+            "chapter": chapter.name,
+            **run.manifest,
+            "profile": profile.name,
+            "command": command_line(args, chapter),
+            "steps": step,
+            "seconds": round(trainer.seconds, 1),  # all runs of this checkpoint, resumes included
+            "device": str(trainer.device),
+        }
+
+    def snapshot(t: Trainer) -> None:
+        if t.step % every == 0 and t.step < t.cfg.steps and t.dist.is_main:
+            t.seconds = t.elapsed()
+            export_generator(chapter, t, snapshot_path(run.cfg.out, t.step), manifest_at(t.step))
+            for module in t.raw.values():  # without an EMA copy, the export set G to eval
+                module.train()
+
+    result = trainer.fit(callback=snapshot if every else None)
     weights = Path(run.cfg.out) / "generator.safetensors"
-    manifest = {
-        "chapter": chapter.name,
-        **run.manifest,
-        "profile": profile.name,
-        "command": command_line(args, chapter),
-        "steps": result.step,
-        "seconds": round(trainer.seconds, 1),  # all runs of this checkpoint, resumes included
-        "device": str(trainer.device),
-    }
+    manifest = manifest_at(result.step)
     if trainer.dist.is_main:
         export_generator(chapter, trainer, weights, manifest)
         print(f"checkpoint: {result.checkpoint}\ngenerator: {weights}")
@@ -97,6 +124,7 @@ def train(chapter: Chapter, args: argparse.Namespace) -> dict:
     from ganlab.profiles import get_profile
 
     check_positive(args.steps, "--steps")
+    check_positive(getattr(args, "snapshot_every", None), "--snapshot-every")
     check_seed(args.seed)
     profile = get_profile(args.profile)
     print(profile.describe())
@@ -199,15 +227,47 @@ def ship_weights(source, target: str, metrics: dict, n: int, half: bool, **extra
     return path
 
 
+def pick_snapshot(chapter: Chapter, run, n: int) -> tuple[Path, dict]:
+    """The run's generator (its snapshots and its final export) that scores best by the
+    chapter's :meth:`~Chapter.selection_score`, and a record of the choice for the manifest."""
+    final = Path(run) / "generator.safetensors"
+    candidates = [*snapshots(run), final]
+    if len(candidates) == 1:
+        raise ValueError(
+            f"--pick-snapshot: {run} has no {SNAPSHOTS}/ (train it with --snapshot-every N)"
+        )
+    scored = []
+    for path in candidates:
+        G, meta = chapter.load(path)
+        score = chapter.selection_score(G, meta, n)
+        steps = meta["manifest"]["steps"]
+        scored.append((score["frechet_distance"], steps, path))
+        print(f"  step {steps:>7}: FD {score['frechet_distance']:.1f} ({score['split']}, n = {n})")
+    best, steps, path = min(scored, key=lambda row: row[0])
+    record = {
+        "by": f"lowest judge FD on {n} captions of the {score['split']} split",
+        "n": n,
+        "split": score["split"],
+        "picked_steps": steps,
+        "candidates": [{"steps": s, "frechet_distance": round(fd, 2)} for fd, s, _ in scored],
+    }
+    return path, record
+
+
 def ship(chapter: Chapter, args: argparse.Namespace) -> dict:
     """``ganlab ship CHAPTER RUN`` (maintainers): measure a finished run's generator by the
-    same code as ``ganlab evaluate`` and ship it under the name its config calls for."""
+    same code as ``ganlab evaluate`` and ship it under the name its config calls for; with
+    ``--pick-snapshot``, the run's snapshot that scores best away from the test split."""
     check_positive(args.n, "--n")
-    source = Path(args.run) / "generator.safetensors"
+    source, selection = Path(args.run) / "generator.safetensors", {}
+    if getattr(args, "pick_snapshot", False):
+        check_positive(args.select_n, "--select-n")
+        source, record = pick_snapshot(chapter, args.run, args.select_n)
+        selection = {"selection": record}
     G, meta = chapter.load(source)
     target, half = chapter.ship_target(meta, args)
     metrics, extra = chapter.ship_measure(G, meta, args.n)
-    ship_weights(source, target, metrics, args.n, half, **extra)
+    ship_weights(source, target, metrics, args.n, half, **extra, **selection)
     return metrics
 
 

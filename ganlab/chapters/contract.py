@@ -134,8 +134,9 @@ class Chapter:
 
         return load_generator(shipped(self.shipped) if path is None else path, self.name, device)
 
-    def prepare_export(self, G: nn.Module, recipe: Recipe, device) -> dict:
+    def prepare_export(self, G: nn.Module, recipe: Recipe, device, data=None) -> dict:
         """Called on the (EMA) generator before it is exported; returns manifest additions.
+        ``data``: the recipe's training data when already loaded (a snapshot mid-run).
         Default: nothing to do."""
         return {}
 
@@ -167,8 +168,15 @@ class Chapter:
         """(the shipped name, store float16?) of a run's exported weights."""
         return self.shipped, False
 
+    def selection_score(self, G, meta: dict, n: int) -> dict:
+        """``ganlab ship --pick-snapshot``: a score of one snapshot, lower is better, measured
+        away from the split the shipped numbers come from (``{"frechet_distance": ..., "split",
+        "n"}``)."""
+        raise ValueError(f"{self.name} has no snapshot score: --pick-snapshot is not supported")
+
 
 # ---------------------------------------------------------------- the birds world
+STANDING_BIRDS = 1000  # training birds whose captions recalibrate a checkpoint's BatchNorm
 class CaptionChapter(Chapter):
     """What the text-to-image chapters on the birds world share: captions are the conditions
     (``--caption``), the birds protocol measures them on the test and zero-shot splits, and
@@ -235,14 +243,43 @@ class CaptionChapter(Chapter):
         from ganlab.train.ema import recalibrate_batchnorm
 
         gen = torch.Generator().manual_seed(0)
-        inputs = [
-            self.standing_inputs(G, recipe, data, gen, device)
-            for _ in range(self.bn_batches if batches is None else batches)
-        ]
+        dev = torch.device(device)
+        cuda = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # the recipes' caption picks draw from the
+            torch.manual_seed(0)  # global stream: seeded here, and left as it was outside
+            inputs = [
+                self.standing_inputs(G, recipe, data, gen, device)
+                for _ in range(self.bn_batches if batches is None else batches)
+            ]
         return recalibrate_batchnorm(G, inputs, keep=getattr(G, "stage1", None))
 
-    def prepare_export(self, G, recipe, device) -> dict:
-        self.standing_statistics(G, recipe, recipe.data(device), device)
+    def recipe_class(self, meta: dict) -> type[Recipe]:
+        """The recipe class that trained weights with this ``meta`` (for :meth:`recipe_of`)."""
+        raise NotImplementedError
+
+    def recipe_of(self, meta: dict) -> Recipe:
+        """The recipe of a checkpoint, rebuilt from its recorded config, reading a sample of
+        ``STANDING_BIRDS`` training birds: what its standing statistics draw captions from."""
+        cls = self.recipe_class(meta)
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
+        kwargs = {k: v for k, v in meta["config"].items() if k in known}
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(kwargs["betas"])
+        return cls(**{**kwargs, "n_birds": STANDING_BIRDS})
+
+    def load(self, path=None, device="cpu") -> tuple[nn.Module, dict]:
+        """As :meth:`Chapter.load`; a checkpoint's EMA generator first gets standing BatchNorm
+        statistics, as an export does: it carries the raw generator's running statistics,
+        which do not match the averaged weights (its samples and numbers would mislead)."""
+        G, meta = super().load(path, device)
+        if meta.get("kind") == "checkpoint":
+            extra = self.prepare_export(G, self.recipe_of(meta), device)
+            meta = {**meta, "manifest": {**meta.get("manifest", {}), **extra}}
+        return G, meta
+
+    def prepare_export(self, G, recipe, device, data=None) -> dict:
+        data = recipe.data(device) if data is None else data
+        self.standing_statistics(G, recipe, data, device)
         return {
             "batchnorm": f"standing statistics, {self.bn_batches} batches of {self.bn_batch_size}"
         }
@@ -287,6 +324,14 @@ class CaptionChapter(Chapter):
             "caption_diversity": self.caption_diversity(G, meta),
         }
         return metrics, extra
+
+    def selection_score(self, G, meta, n) -> dict:
+        """Judge FD on the first ``n`` captions of the training split
+        (:func:`ganlab.evaluation.birds.selection_fd`)."""
+        from ganlab.evaluation.birds import selection_fd
+
+        generate = self.generator(G, meta, for_evaluation=True)
+        return selection_fd(generate, n, **world_of(meta))
 
     def caption_diversity(self, G, meta, n_captions: int = 50, per_caption: int = 16) -> dict:
         """Mean pairwise judge-feature distance of ``per_caption`` samples of each of

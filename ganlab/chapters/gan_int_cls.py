@@ -353,6 +353,9 @@ class GANINTCLS(CaptionChapter):
     def manifest_extra(self, recipe) -> dict:
         return {"variant": recipe.variant}
 
+    def recipe_class(self, meta):
+        return GANINTCLSRecipe
+
     def standing_inputs(self, G, recipe, data, gen, device):
         idx = torch.randint(0, len(data["images"]), (64,), generator=gen).to(device)
         return torch.randn(64, G.z_dim, generator=gen).to(device), recipe.text_features(data, idx)

@@ -539,6 +539,9 @@ class StackGAN(CaptionChapter):
         stage1 = None if stage == 1 else _fresh_stage1(profile)
         return self.recipe(profile, stage, progress=False, stage1_path=stage1)
 
+    def recipe_class(self, meta):
+        return StageIRecipe if meta["config"]["stage"] == 1 else StageIIRecipe
+
     def standing_inputs(self, G, recipe, data, gen, device):
         idx = torch.randint(0, len(data["images"]), (64,), generator=gen).to(device)
         z = torch.randn(64, G.z_dim, generator=gen).to(device)

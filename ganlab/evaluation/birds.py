@@ -190,6 +190,29 @@ def evaluate_text_to_image(
     return result
 
 
+SELECTION_SPLIT = "train"  # snapshots are picked on training birds, never on the test split
+
+
+def selection_fd(
+    generate: Callable[[list[str], int], torch.Tensor],
+    n: int = 500,
+    seed: int = 0,
+    framing: str = "full",
+    scene: str = "full",
+) -> dict:
+    """A cheap score for picking among a run's snapshots (``ganlab ship --pick-snapshot``):
+    judge FD of ``n`` generated birds, one per caption of the first ``n`` birds of the
+    training split, against those birds. The test split, which the shipped numbers are
+    measured on, plays no part in the choice."""
+    captions, _, _ = eval_captions(SELECTION_SPLIT, n, framing=framing, scene=scene)
+    ref = reference_features(n, SELECTION_SPLIT, framing, JUDGE_SIZE, scene)
+    images = torch.cat(
+        [generate(captions[s : s + 250], seed + s).float().cpu() for s in range(0, n, 250)]
+    ).clamp(-1, 1)
+    fd = frechet_distance(bird_judge().embed_images(images), ref)
+    return {"frechet_distance": fd, "split": SELECTION_SPLIT, "n": n}
+
+
 def summary_metrics(result: dict) -> dict:
     """The headline numbers of one :func:`evaluate_text_to_image` result (what a manifest keeps)."""
     return {

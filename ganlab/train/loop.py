@@ -291,6 +291,7 @@ class Trainer:
         self.ema = {k: EMA(self.raw[k], cfg.ema_decay) for k in recipe.ema_modules if cfg.ema_decay}
         self.step = 0
         self.seconds = 0.0  # training time over every run of this checkpoint, resumes included
+        self._clock: tuple[float, float] | None = None  # (seconds before, start) while fitting
         self.history: list[dict] = []
         self.data = None  # the recipe's training data, loaded by the first ``fit``
         self.modules = self._wrap(self.raw)
@@ -400,6 +401,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count, start, first = 0, time.perf_counter(), self.step
         seconds_before = self.seconds
+        self._clock = (seconds_before, start)
         for module in self.raw.values():
             module.train()
         clock = run_dir.CheckpointClock(cfg.checkpoint_minutes)
@@ -439,10 +441,18 @@ class Trainer:
                     callback(self)
                 stop.check()  # after Ctrl-C: save at this step boundary, raise TrainingInterrupted
         bar.close()
+        self._clock = None
         seconds = time.perf_counter() - start
         self.seconds = seconds_before + seconds
         images = (self.step - first) * cfg.batch_size * self.dist.world_size
         return TrainResult(self.step, seconds, self.history, str(path) if path else None, images)
+
+    def elapsed(self) -> float:
+        """Training seconds so far, resumes included; also in the middle of ``fit``."""
+        if self._clock is None:
+            return self.seconds
+        before, start = self._clock
+        return before + time.perf_counter() - start
 
     def _before_step(self) -> None:
         """Optimiser resets and learning rates for this step: functions of the step alone."""
