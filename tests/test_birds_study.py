@@ -18,6 +18,7 @@ from ganlab.data.birds.dataset import _cache_path
 from ganlab.errors import CheckpointError
 from ganlab.evaluation.faces import degraded
 from ganlab.experiments import birds_study as S
+from ganlab.train import checkpoint as ckpt
 
 R = importlib.import_module("ganlab.data.birds.render")  # the package re-exports a render()
 TINY = {"g_width": 8, "d_width": 8, "batch": 8, "n_real": 24}
@@ -135,6 +136,19 @@ def test_chapter_backbone_without_text_trains(tmp_path):
     _, nets, _ = S.load_generators(tmp_path / "run")
     assert report["steps"] > 0
     assert S.sample(nets["G_ema"], 3).shape == (3, 3, 64, 64)  # 32 px upsampled to 64
+
+
+def test_g_ema_is_scored_with_standing_batchnorm_statistics(tmp_path):
+    """The EMA copy's BatchNorm buffers are the raw G's; the study recomputes them for G_ema
+    (the raw G keeps its own running statistics)."""
+    run = tmp_path / "run"
+    S.train(replace(S.BASE, **TINY), run, cpu_seconds=0.3)
+    tensors, _ = ckpt.load_state(run / "checkpoint.safetensors")
+    _, nets, _ = S.load_generators(run)
+    keys = [k for k in nets["G_ema"].state_dict() if k.endswith("running_mean")]
+    assert keys and not nets["G_ema"].training
+    assert any(not nets["G_ema"].state_dict()[k].equal(tensors[f"G_ema.{k}"]) for k in keys)
+    assert all(nets["G"].state_dict()[k].equal(tensors[f"G.{k}"]) for k in keys)
 
 
 def test_ema_decay_warms_up():

@@ -428,15 +428,42 @@ def train(
     return report
 
 
+STANDING_BATCHES = 20  # batches of 64 for G_ema's standing BatchNorm statistics
+
+
+@torch.no_grad()
+def standing_statistics(G: nn.Module, cfg: Config) -> nn.Module:
+    """``G`` (an EMA copy) with BatchNorm statistics of its own, in eval mode: the copy's
+    buffers are the raw G's running statistics, which do not match the averaged weights
+    (:func:`ganlab.train.ema.recalibrate_batchnorm`). Inputs: z ~ N(0, I) and, for a text G,
+    caption 0 of random training birds. Study tables written before 2026-12-05 (its tenth
+    session) scored G_ema without this."""
+    from ganlab.data.birds import BirdsWorld
+    from ganlab.train.ema import recalibrate_batchnorm
+
+    gen = torch.Generator().manual_seed(0)
+    world = BirdsWorld("train") if cfg.text else None
+    inputs = []
+    for _ in range(STANDING_BATCHES):
+        z = torch.randn(64, G.z_dim, generator=gen)
+        if world is None:
+            inputs.append((z,))
+            continue
+        idx = torch.randint(0, cfg.n_real, (64,), generator=gen).tolist()
+        inputs.append((z, embed_captions([world.bird(i).captions[0] for i in idx])))
+    return recalibrate_batchnorm(G, inputs)
+
+
 def load_generators(run: str | Path) -> tuple[Config, dict[str, nn.Module], dict]:
-    """A run's configuration, its final ``G`` and ``G_ema`` (eval mode), and its metadata."""
+    """A run's configuration, its final ``G`` and ``G_ema`` (eval mode; G_ema with standing
+    BatchNorm statistics), and its metadata."""
     tensors, meta = ckpt.load_state(Path(run) / "checkpoint.safetensors", expect={"model": MODEL})
     cfg = Config(**meta["config"]).check()  # runs from before ``scene`` existed: "full"
     nets = {}
     for name in ("G", "G_ema"):
         G, _ = build(cfg)
         ckpt.load_module(G, tensors, name)
-        nets[name] = G.eval()
+        nets[name] = standing_statistics(G, cfg) if name == "G_ema" else G.eval()
     return cfg, nets, meta
 
 
@@ -545,7 +572,8 @@ def evaluate(
         tensors, _ = ckpt.load_state(run / "snapshots" / snap["file"], expect={"model": MODEL})
         G, _ = build(cfg)
         ckpt.load_module(G, tensors, "G_ema")
-        fd = frechet_distance(judge.embed_images(sample(G.eval(), n, text=text)), ref)
+        G = standing_statistics(G, cfg)
+        fd = frechet_distance(judge.embed_images(sample(G, n, text=text)), ref)
         result["snapshots"].append({**snap, "fd_G_ema": fd, "rung": rung(fd, ladder)})
     result["eval_cpu_s"] = round(time.process_time() - t0, 1)
     (run / "evaluate.json").write_text(json.dumps(result, indent=1) + "\n")
