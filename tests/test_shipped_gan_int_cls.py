@@ -38,10 +38,29 @@ def test_checksums_and_manifests():
     for name in names:
         verify_sha256(name)
         assert {"command", "steps", "device", "metrics"} <= set(manifest(name)["manifest"])
-    assert manifest("gan_int_cls")["manifest"]["steps"] == 7000
-    assert manifest("gan_int_cls_no_text")["manifest"]["steps"] == 7000
-    recipe, _ = chapter.recipe_and_config("cpu")  # the profile reproduces the shipped run
-    assert manifest("gan_int_cls")["config"]["r1_gamma"] == recipe.r1_gamma == 1.0
+    recipe, loop = chapter.recipe_and_config("cpu")  # the profile reproduces the shipped run
+    assert manifest("gan_int_cls_no_text")["manifest"]["steps"] == loop.steps == 7000
+    main = manifest("gan_int_cls")
+    assert main["config"]["r1_gamma"] == recipe.r1_gamma == 1.0
+    selection = main["manifest"].get("selection")
+    if selection is None:  # the run's last step
+        assert main["manifest"]["steps"] == loop.steps
+    else:  # the snapshot picked on the training split (ganlab ship --pick-snapshot)
+        assert main["manifest"]["steps"] == selection["picked_steps"] <= loop.steps
+
+
+def test_a_picked_snapshot_was_chosen_away_from_the_test_split():
+    """``ganlab ship --pick-snapshot``: the shipped step has the lowest judge FD of the run's
+    snapshots on training-split captions; the test split's numbers played no part."""
+    m = manifest("gan_int_cls")["manifest"]
+    selection = m.get("selection")
+    if selection is None:
+        pytest.skip("the shipped model is its run's last step")
+    assert selection["split"] == "train" and selection["n"] >= 500
+    assert "--snapshot-every" in m["command"]
+    scores = {c["steps"]: c["frechet_distance"] for c in selection["candidates"]}
+    assert len(scores) >= 10 and max(scores) <= 7000
+    assert min(scores, key=scores.get) == selection["picked_steps"] == m["steps"]
 
 
 def test_text_alignment_beats_no_text_and_chance(measured):
