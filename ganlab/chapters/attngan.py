@@ -54,12 +54,13 @@ class AttnGANSettings:
 # (``--framing tight --scene plain``, 2,000 steps) draws bird silhouettes in the captions'
 # colours (text alignment 0.522, R-precision 0.236) but with striped interiors and white
 # halos on one sky colour: judge FD 477.7 against that world's blurred-real rung 48.5 and
-# drawn-at-16-px rung 95.4 (n = 1,000); at 1,000 steps it scored 219.9, so the artefacts
+# drawn-at-16-px rung 95.4 (n = 1,000); at 1,000 steps it scored 302.3, so the artefacts
 # grow with training. Its no-DAMSM ablation draws clearer bodies, tails and heads, but in
 # noisy colours that ignore the words (alignment 0.245, R-precision 0.035, FD 665.6).
 # Neither was shipped: at ngf 16 / ndf 8 the judge reads the noisy 64 px textures far from
 # the world's flat-coloured birds. A four times wider D (ndf 32) did not help: FD 307.4 at
-# 1,000 steps (alignment 0.451; ndf 8: 219.9 / 0.447).
+# 1,000 steps (alignment 0.451; ndf 8: 302.3 / 0.442, its checkpoint re-measured with standing
+# BatchNorm statistics; the 219.9 / 0.447 once written here used the raw G's).
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(16, 16, 8, 10000), LoopSettings(2000, 32, 50)),

@@ -142,6 +142,16 @@ def _r_precision(images: torch.Tensor, captions: list[str]) -> dict:
     return {"value": mean, "std": std, "candidates": 100, "n": len(captions)}
 
 
+def draw_all(generate, captions: list[str], seed: int, batch: int = 250) -> torch.Tensor:
+    """One image per caption, in batches of ``batch`` (batch k seeded ``seed + k * batch``),
+    on the CPU, clamped to [-1, 1]."""
+    parts = [
+        generate(captions[s : s + batch], seed + s).float().cpu()
+        for s in range(0, len(captions), batch)
+    ]
+    return torch.cat(parts).clamp(-1, 1)
+
+
 def evaluate_text_to_image(
     generate: Callable[[list[str], int], torch.Tensor],
     n: int = 1000,
@@ -155,10 +165,7 @@ def evaluate_text_to_image(
     real birds of that framing and scene (the result then says which)."""
     captions, named, _ = eval_captions(split, n, framing=framing, scene=scene)
     ref = real_reference(split, n, framing, scene)
-    images = []
-    for s in range(0, n, 250):
-        images.append(generate(captions[s : s + 250], seed + s).float().cpu())
-    images = torch.cat(images).clamp(-1, 1)
+    images = draw_all(generate, captions, seed)
     judge = bird_judge()
     feats = judge.embed_images(images)
     predicted = judge.predict(images)
@@ -206,9 +213,7 @@ def selection_fd(
     measured on, plays no part in the choice."""
     captions, _, _ = eval_captions(SELECTION_SPLIT, n, framing=framing, scene=scene)
     ref = reference_features(n, SELECTION_SPLIT, framing, JUDGE_SIZE, scene)
-    images = torch.cat(
-        [generate(captions[s : s + 250], seed + s).float().cpu() for s in range(0, n, 250)]
-    ).clamp(-1, 1)
+    images = draw_all(generate, captions, seed)
     fd = frechet_distance(bird_judge().embed_images(images), ref)
     return {"frechet_distance": fd, "split": SELECTION_SPLIT, "n": n}
 
