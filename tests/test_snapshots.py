@@ -85,6 +85,24 @@ def test_ship_records_the_choice_in_the_manifest(runs, monkeypatch, tmp_path):
     assert doc["metrics"] == {"fd": 1.0} and doc["n_eval"] == 10
 
 
+def test_a_run_stopped_early_is_picked_from_its_snapshots(runs, monkeypatch, tmp_path):
+    """A run interrupted before its last step has no generator.safetensors: its snapshots
+    are the candidates."""
+    import shutil
+
+    run, _ = runs
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run / commands.SNAPSHOTS, stopped / commands.SNAPSHOTS)
+    monkeypatch.setattr(
+        CHAPTER,
+        "selection_score",
+        lambda G, meta, n: {"frechet_distance": float(meta["manifest"]["steps"]), "split": "train"},
+    )
+    path, record = commands.pick_snapshot(CHAPTER, stopped, 50)
+    assert [c["steps"] for c in record["candidates"]] == [5, 10]
+    assert record["picked_steps"] == 5 and path.name == "generator_step000005.safetensors"
+
+
 def test_pick_snapshot_needs_snapshots(runs):
     _, without = runs
     with pytest.raises(ValueError, match="--snapshot-every"):

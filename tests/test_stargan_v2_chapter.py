@@ -68,7 +68,8 @@ def test_translate_and_grids(run):
 
     assert face_judge().domain_probs(foxes).argmax(1).tolist() == [2, 2, 2]  # wild
     pay, labels = chapter.payoff_figure(T, n=3)
-    assert pay.shape == (12, 3, 16, 16) and len(labels) == 4 and torch.equal(pay[9:], foxes)
+    assert pay.shape == (18, 3, 16, 16) and len(labels) == 6 and torch.equal(pay[15:], foxes)
+    assert torch.equal(pay[9:12], chapter.references(3, 16, "dog"))  # the dog row's references
     with pytest.raises(ValueError, match="unknown kind 'unicorn'"):
         chapter.kind_references(1, 16, "unicorn")
 

@@ -230,12 +230,12 @@ def ship_weights(source, target: str, metrics: dict, n: int, half: bool, **extra
 def pick_snapshot(chapter: Chapter, run, n: int) -> tuple[Path, dict]:
     """The run's generator (its snapshots and its final export) that scores best by the
     chapter's :meth:`~Chapter.selection_score`, and a record of the choice for the manifest."""
-    final = Path(run) / "generator.safetensors"
-    candidates = [*snapshots(run), final]
-    if len(candidates) == 1:
+    final = Path(run) / "generator.safetensors"  # absent when the run was stopped early
+    if not snapshots(run):
         raise ValueError(
             f"--pick-snapshot: {run} has no {SNAPSHOTS}/ (train it with --snapshot-every N)"
         )
+    candidates = [*snapshots(run), *([final] if final.exists() else [])]
     scored = []
     for path in candidates:
         G, meta = chapter.load(path)

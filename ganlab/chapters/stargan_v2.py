@@ -387,18 +387,23 @@ def kind_references(n: int, size: int, kind: str = "fox") -> torch.Tensor:
 
 @torch.no_grad()
 def payoff_figure(T, n: int = 6, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
-    """The chapter's payoff: ``n`` held-out cats, then the same cats as dogs (latent-guided,
-    ``seed``), then as foxes (reference-guided: each in the style of a fox from the wild
-    reference set, shown in the last row). -> (images (4 n, 3, S, S), row labels)."""
+    """The chapter's payoff: ``n`` held-out cats, then the same cats as dogs, latent-guided
+    (``seed``) and reference-guided (each in the style of a dog from the dog reference set,
+    shown below them), then as foxes (reference-guided by foxes of the wild reference set,
+    in the last row). -> (images (6 n, 3, S, S), row labels)."""
     cats = held_out_sources(n, T.img_size, "cat")
+    dogs = references(n, T.img_size, "dog")
     foxes = kind_references(n, T.img_size, "fox")
     rows = [
         cats,
         translate(T, cats, "dog", seed=seed),
+        translate(T, cats, "dog", references=dogs),
+        dogs,
         translate(T, cats, "wild", references=foxes),
         foxes,
     ]
-    return torch.cat(rows), ["cats", "-> dog", "-> fox (ref.)", "fox refs"]
+    labels = ["cats", "-> dog (z)", "-> dog (ref.)", "dog refs", "-> fox (ref.)", "fox refs"]
+    return torch.cat(rows), labels
 
 
 @torch.no_grad()
