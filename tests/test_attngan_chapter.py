@@ -69,6 +69,27 @@ def test_damsm_term_is_logged_and_switched_off_by_the_ablation():
         assert {"loss_D", "loss_G", "KL"} <= set(history[-1])
 
 
+def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
+    """The world draws birds from 16 px: an 8 px first stage (the cpu profile's) gets the
+    16 px birds averaged down, as the official code resizes one photograph per stage."""
+    import torch.nn.functional as F
+
+    from ganlab.data.birds import load_birds
+
+    world = {"framing": "tight", "scene": "plain"}
+    recipe, cfg = chapter.recipe_and_config(
+        "smoke", base_size=8, n_birds=16, steps=1, progress=False, **world
+    )
+    data = recipe.data(torch.device("cpu"))
+    assert [im.shape[-1] for im in data["images"]] == [8, 16, 32]
+    drawn = load_birds(16, "train", 16, progress=False, **world).images
+    shrunk = F.interpolate(drawn.float(), size=(8, 8), mode="area").round().to(torch.uint8)
+    assert torch.equal(data["images"][0], shrunk) and torch.equal(data["images"][1], drawn)
+    assert chapter.shrink(drawn, 16) is drawn
+    history = Trainer(recipe, cfg).fit().history
+    assert {"loss_D", "loss_G", "DAMSM"} <= set(history[-1])
+
+
 def test_damsm_term_reaches_the_generator():
     """The DAMSM loss of the last image trains G's last head, never the frozen encoder."""
     recipe, _ = chapter.recipe_and_config("smoke")

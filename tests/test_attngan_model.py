@@ -46,14 +46,15 @@ def _text(b=3, seed=1):
     return sentence, words, padding_mask(lengths, T), gen
 
 
-@pytest.mark.parametrize("num_stages", [1, 2, 3])
-def test_generator_shapes_per_stage(num_stages):
-    g = _tiny(num_stages)
+@pytest.mark.parametrize("num_stages,base", [(1, 16), (2, 16), (3, 16), (3, 8)])
+def test_generator_shapes_per_stage(num_stages, base):
+    g = _tiny(num_stages, base_size=base)
     sentence, words, mask, gen = _text()
     z = g.sample_z(3, generator=gen)
     images, maps, mu, logvar = g(z, sentence, words, mask)
-    assert [tuple(x.shape) for x in images] == [(3, 3, s, s) for s in (16, 32, 64)[:num_stages]]
-    assert [tuple(a.shape) for a in maps] == [(3, T, s, s) for s in (16, 32)[: num_stages - 1]]
+    sizes = [base * 2**i for i in range(num_stages)]
+    assert [tuple(x.shape) for x in images] == [(3, 3, s, s) for s in sizes]
+    assert [tuple(a.shape) for a in maps] == [(3, T, s, s) for s in sizes[:-1]]
     assert mu.shape == logvar.shape == (3, 5)
     assert all(x.abs().max() <= 1 for x in images)
 
@@ -158,11 +159,12 @@ def test_gradients_reach_every_generator_parameter():
     assert not dead
 
 
-def test_discriminators_heads_and_wrong_pairs():
+@pytest.mark.parametrize("base", [16, 8])
+def test_discriminators_heads_and_wrong_pairs(base):
     torch.manual_seed(0)
-    ds = build_discriminators(base_size=16, num_stages=3, ndf=2, text_dim=D_TEXT)
+    ds = build_discriminators(base_size=base, num_stages=3, ndf=2, text_dim=D_TEXT)
     sentence, _, _, gen = _text(4)
-    for d, size in zip(ds, (16, 32, 64)):
+    for d, size in zip(ds, (base, 2 * base, 4 * base)):
         x = torch.rand(4, 3, size, size, generator=gen) * 2 - 1
         d.eval()
         u, c = d(x, sentence)
@@ -175,9 +177,10 @@ def test_discriminators_heads_and_wrong_pairs():
         assert torch.allclose(wrong, d.cond_logits(h[:-1], sentence[1:]))
         with pytest.raises(ValueError, match=r"\[-1, 1\]"):
             d(x * 3, sentence)
-    # deeper with size: 4-conv encoder at s0, plus 2 and 4 convs at 2 s0 and 4 s0
+    # deeper with size: log2(s0 / 4) stride-2 convs at s0, plus 2 and 4 convs at 2 s0 and 4 s0
     convs = [sum(isinstance(m, torch.nn.Conv2d) for m in d.encode.modules()) for d in ds]
-    assert convs == [2, 4, 6]
+    first = {16: 2, 8: 1}[base]
+    assert convs == [first, first + 2, first + 4]
 
 
 def test_discriminator_loss_is_the_official_mix():

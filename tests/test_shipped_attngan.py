@@ -1,10 +1,13 @@
 """The shipped AttnGAN generators, re-measured on CPU with the DAMSM encoders and the judge.
 
-Shipped: AttnGAN (16 -> 32 -> 64 px, lambda = 5) and the no-DAMSM ablation trained alike
-(lambda = 0), both 2,000-step CPU runs. Every number must agree with what the manifest
-recorded at shipping time (1,000 captions; here 300). The paper's claims are tested on the
-same captions and the same encoders: AttnGAN's R-precision beats StackGAN's (chapter 3's
-shipped Stage-II, and its Stage-I upsampled), and the DAMSM term is what raises it.
+Shipped: AttnGAN (the cpu profile: 8 -> 16 -> 32 px on the birds cropped tight before plain
+backgrounds, lambda = 5), the snapshot of its run that scored best on training captions
+(``ganlab ship --pick-snapshot``), and the no-DAMSM ablation trained alike (lambda = 0) and
+taken at the same step, so that the two differ by the DAMSM term alone. Every number must
+agree with what the manifest recorded at shipping time (1,000 captions; here 300). The
+paper's claims are tested on the same captions and the same encoders: AttnGAN's R-precision
+beats StackGAN's (chapter 3's shipped Stage-II, and its Stage-I upsampled), and the DAMSM
+term is what raises it.
 """
 
 from __future__ import annotations
@@ -42,15 +45,49 @@ def _r(result) -> tuple[float, float]:
 
 
 def test_checksums_and_manifests():
+    recipe, loop = chapter.recipe_and_config("cpu")
     for name in NAMES:
         verify_sha256(name)
         meta = manifest(name)
         m = meta["manifest"]
         assert {"command", "steps", "seconds", "device", "metrics", "n_eval"} <= set(m)
-        assert m["profile"] == "cpu" and m["n_eval"] == 1000 and m["steps"] == 2000
-        assert meta["config"]["num_stages"] == 3
+        assert m["profile"] == "cpu" and m["n_eval"] == 1000 and m["steps"] <= loop.steps
+        config = meta["config"]
+        assert config["num_stages"] == 3 and config["base_size"] == recipe.base_size
+        assert (config["ngf"], config["ndf"]) == (recipe.ngf, recipe.ndf)
+        assert m["world"] == {"framing": recipe.framing, "scene": recipe.scene}
+    main = manifest(chapter.SHIPPED)["manifest"]
+    selection = main["selection"]  # picked on the training split, never the test split
+    assert selection["split"] == "train" and selection["n"] >= 500
+    scores = {c["steps"]: c["frechet_distance"] for c in selection["candidates"]}
+    assert len(scores) >= 10 and min(scores, key=scores.get) == selection["picked_steps"]
+    assert main["steps"] == selection["picked_steps"]
+    assert manifest(chapter.SHIPPED_NO_DAMSM)["manifest"]["steps"] == main["steps"]  # alike
     assert manifest(chapter.SHIPPED)["config"]["lambda_damsm"] == 5.0
     assert manifest(chapter.SHIPPED_NO_DAMSM)["config"]["lambda_damsm"] == 0.0
+
+
+def test_the_payoff_bars_recorded_at_shipping():
+    """Issue 21's bars, as the manifest measured them (n = 1,000): better than a perfect
+    16 px generator of its world, not collapsed across seeds, and aligned with its captions
+    beyond chance."""
+    m = manifest(chapter.SHIPPED)["manifest"]
+    test, ladder = m["metrics"]["test"], m["ladder"]
+    assert test["frechet_distance"] < ladder["drawn_16_up"], (test, ladder)
+    diversity = m["caption_diversity"]
+    assert diversity["model"]["judge_features"] >= 0.5 * diversity["real"]["judge_features"]
+    assert test["text_alignment"] > test["chance"] + 2 * test["text_alignment_std"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FD 85.3 (n = 1,000) sits between the blurred-real (48.5) and drawn-at-16-px (95.4) "
+    "rungs of its world (the cpu profile's run stopped at 3,250 steps, its last snapshot "
+    "picked); strict: the mark goes when a model below it ships",
+)
+def test_fd_below_the_blurred_rung_of_its_world():
+    m = manifest(chapter.SHIPPED)["manifest"]
+    assert m["metrics"]["test"]["frechet_distance"] < m["ladder"]["box_blur_5x5"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -153,4 +153,3 @@ def test_every_text_model_of_the_comparison_beats_the_no_text_baseline():
     for name, m in metrics.items():
         spread = max(m["text_alignment_std"], base["text_alignment_std"])
         assert m["text_alignment"] > base["text_alignment"] + 2 * spread, (name, m, base)
-

@@ -50,20 +50,22 @@ class AttnGANSettings:
     scene: str = "full"  # "plain": backgrounds without details (render.SCENES)
 
 
-# The laptop profiles keep the whole scene. The cpu recipe trained on chapter 2's laptop world
-# (``--framing tight --scene plain``, 2,000 steps) draws bird silhouettes in the captions'
-# colours (text alignment 0.522, R-precision 0.236) but with striped interiors and white
-# halos on one sky colour: judge FD 477.7 against that world's blurred-real rung 48.5 and
-# drawn-at-16-px rung 95.4 (n = 1,000); at 1,000 steps it scored 302.3, so the artefacts
-# grow with training. Its no-DAMSM ablation draws clearer bodies, tails and heads, but in
-# noisy colours that ignore the words (alignment 0.245, R-precision 0.035, FD 665.6).
-# Neither was shipped: at ngf 16 / ndf 8 the judge reads the noisy 64 px textures far from
-# the world's flat-coloured birds. A four times wider D (ndf 32) did not help: FD 307.4 at
-# 1,000 steps (alignment 0.451; ndf 8: 302.3 / 0.442, its checkpoint re-measured with standing
-# BatchNorm statistics; the 219.9 / 0.447 once written here used the raw G's).
+# The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
+# backgrounds) at 8 -> 16 -> 32 px, ngf 32 / ndf 16: three stages, two attention stages and
+# three discriminators as in the paper, with the last image at chapter 2's size. Its run was
+# stopped at 3,250 steps (a snapshot every 250, scored on 500 training captions: 634.8 at 250,
+# 118.1 at 1,250, 143.3 at 1,750, 90.6 at 3,250, still falling) and its last snapshot ships:
+# bird silhouettes in the captions' colours, judge FD 85.3 against its world's blurred-real
+# rung 48.5 and drawn-at-16-px rung 95.4, text alignment 0.591 (chance 0.183), R-precision
+# 0.257 (n = 1,000); its no-DAMSM ablation, trained alike and taken at the same step: FD
+# 189.6, alignment 0.287, R-precision 0.062. The 16 -> 32 -> 64 px recipe before it (ngf 16 /
+# ndf 8, 2,000 steps) on that world painted striped interiors and white halos at 64 px: FD
+# 477.7 (n = 1,000), while its own 32 px stage scored 129.3 and its 16 px stage 153.5
+# (n = 500), so the 64 px stage was what failed; a four times wider D (ndf 32) did not help
+# (FD 307.4 at 1,000 steps).
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
-    "cpu": Profile(AttnGANSettings(16, 16, 8, 10000), LoopSettings(2000, 32, 50)),
+    "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),
     "gpu": Profile(AttnGANSettings(64, 32, 64, 20000), LoopSettings(20000, 20, 100)),
 }
 
@@ -128,15 +130,17 @@ class AttnGANRecipe(Recipe):
         return {k: adam(modules[k].parameters(), self.lr, self.betas, device) for k in modules}
 
     def data(self, device):
+        drawn = sorted({max(s, MIN_DRAWN) for s in self.image_sizes})
         birds = {
             s: load_captioned(self.n_birds, "train", s, self.data_root, self.framing, self.scene)
-            for s in self.image_sizes
+            for s in drawn
         }
         text_enc, image_enc = load_encoders("damsm", self.encoder_path, device=device)
-        last = birds[self.image_sizes[-1]]
+        last = birds[drawn[-1]]
         ids, lengths = tokenize_all(text_enc.vocab, last.captions)
+        images = [shrink(birds[max(s, MIN_DRAWN)].images, s) for s in self.image_sizes]
         return {
-            "images": [birds[s].images.to(device) for s in self.image_sizes],  # uint8 per stage
+            "images": [im.to(device) for im in images],  # uint8 per stage
             "species": last.species.to(device),
             "ids": ids.to(device),  # (N, 10, L)
             "lengths": lengths,  # (N, 10), on the CPU: packing the LSTM's input reads them there
@@ -208,6 +212,18 @@ class AttnGANRecipe(Recipe):
         if damsm is not None:
             out["DAMSM"] = damsm.detach()
         return out
+
+
+MIN_DRAWN = 16  # the world draws birds from 16 px; an 8 px first stage gets them shrunk
+
+
+def shrink(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images (N, 3, S, S) averaged down to ``size`` px (area), as the official code
+    resizes one photograph to every stage's size; unchanged when already ``size``."""
+    if images.shape[-1] == size:
+        return images
+    small = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="area")
+    return small.round().clamp(0, 255).to(torch.uint8)
 
 
 def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainConfig]:

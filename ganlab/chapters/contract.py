@@ -177,6 +177,8 @@ class Chapter:
 
 # ---------------------------------------------------------------- the birds world
 STANDING_BIRDS = 1000  # training birds whose captions recalibrate a checkpoint's BatchNorm
+
+
 class CaptionChapter(Chapter):
     """What the text-to-image chapters on the birds world share: captions are the conditions
     (``--caption``), the birds protocol measures them on the test and zero-shot splits, and

@@ -51,7 +51,7 @@ Shapes (official sizes; ``ngf`` = gf_dim = 32, ``ndf`` = df_dim = 64, D = nef = 
                 conditional head: e_bar replicated (B, D, 4, 4), concatenated -> conv3x3, BN,
                 LReLU -> conv 4x4 stride 4 -> (B,)
 
-Sizes are generic so that tests run tiny: base size s0 in {16, 32, 64} (then 2 s0, 4 s0);
+Sizes are generic so that tests run tiny: base size s0 in {8, 16, 32, 64} (then 2 s0, 4 s0);
 InitStage starts at ngf * s0/4 channels so that it always ends at ngf.
 
 Deviations from the paper and the official code (taoxugit/AttnGAN):
@@ -79,7 +79,7 @@ init                     orthogonal conv/linear weights, BN          the same
                          N(1, 0.02) (``weights_init``)               (``init_weights``)
 G EMA                    avg_p = 0.999 avg_p + 0.001 p, parameters   ``EMA`` with decay 0.999,
                          only, no warm-up                            warm-up, BN buffers copied
-image sizes              64, 128, 256                                s0 in {16, 32, 64}, 2s0,
+image sizes              64, 128, 256                                s0 in {8, 16, 32, 64}, 2s0,
                                                                      4s0
 =======================  ==========================================  =========================
 
@@ -106,7 +106,7 @@ from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
 from ganlab.nn.glu import GLU
 from ganlab.validation import check_choice, check_count, check_images, check_logits, check_tensor
 
-BASE_SIZES = (16, 32, 64)
+BASE_SIZES = (8, 16, 32, 64)
 """First-stage image sizes the models accept; stage i works at base_size * 2**i."""
 LAMBDA_DAMSM = 5.0
 """Weight of the DAMSM term in G's loss: 5 for CUB (bird_attn2.yml), 50 for COCO."""
