@@ -67,7 +67,7 @@ def test_checksums_and_manifests():
     assert manifest(chapter.SHIPPED_NO_DAMSM)["config"]["lambda_damsm"] == 0.0
 
 
-def test_the_payoff_bars_recorded_at_shipping():
+def test_payoff_bars_as_measured_at_shipping():
     """Issue 21's bars, as the manifest measured them (n = 1,000): better than a perfect
     16 px generator of its world, not collapsed across seeds, and aligned with its captions
     beyond chance."""
