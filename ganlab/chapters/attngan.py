@@ -52,13 +52,14 @@ class AttnGANSettings:
 
 # The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
 # backgrounds) at 8 -> 16 -> 32 px, ngf 32 / ndf 16: three stages, two attention stages and
-# three discriminators as in the paper, with the last image at chapter 2's size. Its run was
-# stopped at 3,250 steps (a snapshot every 250, scored on 500 training captions: 634.8 at 250,
-# 118.1 at 1,250, 143.3 at 1,750, 90.6 at 3,250, still falling) and its last snapshot ships:
-# bird silhouettes in the captions' colours, judge FD 85.3 against its world's blurred-real
-# rung 48.5 and drawn-at-16-px rung 95.4, text alignment 0.591 (chance 0.183), R-precision
-# 0.257 (n = 1,000); its no-DAMSM ablation, trained alike and taken at the same step: FD
-# 189.6, alignment 0.287, R-precision 0.062. The 16 -> 32 -> 64 px recipe before it (ngf 16 /
+# three discriminators as in the paper, with the last image at chapter 2's size. Its run (a
+# snapshot every 250 steps, each scored on 500 training captions: 634.8 at 250, 118.1 at 1,250,
+# 143.3 at 1,750, 90.6 at 3,250, 80.6 at 4,000, 72.5 at 5,000, 68.8 at 6,000) ships its best
+# snapshot, the last: birds in the captions' colours (body, head, beak, tail), judge FD 64.0
+# against its world's blurred-real rung 48.5 and drawn-at-16-px rung 95.4, text alignment 0.654
+# (chance 0.183), R-precision 0.216 (n = 1,000; 2.7 CPU-hours); its no-DAMSM ablation, trained
+# alike and taken at the same step: FD 175.6, alignment 0.286, R-precision 0.067. Stopped at
+# 3,250 steps, the same run scored FD 85.3. The 16 -> 32 -> 64 px recipe before it (ngf 16 /
 # ndf 8, 2,000 steps) on that world painted striped interiors and white halos at 64 px: FD
 # 477.7 (n = 1,000), while its own 32 px stage scored 129.3 and its 16 px stage 153.5
 # (n = 500), so the 64 px stage was what failed; a four times wider D (ndf 32) did not help
