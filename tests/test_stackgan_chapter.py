@@ -29,7 +29,8 @@ def test_train_runs_stage1_then_stage2_on_it(run):
     assert m1["chapter"] == m2["chapter"] == "stackgan"
     assert m1["config"]["stage"] == 1 and m2["config"]["stage"] == 2
     assert m2["config"]["stage1"] == m1["config"]  # built on the Stage-I just trained
-    assert m2["config"]["image_size"] == 4 * m1["config"]["image_size"]
+    scale = chapter.PROFILES["smoke"].model.scale2
+    assert m2["config"]["image_size"] == scale * m1["config"]["image_size"]
     assert m1["manifest"]["steps"] == m2["manifest"]["steps"] == 3
 
 
@@ -59,11 +60,47 @@ def test_code_size_is_a_stage2_train_option_recorded_only_when_set(run, tmp_path
     weights = tmp_path / "stage2" / "generator.safetensors"
     assert ckpt.read_meta(weights)["config"]["code_size"] == 8
     G, _ = chapter.load_generator(weights)
-    assert G.code_size == 8 and len(G.upsample) == 3
+    assert G.code_size == 8 and len(G.upsample) == {4: 3, 2: 2}[G.scale]  # 8 -> 64 or 32 px
     assert main([*argv, "--code-size", "5", "--out", str(tmp_path / "bad")]) == 2
     assert "code_size (M_g) must be the Stage-I size 16" in capsys.readouterr().err
     recipe, _ = chapter.recipe_and_config("smoke", 1, code_size=8)  # Stage-I ignores it
     assert "code_size" not in recipe.config()
+
+
+def test_scale_is_a_stage2_train_option_recorded_only_when_not_the_papers(run, tmp_path):
+    """``--scale 2`` trains a Stage-II at twice the sketch's size (a course option; recorded in
+    the config and the spec, so the weights rebuild it); ``--scale 4`` is the paper's and reads
+    as before (no key); the gpu profile keeps the paper's."""
+    assert chapter.PROFILES["gpu"].model.scale2 == 4
+    argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "1"]
+    argv += ["--stage1", str(run / "stage1" / "generator.safetensors")]
+    for scale in (2, 4):
+        assert main([*argv, "--scale", str(scale), "--out", str(tmp_path / str(scale))]) == 0
+        weights = tmp_path / str(scale) / "stage2" / "generator.safetensors"
+        config = ckpt.read_meta(weights)["config"]
+        assert config.get("scale", 4) == scale and ("scale" in config) == (scale != 4)
+        assert config["image_size"] == scale * config["stage1"]["image_size"]
+        G, meta = chapter.load_generator(weights)
+        assert G.scale == scale
+        images = chapter.generate(G, ["a small red bird"], text_encoder=None)
+        assert images.shape[-1] == scale * config["stage1"]["image_size"]
+        judged = chapter.CHAPTER.generator(G, meta, for_evaluation=True)(["a red bird"], 0)
+        assert judged.shape[-1] == chapter.EVAL_SIZE  # the judge reads 64 px either way
+    recipe, _ = chapter.recipe_and_config("smoke", 1, scale=2)  # Stage-I ignores it
+    assert "scale" not in recipe.config()
+
+
+def test_lr_is_a_train_option_recorded_in_the_config(run, tmp_path, capsys):
+    """``--lr`` sets Adam's rate of G and D (the paper's 2e-4 by default); not positive: refused."""
+    argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "1"]
+    argv += ["--stage1", str(run / "stage1" / "generator.safetensors")]
+    smoke = chapter.PROFILES["smoke"].model.lr2  # Stage-II's rate in the laptop profiles
+    assert ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]["lr"] == smoke
+    assert ckpt.read_meta(run / "stage1" / "generator.safetensors")["config"]["lr"] == 2e-4
+    assert main([*argv, "--lr", "1e-4", "--out", str(tmp_path)]) == 0
+    assert ckpt.read_meta(tmp_path / "stage2" / "generator.safetensors")["config"]["lr"] == 1e-4
+    assert main([*argv, "--lr", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "lr (Adam's learning rate) must be positive, got 0.0" in capsys.readouterr().err
 
 
 def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
@@ -108,7 +145,8 @@ def test_one_file_draws_both_stages(run):
     assert isinstance(G, M.StageIIGenerator) and not G.training and not G.stage1.training
     t = torch.randn(3, 1024)
     low, high = chapter.generate_stages(G, t, seed=4)
-    assert low.shape == (3, 3, 16, 16) and high.shape == (3, 3, 64, 64)
+    size = 16 * chapter.PROFILES["smoke"].model.scale2  # 32 px: the laptop profiles grow 2x
+    assert low.shape == (3, 3, 16, 16) and high.shape == (3, 3, size, size)
     again_low, again_high = chapter.generate_stages(G, t, seed=4)
     assert torch.equal(low, again_low) and torch.equal(high, again_high)
     other_low, _ = chapter.generate_stages(G, t, seed=5)
@@ -124,7 +162,8 @@ def test_sample_evaluate_and_bench_commands(run, tmp_path, capsys):
     png = tmp_path / "s.png"
     cap = ["sample", "stackgan", "--weights", weights, "--out", str(png), "--n", "3"]
     assert main([*cap, "--caption", "a red bird", "--caption", "a bird with blue wings"]) == 0
-    assert Image.open(png).size == (3 * 66 + 2, 2 * 66 + 2)  # 64 px images, 2 px padding
+    side = 16 * chapter.PROFILES["smoke"].model.scale2 + 2  # the run's images, 2 px padding
+    assert Image.open(png).size == (3 * side + 2, 2 * side + 2)
     assert main([*cap, "--caption", ""]) == 2
     assert "has no words" in capsys.readouterr().err
     capsys.readouterr()

@@ -171,6 +171,45 @@ def test_code_size_is_the_papers_m_g(code_size, up_blocks):
     assert g2.to_image[0].in_channels == 32 // 2**up_blocks
 
 
+@pytest.mark.parametrize("refine", [False, True])
+@pytest.mark.parametrize("code_size, up_blocks", [(None, 3), (8, 2), (16, 1)])
+def test_scale_two_grows_the_sketch_twice_with_one_up_block_fewer(code_size, up_blocks, refine):
+    """``scale=2`` (a course option; the paper's is 4): a 16 px sketch becomes 32 px, one
+    upsample block fewer than the paper's Stage-II for the same code; its D reads 32 px."""
+    g2 = StageIIGenerator(
+        tiny_stage1(), ngf=8, num_residual=1, code_size=code_size, scale=2, refine_sketch=refine
+    ).eval()
+    paper = StageIIGenerator(tiny_stage1(), ngf=8, num_residual=1, code_size=code_size)
+    assert len(g2.upsample) == up_blocks == len(paper.upsample) - 1
+    assert (g2.scale, g2.image_size, paper.image_size) == (2, 32, 64)
+    with torch.no_grad():
+        sketch, image, _, _ = g2(torch.randn(2, 10), g2.sample_z(2))
+    assert sketch.shape == (2, 3, 16, 16) and image.shape == (2, 3, 32, 32)
+    assert image.abs().max() <= 1
+    d2 = StageIIDiscriminator(c_dim=4, ndf=1, image_size=32)
+    assert [x.shape for x in d2(image, torch.randn(2, 4))] == [(2,), (2,)]
+    strided = [m for m in d2.encode.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == 3  # 32 -> 4
+
+
+def test_scale_two_refines_the_sketch_upsampled_twice():
+    """With a zero correction, a scale-2 refining Stage-II returns its sketch upsampled 2x."""
+    g2 = StageIIGenerator(tiny_stage1(), ngf=4, num_residual=1, refine_sketch=True, scale=2)
+    g2.eval()
+    with torch.no_grad():
+        g2.to_image[0].weight.zero_()
+        g2.to_image[0].bias.zero_() if g2.to_image[0].bias is not None else None
+        sketch, image, _, _ = g2(torch.randn(2, 10), g2.sample_z(2))
+    up = F.interpolate(sketch, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(image, up.clamp(-0.99, 0.99), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [1, 3, 8])
+def test_stage2_scale_must_be_two_or_four(bad):
+    with pytest.raises(ValueError, match=r"scale \(Stage-II's size over Stage-I's\)"):
+        StageIIGenerator(tiny_stage1(), ngf=8, scale=bad)
+
+
 def test_code_size_must_divide_the_sketch_into_its_whole_half_or_quarter():
     for bad in (2, 3, 32):
         with pytest.raises(ValueError, match="code_size .M_g. must be the sketch's side s1 = 16"):
@@ -299,8 +338,8 @@ def test_generator_loss_matches_the_official_kl_scale():
 def test_validation_errors_name_what_was_expected():
     with pytest.raises(ValueError, match=r"\(16, 32, 64\)"):
         StageIGenerator(10, image_size=128)
-    with pytest.raises(ValueError, match=r"\(64, 128, 256\)"):
-        StageIIDiscriminator(image_size=32)
+    with pytest.raises(ValueError, match=r"\(32, 64, 128, 256\)"):  # 2x or 4x a Stage-I size
+        StageIIDiscriminator(image_size=16)
     with pytest.raises(ValueError, match="multiple of 4"):
         StageIIGenerator(tiny_stage1(), ngf=6)
     g1 = tiny_stage1()
