@@ -68,6 +68,12 @@ def test_gan_int_cls_r1_and_d_learning_rate_options(tmp_path, capsys):
     assert chapter.recipe_and_config("cpu", r1_gamma=0.0)[0].r1_gamma == 0.0
     assert main([*args, "--r1-gamma", "-1", "--overwrite"]) == 2
     assert "r1_gamma must be >= 0" in capsys.readouterr().err
+    both = tmp_path / "lr"  # --lr sets G's rate, and D's without --lr-d
+    assert main([*args[:-1], str(both), "--lr", "1e-4"]) == 0
+    cfg = ckpt.read_meta(both / "generator.safetensors")["config"]
+    assert (cfg["lr"], cfg["lr_d"]) == (1e-4, 1e-4)
+    assert main([*args[:-1], str(tmp_path / "bad"), "--lr", "0"]) == 2
+    assert "lr must be > 0, got 0.0" in capsys.readouterr().err
     assert main([*args, "--r1-gamma", "1", "--r1-every", "0", "--overwrite"]) == 2
     assert "r1_every must be an int >= 1" in capsys.readouterr().err
 

@@ -113,6 +113,8 @@ class GANINTCLSRecipe(Recipe):
         check_lazy_r1(self.r1_gamma, self.r1_every)
         if self.lr_decay not in LR_DECAYS:
             raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {self.lr_decay!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.lr_d is not None and not self.lr_d > 0:
             raise ValueError(f"lr_d must be > 0 (or None: lr), got {self.lr_d!r}")
         if not self.text and self.switches.cls:
@@ -328,6 +330,10 @@ class GANINTCLS(CaptionChapter):
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANT_NAMES)}")
             self.add_r1_options(parser, "the profile's; cpu 1, gpu 0: none, as the paper")
             parser.add_argument(
+                "--lr", type=float, metavar="LR",
+                help="G's learning rate, and D's unless --lr-d (default 2e-4, as the paper)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--lr-d", type=float, metavar="LR",
                 help="D's learning rate (default: G's, 2e-4, as the paper)",
             )  # fmt: skip
@@ -345,7 +351,8 @@ class GANINTCLS(CaptionChapter):
             )  # fmt: skip
 
     def train_options(self, args) -> dict:
-        lr = {k: getattr(args, k) for k in ("lr_d", "lr_decay") if getattr(args, k) is not None}
+        keys = ("lr", "lr_d", "lr_decay")
+        lr = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
         own = self.r1_options(args) | lr
         return {"variant": args.variant, **own, **super().train_options(args)}
 
