@@ -103,6 +103,17 @@ def test_lr_is_a_train_option_recorded_in_the_config(run, tmp_path, capsys):
     assert "lr (Adam's learning rate) must be positive, got 0.0" in capsys.readouterr().err
 
 
+def test_stage1_size_is_a_train_option(tmp_path):
+    """``--stage1-size 32`` trains a 32 px Stage-I (recorded in its config); a Stage-II on it
+    reads 32 px sketches."""
+    argv = ["train", "stackgan", "--profile", "smoke", "--steps", "1", "--stage1-size", "32"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    m1 = ckpt.read_meta(tmp_path / "stage1" / "generator.safetensors")
+    m2 = ckpt.read_meta(tmp_path / "stage2" / "generator.safetensors")
+    assert m1["config"]["image_size"] == m2["config"]["stage1"]["image_size"] == 32
+    assert m2["config"]["image_size"] == 32 * chapter.PROFILES["smoke"].model.scale2
+
+
 def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
     """``--r1-gamma`` adds R1 on D's real pairs every ``--r1-every`` steps (logged where it ran,
     recorded in the config); the laptop profiles' Stage-II has gamma 1, the gpu profile none,

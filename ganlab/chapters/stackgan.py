@@ -512,6 +512,11 @@ class StackGAN(CaptionChapter):
                 "16 of 64; the default), a half, or the whole side (a finer grid)",
             )  # fmt: skip
             parser.add_argument(
+                "--stage1-size", type=int, choices=M.STAGE1_SIZES, metavar="PX",
+                help=f"Stage-I's image size, one of {M.STAGE1_SIZES} (default: the profile's; "
+                "cpu 16, gpu 64 as the paper)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--lr", type=float, metavar="LR",
                 help="Adam's learning rate for G and D of every stage trained (default 2e-4, "
                 "the paper's initial rate; Stage-II 1e-4 in cpu and smoke)",
@@ -540,7 +545,10 @@ class StackGAN(CaptionChapter):
         scale = getattr(args, "scale", None)
         scale = {} if scale is None else {"scale2": scale}
         lr = {} if getattr(args, "lr", None) is None else {"lr": args.lr}
-        return super().train_options(args) | refine | code | scale | lr | self.r1_options(args)
+        size = getattr(args, "stage1_size", None)
+        size = {} if size is None else {"stage1_size": size}
+        own = refine | code | scale | lr | size
+        return super().train_options(args) | own | self.r1_options(args)
 
     def runs(self, profile, args, overrides, results):
         """Stage-I then Stage-II on it (default), or one ``--stage``; runs in OUT/stage1,
