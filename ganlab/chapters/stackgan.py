@@ -537,17 +537,15 @@ class StackGAN(CaptionChapter):
                 help="the shipped stage (default 2)",
             )  # fmt: skip
 
+    # train options -> the profile setting (or recipe argument) each one overrides
+    OWN_OPTIONS = {
+        "refine_sketch": "refine_sketch", "code_size": "code_size2", "scale": "scale2",
+        "lr": "lr", "stage1_size": "stage1_size",
+    }  # fmt: skip
+
     def train_options(self, args) -> dict:
-        refine = getattr(args, "refine_sketch", None)
-        refine = {} if refine is None else {"refine_sketch": refine}
-        code = getattr(args, "code_size", None)
-        code = {} if code is None else {"code_size2": code}
-        scale = getattr(args, "scale", None)
-        scale = {} if scale is None else {"scale2": scale}
-        lr = {} if getattr(args, "lr", None) is None else {"lr": args.lr}
-        size = getattr(args, "stage1_size", None)
-        size = {} if size is None else {"stage1_size": size}
-        own = refine | code | scale | lr | size
+        given = {k: getattr(args, option, None) for option, k in self.OWN_OPTIONS.items()}
+        own = {k: v for k, v in given.items() if v is not None}
         return super().train_options(args) | own | self.r1_options(args)
 
     def runs(self, profile, args, overrides, results):
