@@ -310,7 +310,9 @@ def test_site_in_headless_chromium(server, site):
                     page.wait_for_selector(".jupyter-widgets", timeout=10_000)
                 except PlaywrightTimeout:
                     current.append("no ipywidgets view rendered")
-            page.wait_for_load_state("networkidle")
+            # a busy CI machine (two test workers, notebook kernels) can take longer than
+            # playwright's default 30 s to go quiet: a timeout here once failed a clean site
+            page.wait_for_load_state("networkidle", timeout=90_000)
             state = page.evaluate(_PAGE_STATE_JS)
             n_maths += state["maths"]
             n_images += state["nImages"]

@@ -517,6 +517,11 @@ class StackGAN(CaptionChapter):
                 "cpu 16, gpu 64 as the paper)",
             )  # fmt: skip
             parser.add_argument(
+                "--ndf1", type=int, metavar="N",
+                help="Stage-I's discriminator width N_d (default: the profile's; cpu 16, gpu "
+                "64 as the paper)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--lr", type=float, metavar="LR",
                 help="Adam's learning rate for G and D of every stage trained (default 2e-4, "
                 "the paper's initial rate; Stage-II 1e-4 in cpu and smoke)",
@@ -540,7 +545,7 @@ class StackGAN(CaptionChapter):
     # train options -> the profile setting (or recipe argument) each one overrides
     OWN_OPTIONS = {
         "refine_sketch": "refine_sketch", "code_size": "code_size2", "scale": "scale2",
-        "lr": "lr", "stage1_size": "stage1_size",
+        "lr": "lr", "stage1_size": "stage1_size", "ndf1": "ndf1",
     }  # fmt: skip
 
     def train_options(self, args) -> dict:
