@@ -189,6 +189,21 @@ def test_gan_int_cls_linear_lr_decay_option(tmp_path, capsys):
     assert "invalid choice: 'cosine'" in capsys.readouterr().err
 
 
+def test_gan_int_cls_width_options(tmp_path, capsys):
+    """``--ngf`` / ``--ndf`` set G's and D's base widths (recorded in the config, and the
+    exported G has them); a width below 1 is refused with the width's name."""
+    out = tmp_path / "wide"
+    args = ["train", "gan-int-cls", "--profile", "smoke", "--steps", "1"]
+    assert main([*args, "--ngf", "12", "--ndf", "6", "--out", str(out)]) == 0
+    meta = ckpt.read_meta(out / "generator.safetensors")
+    assert (meta["config"]["ngf"], meta["config"]["ndf"]) == (12, 6)
+    tensors, _ = ckpt.load_state(out / "generator.safetensors")
+    first = next(v for k, v in tensors.items() if k.endswith("net.0.weight"))
+    assert first.shape[1] == 12 * 8  # ConvT from the 1x1 code to 8 ngf channels
+    assert main([*args, "--ngf", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "ngf (G's base width) must be an integer >= 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("variant", ["gan", "gan-cls", "gan-int", "gan-int-cls", "no-text"])
 def test_gan_int_cls_ship_names_main_comparison_and_variant_models(variant):
     """``ganlab ship gan-int-cls RUN`` picks the shipped name from the run's config: the main

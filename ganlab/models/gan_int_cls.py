@@ -235,6 +235,7 @@ class Generator(nn.Module):
     ):
         super().__init__()
         check_choice(image_size, IMAGE_SIZES, "image_size")
+        ngf = check_count(ngf, "ngf (G's base width)")
         self.text_dim, self.proj_dim, self.z_dim = text_dim, proj_dim, z_dim
         self.ngf, self.image_size, self.channels = ngf, image_size, channels
         self.project_text = nn.Sequential(nn.Linear(text_dim, proj_dim), nn.LeakyReLU(0.2))
@@ -290,6 +291,7 @@ class Discriminator(nn.Module):
     ):
         super().__init__()
         check_choice(image_size, IMAGE_SIZES, "image_size")
+        ndf = check_count(ndf, "ndf (D's base width)")
         self.text_dim, self.proj_dim, self.ndf = text_dim, proj_dim, ndf
         self.image_size, self.channels = image_size, channels
         size = image_size // 2
