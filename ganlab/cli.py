@@ -10,6 +10,7 @@ ganlab bench CHAPTER [--profile P] --json [chapter options]
 ganlab world birds [--split S] [--n N] [--size PX] [--out PNG] [--retrieve CAPTION]
 ganlab world faces [--split S] [--domain D] [--n N] [--size PX] [--out PNG] [--masks|--sweep]
 ganlab world landscapes [--split S] [--n N] [--size PX] [--out PNG] [--styles]
+ganlab world WORLD --bench [--n N] [--size PX]   (JSON: CPU ms to draw one image, one core)
 ganlab info
 
 The five chapter commands (train, sample, evaluate, bench, ship) are written once, in
@@ -138,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("world", choices=("birds", "faces", "landscapes"))
     p.add_argument("--split", default="train", help="birds: train, test or zeroshot; "
                    "faces: train, test or reference (default train)")  # fmt: skip
-    p.add_argument("--n", type=int, default=8, help="images to show (default 8)")
-    p.add_argument("--size", type=int, default=128, help="pixels (16-256, default 128)")
+    p.add_argument("--n", type=int, help="images to show (default 8; --bench: 40)")
+    p.add_argument("--size", type=int, help="pixels (16-256; default 128, --bench: 64)")
+    p.add_argument("--bench", action="store_true",
+                   help="print as JSON the CPU ms of drawing one image, one core")  # fmt: skip
     p.add_argument("--out", help="PNG file to write (default WORLD.png)")
     p.add_argument("--retrieve", metavar="CAPTION", help="show the birds nearest to a caption")
     p.add_argument("--encoder", choices=("joint", "damsm"), default="damsm")
@@ -199,11 +202,21 @@ def show_landscapes(args: argparse.Namespace) -> str:
 
 
 def show_world(args: argparse.Namespace) -> str:
-    """``ganlab world birds``: a captioned grid, or the birds nearest to a caption."""
+    """``ganlab world birds``: a captioned grid, or the birds nearest to a caption;
+    ``--bench`` (any world): what one image costs to draw."""
     import matplotlib
 
+    if args.bench:
+        from ganlab.data.drawing_cost import drawing_cost
+
+        size, n = 64 if args.size is None else args.size, 40 if args.n is None else args.n
+        report = drawing_cost(args.world, size, n)
+        print(json.dumps(report))
+        return ""
     matplotlib.use("Agg")
     args.out = args.out or f"{args.world}.png"
+    args.n = 8 if args.n is None else args.n
+    args.size = 128 if args.size is None else args.size
     if args.world == "faces":
         return show_faces(args)
     if args.world == "landscapes":

@@ -120,4 +120,4 @@ def test_replies_are_looked_for_again_every_slice():
     start = time.monotonic()
     with pytest.raises(Empty):
         asyncio.run(runner.sliced_get_msg(empty, slice_s=0.02)(timeout=0.1))
-    assert 0.1 <= time.monotonic() - start < 0.5
+    assert 0.1 <= time.monotonic() - start < 2  # on time, not forever; CI may be busy

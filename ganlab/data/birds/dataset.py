@@ -105,6 +105,12 @@ class BirdsWorld:
         return np.random.default_rng([WORLD_SEED, self.seed, SPLITS[self.split], int(i), stream])
 
     def bird(self, i: int) -> Bird:
+        species, attrs, placement = self._drawn(i)
+        captions, mentions = make_captions(attrs, self._rng(i, 1), self.captions_per_image)
+        return Bird(self.split, int(i), species, attrs, tuple(captions), tuple(mentions), placement)
+
+    def _drawn(self, i: int) -> tuple[int, dict[str, str], Placement]:
+        """Bird ``i``'s species, attributes and placement: all its picture needs."""
         if int(i) < 0:
             raise ValueError(f"bird index must be >= 0, got {i}")
         rng = self._rng(i, 0)
@@ -118,17 +124,15 @@ class BirdsWorld:
         for group in INDIVIDUAL_GROUPS:
             values = ATTRIBUTES[group]
             attrs[group] = values[int(rng.integers(len(values)))]
-        placement = draw_placement(rng)
-        captions, mentions = make_captions(attrs, self._rng(i, 1), self.captions_per_image)
-        return Bird(self.split, int(i), species, attrs, tuple(captions), tuple(mentions), placement)
+        return species, attrs, draw_placement(rng)
 
     def image(
         self, i: int, size: int = 64, framing: str = "full", scene: str = "full"
     ) -> np.ndarray:
         """Bird ``i`` as a (size, size, 3) uint8 array, in ``framing`` and ``scene``."""
-        bird = self.bird(i)
-        crop = framing_crop(bird.attributes, bird.placement, framing)
-        return render_bird(bird.attributes, bird.placement, size, crop, scene)
+        _, attrs, placement = self._drawn(i)  # no captions: the picture does not need them
+        crop = framing_crop(attrs, placement, framing)
+        return render_bird(attrs, placement, size, crop, scene)
 
 
 def render(attributes: dict[str, str], size: int = 64, seed: int = 0) -> np.ndarray:

@@ -97,6 +97,17 @@ def _ellipse(cx, cy, rx, ry, t0=0.0, t1=2 * math.pi, n=40) -> np.ndarray:
     return np.stack([cx + rx * cos, cy + ry * sin], axis=1)
 
 
+@functools.lru_cache(maxsize=1)
+def _scallops() -> np.ndarray:
+    """(K, 6, 2): the feather scallops' arcs, rows of small arcs inside the body ellipse."""
+    arcs = []
+    for row, y in enumerate(np.arange(-0.2, 0.22, 0.07)):
+        for x in np.arange(-0.36 + 0.035 * (row % 2), 0.42, 0.07):
+            if (x / 0.46) ** 2 + (y / 0.26) ** 2 < 1:
+                arcs.append(_ellipse(x, y, 0.03, 0.022, math.radians(200), math.radians(340), n=6))
+    return np.stack(arcs)
+
+
 class _Frame:
     """Maps bird-frame points (x forward, y up; body length 1) to canvas pixels."""
 
@@ -113,6 +124,12 @@ class _Frame:
         x = self.origin[0] + self.mirror * p[:, 0] * self.unit
         y = self.origin[1] - p[:, 1] * self.unit  # image y grows downwards
         return list(zip(x.tolist(), y.tolist(), strict=True))
+
+    def many(self, pts: np.ndarray) -> list[list[tuple[float, float]]]:
+        """``pts`` (K, n, 2), K polylines of n points each, mapped in one go."""
+        flat = self(pts)
+        n = pts.shape[1]
+        return [flat[k : k + n] for k in range(0, len(flat), n)]
 
     def px(self, length: float) -> float:
         return max(1.0, length * self.unit)
@@ -389,13 +406,10 @@ def _bird(draw, frame, attrs: dict[str, str], place: Placement) -> None:
     draw.polygon(
         frame(_ellipse(0, 0, 0.5, 0.3, math.radians(-62), math.radians(78))), fill=(*breast, 255)
     )
-    # feather scallops (fine texture)
+    # feather scallops (fine texture): every small arc mapped to the canvas at once
     w = max(1, int(frame.px(0.007)))
-    for row, y in enumerate(np.arange(-0.2, 0.22, 0.07)):
-        for x in np.arange(-0.36 + 0.035 * (row % 2), 0.42, 0.07):
-            if (x / 0.46) ** 2 + (y / 0.26) ** 2 < 1:
-                pts = _ellipse(x, y, 0.03, 0.022, math.radians(200), math.radians(340), n=6)
-                draw.line(frame(pts), fill=(0, 0, 0, 60), width=w)
+    for arc in frame.many(_scallops()):
+        draw.line(arc, fill=(0, 0, 0, 60), width=w)
 
     _wing(draw, frame, attrs, wing, flying=pose == "flying")
 
