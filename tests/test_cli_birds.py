@@ -64,7 +64,7 @@ def test_gan_int_cls_r1_and_d_learning_rate_options(tmp_path, capsys):
     paper, _ = chapter.recipe_and_config("gpu")
     assert (paper.r1_gamma, paper.d_lr) == (0.0, 2e-4)  # the paper's: no R1, one lr
     laptop, _ = chapter.recipe_and_config("cpu")  # the shipped run's lazy R1
-    assert (laptop.r1_gamma, laptop.r1_every, laptop.d_lr) == (1.0, 16, 2e-4)
+    assert (laptop.r1_gamma, laptop.r1_every, laptop.d_lr) == (0.1, 16, 2e-4)
     assert chapter.recipe_and_config("cpu", r1_gamma=0.0)[0].r1_gamma == 0.0
     assert main([*args, "--r1-gamma", "-1", "--overwrite"]) == 2
     assert "r1_gamma must be >= 0" in capsys.readouterr().err

@@ -117,14 +117,16 @@ images                      CUB photographs cropped around the bird's   cpu and 
 D's regulariser             none; one learning rate for G and D         cpu and smoke profiles:
                                                                         R1 (Mescheder et al.
                                                                         2018) on D(x, h), gamma
-                                                                        1, lazily: every 16
+                                                                        0.1, lazily: every 16
                                                                         steps, scaled by 16
                                                                         (``--r1-gamma``,
                                                                         ``--r1-every``); judge FD
-                                                                        at 7,000 steps 58.4 with
-                                                                        it, 67.7 without, where
-                                                                        D saturated (n = 1,000,
-                                                                        one run each); gpu: none.
+                                                                        40.7 with gamma 0.1, 54.9
+                                                                        with 1, 67.7 without,
+                                                                        where D saturated (n =
+                                                                        1,000, one run each, best
+                                                                        snapshot or 7,000 steps);
+                                                                        gpu: none.
                                                                         ``--lr-d`` sets D's rate
                                                                         apart (a stabiliser the
                                                                         course measures, not
