@@ -90,6 +90,38 @@ def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
     assert {"loss_D", "loss_G", "DAMSM"} <= set(history[-1])
 
 
+def test_lazy_r1_on_every_discriminator(tmp_path, monkeypatch, capsys):
+    """``--r1-gamma`` adds R1 on every D_i's real pairs (each at its own size, in fp32) every
+    ``--r1-every`` steps, logged where it ran and recorded in the config; without it the
+    config has no R1, as the paper's runs; bad settings are refused before training."""
+    seen = []
+    penalty = chapter.r1_penalty
+
+    def recording(scores, x, gamma, **kw):
+        seen.append((x.shape[-1], x.dtype, gamma))
+        return penalty(scores, x, gamma, **kw)
+
+    monkeypatch.setattr(chapter, "r1_penalty", recording)
+    out = tmp_path / "r1"
+    argv = ["train", "attngan", "--profile", "smoke", "--steps", "3"]
+    assert main([*argv, "--r1-gamma", "2", "--r1-every", "2", "--out", str(out)]) == 0
+    assert seen == [(s, torch.float32, 2.0) for s in (16, 32, 64)] * 2  # steps 1 and 3
+    history = ckpt.read_meta(out / "checkpoint.safetensors")["history"]
+    assert ["R1" in h for h in history] == [True, False, True]
+    assert all(h["R1"] > 0 for h in history if "R1" in h)
+    cfg = ckpt.read_meta(out / "generator.safetensors")["config"]
+    assert (cfg["r1_gamma"], cfg["r1_every"]) == (2.0, 2)
+    recipe, _ = chapter.recipe_and_config("cpu", r1_gamma=0.5)
+    assert (recipe.r1_gamma, recipe.r1_every) == (0.5, 16)  # StyleGAN2's interval
+    assert chapter.recipe_and_config("gpu")[0].r1_gamma == 0.0  # the paper's: no R1
+    assert "r1_gamma" not in chapter.recipe_and_config("gpu")[0].config()
+    bad = [*argv, "--out", str(tmp_path / "bad")]
+    assert main([*bad, "--r1-gamma", "-1"]) == 2
+    assert "r1_gamma must be >= 0" in capsys.readouterr().err
+    assert main([*bad, "--r1-gamma", "1", "--r1-every", "0"]) == 2
+    assert "r1_every must be an int >= 1" in capsys.readouterr().err
+
+
 def test_damsm_term_reaches_the_generator():
     """The DAMSM loss of the last image trains G's last head, never the frozen encoder."""
     recipe, _ = chapter.recipe_and_config("smoke")

@@ -81,6 +81,16 @@ G EMA                    avg_p = 0.999 avg_p + 0.001 p, parameters   ``EMA`` wit
                          only, no warm-up                            warm-up, BN buffers copied
 image sizes              64, 128, 256                                s0 in {8, 16, 32, 64}, 2s0,
                                                                      4s0
+D's regulariser          none                                        optional lazy R1
+                                                                     (Mescheder et al. 2018) on
+                                                                     each D_i's real pairs,
+                                                                     both logits, every 16
+                                                                     steps scaled by 16
+                                                                     (``--r1-gamma``,
+                                                                     ``--r1-every``; the
+                                                                     profiles' value and what
+                                                                     it measured: the chapter's
+                                                                     ``PROFILES`` comment)
 =======================  ==========================================  =========================
 
 R = 2 residual blocks per attention stage (``R_NUM``), c = 100, z = 100. Optimiser (not set
