@@ -69,6 +69,28 @@ def test_damsm_term_is_logged_and_switched_off_by_the_ablation():
         assert {"loss_D", "loss_G", "KL"} <= set(history[-1])
 
 
+def test_lambda_damsm_is_a_train_option_weighting_the_term(tmp_path, monkeypatch):
+    """``--lambda-damsm L`` reaches G's loss and the config; 0, a negative weight or a weight
+    on the ablation is refused, naming the variant."""
+    seen = []
+    real_loss = chapter.M.generator_loss
+
+    def recording(pairs, mu, logvar, damsm, lambda_damsm, *args, **kwargs):
+        seen.append(lambda_damsm)
+        return real_loss(pairs, mu, logvar, damsm, lambda_damsm, *args, **kwargs)
+
+    monkeypatch.setattr(chapter.M, "generator_loss", recording)
+    argv = ["train", "attngan", "--profile", "smoke", "--steps", "1", "--lambda-damsm", "1.5"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    assert seen == [1.5]
+    _, meta = chapter.load_generator(tmp_path / "run" / "generator.safetensors")
+    assert meta["config"]["lambda_damsm"] == 1.5 and meta["config"]["variant"] == "damsm"
+    assert chapter.recipe_and_config("smoke")[0].lambda_damsm == chapter.M.LAMBDA_DAMSM
+    for bad, variant in ((0.0, "damsm"), (-1.0, "damsm"), (2.0, "no-damsm")):
+        with pytest.raises(ValueError, match="variant"):
+            chapter.recipe_and_config("smoke", lambda_damsm=bad, variant=variant)
+
+
 def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
     """The world draws birds from 16 px: an 8 px first stage (the cpu profile's) gets the
     16 px birds averaged down, as the official code resizes one photograph per stage."""

@@ -107,7 +107,17 @@ class AttnGANRecipe(Recipe):
                 f"unknown attngan variant {self.variant!r}: expected one of {VARIANTS}"
             )
         if self.variant == "no-damsm":
+            if self.lambda_damsm not in (0.0, M.LAMBDA_DAMSM):
+                raise ValueError(
+                    f"variant 'no-damsm' has no DAMSM term: lambda_damsm {self.lambda_damsm!r}"
+                    " needs variant 'damsm'"
+                )
             self.lambda_damsm = 0.0
+        elif not self.lambda_damsm > 0:  # also refuses NaN
+            raise ValueError(
+                f"lambda_damsm must be > 0 for the damsm variant, got {self.lambda_damsm!r}"
+                " (the ablation without the DAMSM term is variant='no-damsm')"
+            )
 
     @property
     def image_sizes(self) -> list[int]:
@@ -413,10 +423,20 @@ class AttnGAN(CaptionChapter):
         super().add_options(command, parser)
         if command == "train":
             parser.add_argument("--variant", help=f"one of {', '.join(VARIANTS)}")
+            parser.add_argument(
+                "--lambda-damsm", type=float, metavar="L",
+                help=f"weight of the DAMSM term in G's loss (default {M.LAMBDA_DAMSM:g}, the "
+                "paper's for birds; the no-damsm variant sets it to 0)",
+            )  # fmt: skip
             self.add_r1_options(parser, "the profile's; 0: none, as the paper")
 
     def train_options(self, args) -> dict:
-        return {"variant": args.variant, **self.r1_options(args), **super().train_options(args)}
+        return {
+            "variant": args.variant,
+            "lambda_damsm": args.lambda_damsm,
+            **self.r1_options(args),
+            **super().train_options(args),
+        }
 
     def manifest_extra(self, recipe) -> dict:
         return {"variant": recipe.variant}
