@@ -55,6 +55,10 @@ iterations, ds_iter    100k, 100k                          20,000, 20,000 (~0.3 
 batch                  8                                   8 (the trap: 4 trains badly)
 lambda_ds              2 (AFHQ), 1 (CelebA-HQ)             2 (the faces world is AFHQ's analogue)
 training images        AFHQ ~5,000 per domain              3,000 faces per domain
+FD's real images       per task (src2trg): all the         per target domain, both sources
+                       target's training images; then      pooled: as many held-out test
+                       the mean over tasks                 faces of the target (1,000 at
+                       (``calculate_fid_for_all_tasks``)   cpu); the mean over targets
 =====================  ==================================  ====================================
 
 Known shortfall: latent-guided outputs into ``wild`` are nearly all lions (the face judge reads
