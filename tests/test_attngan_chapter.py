@@ -70,8 +70,8 @@ def test_damsm_term_is_logged_and_switched_off_by_the_ablation():
 
 
 def test_lambda_damsm_is_a_train_option_weighting_the_term(tmp_path, monkeypatch):
-    """``--lambda-damsm L`` reaches G's loss and the config; 0, a negative weight or a weight
-    on the ablation is refused, naming the variant."""
+    """``--lambda-damsm L`` reaches G's loss and the config; 0, a negative or infinite weight
+    or a weight on the ablation is refused, naming the variant."""
     seen = []
     real_loss = chapter.M.generator_loss
 
@@ -86,7 +86,8 @@ def test_lambda_damsm_is_a_train_option_weighting_the_term(tmp_path, monkeypatch
     _, meta = chapter.load_generator(tmp_path / "run" / "generator.safetensors")
     assert meta["config"]["lambda_damsm"] == 1.5 and meta["config"]["variant"] == "damsm"
     assert chapter.recipe_and_config("smoke")[0].lambda_damsm == chapter.M.LAMBDA_DAMSM
-    for bad, variant in ((0.0, "damsm"), (-1.0, "damsm"), (2.0, "no-damsm")):
+    bad_weights = [(0.0, "damsm"), (-1.0, "damsm"), (float("inf"), "damsm"), (2.0, "no-damsm")]
+    for bad, variant in bad_weights:
         with pytest.raises(ValueError, match="variant"):
             chapter.recipe_and_config("smoke", lambda_damsm=bad, variant=variant)
 

@@ -10,6 +10,7 @@ with the frozen DAMSM image encoder; ``variant="no-damsm"`` sets lambda to 0 (th
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,9 +114,10 @@ class AttnGANRecipe(Recipe):
                     " needs variant 'damsm'"
                 )
             self.lambda_damsm = 0.0
-        elif not self.lambda_damsm > 0:  # also refuses NaN
+        elif not 0 < self.lambda_damsm < math.inf:  # also refuses NaN
             raise ValueError(
-                f"lambda_damsm must be > 0 for the damsm variant, got {self.lambda_damsm!r}"
+                f"lambda_damsm must be finite and > 0 for the damsm variant, got "
+                f"{self.lambda_damsm!r}"
                 " (the ablation without the DAMSM term is variant='no-damsm')"
             )
 
