@@ -144,3 +144,10 @@ def test_r1_settings_checks_name_the_setting_and_refuse_bools():
     for every in (0, 2.0, True):  # True is an int to Python, not a number of steps
         with pytest.raises(ValueError, match="r1_every must be an int >= 1"):
             check_lazy_r1(1.0, every)
+
+
+def test_lazy_r1_config_records_r1_only_when_on():
+    from ganlab.nn import lazy_r1_config
+
+    assert lazy_r1_config(0.0, 16) == {}
+    assert lazy_r1_config(0.1, 4) == {"r1_gamma": 0.1, "r1_every": 4}

@@ -26,7 +26,7 @@ from ganlab.chapters.contract import (
 from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import attngan as M
-from ganlab.nn import check_lazy_r1, r1_penalty
+from ganlab.nn import check_lazy_r1, lazy_r1_config, r1_penalty
 from ganlab.text.damsm import damsm_loss
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train.export import ModelSpec
@@ -132,11 +132,10 @@ class AttnGANRecipe(Recipe):
     def config(self) -> dict:
         keys = ("variant", "base_size", "ngf", "ndf", "num_stages", "num_residual")
         keys += ("lambda_damsm", "lr")
-        r1 = {"r1_gamma": self.r1_gamma, "r1_every": self.r1_every} if self.r1_gamma else {}
         return (
             {k: getattr(self, k) for k in keys}
             | {"betas": list(self.betas)}
-            | r1  # recorded only when on: the paper's runs have none
+            | lazy_r1_config(self.r1_gamma, self.r1_every)
             | world_config(self)
         )
 

@@ -30,7 +30,7 @@ from ganlab.chapters.contract import (
 from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import stackgan as M
-from ganlab.nn import check_lazy_r1, r1_penalty
+from ganlab.nn import check_lazy_r1, lazy_r1_config, r1_penalty
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train import checkpoint as ckpt
 from ganlab.train.export import ModelSpec, generator_prefix
@@ -119,7 +119,7 @@ class _StackGANRecipe(Recipe):
 
     def regulariser_config(self) -> dict:
         """The R1 settings, recorded only when R1 is on (the paper's runs have none)."""
-        return {"r1_gamma": self.r1_gamma, "r1_every": self.r1_every} if self.r1_gamma else {}
+        return lazy_r1_config(self.r1_gamma, self.r1_every)
 
     def optimizers(self, modules, device):
         trainable = {k: [p for p in modules[k].parameters() if p.requires_grad] for k in "GD"}

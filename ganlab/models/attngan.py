@@ -70,7 +70,7 @@ KL term                  code: mean over all B*c elements, weight    ``kl_diverg
                          1 (CA from StackGAN; the paper's Eq. 3      times ``KL_WEIGHT = 1``
                          is L_G + lambda L_DAMSM)                    (= the code)
 lambda (DAMSM in L_G)    5 CUB (bird_attn2.yml), 50 COCO; the code   ``LAMBDA_DAMSM = 5``
-                         multiplies word AND sentence terms
+                         multiplies word AND sentence terms          (``--lambda-damsm``)
 attention mask           ``mask.repeat(queryL, 1)`` mislays the      each caption's own mask;
                          mask for B > 1 (issue #93); an all-masked   all-masked rows give 0
                          row gives NaN                               (``ganlab.nn.attention``)

@@ -141,6 +141,11 @@ def check_lazy_r1(gamma: float, every: int) -> None:
         raise ValueError(f"r1_every must be an int >= 1 (steps), got {every!r}")
 
 
+def lazy_r1_config(gamma: float, every: int) -> dict:
+    """A lazy R1 for a run's config: recorded only when on (the papers' runs have none)."""
+    return {"r1_gamma": gamma, "r1_every": every} if gamma else {}
+
+
 def r1_penalty(
     discriminator: Discriminator,
     real: torch.Tensor,
