@@ -86,7 +86,10 @@ def test_lambda_damsm_is_a_train_option_weighting_the_term(tmp_path, monkeypatch
     _, meta = chapter.load_generator(tmp_path / "run" / "generator.safetensors")
     assert meta["config"]["lambda_damsm"] == 1.5 and meta["config"]["variant"] == "damsm"
     assert chapter.recipe_and_config("smoke")[0].lambda_damsm == chapter.M.LAMBDA_DAMSM
+    no_damsm = chapter.recipe_and_config("smoke", variant="no-damsm")[0]
+    assert no_damsm.lambda_damsm == 0.0 and no_damsm.config()["lambda_damsm"] == 0.0
     bad_weights = [(0.0, "damsm"), (-1.0, "damsm"), (float("inf"), "damsm"), (2.0, "no-damsm")]
+    bad_weights.append((chapter.M.LAMBDA_DAMSM, "no-damsm"))  # even the paper's weight: no term
     for bad, variant in bad_weights:
         with pytest.raises(ValueError, match="variant"):
             chapter.recipe_and_config("smoke", lambda_damsm=bad, variant=variant)

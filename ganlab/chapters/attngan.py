@@ -90,7 +90,7 @@ class AttnGANRecipe(Recipe):
     n_birds: int = 10000
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
-    lambda_damsm: float = M.LAMBDA_DAMSM
+    lambda_damsm: float | None = None  # None: the variant's own (5, the paper's; no-damsm: 0)
     r1_gamma: float = 0.0  # R1 on each D_i's real pairs (0: none, the paper's); a stabiliser
     r1_every: int = 16  # lazy R1: every k steps, scaled by k (StyleGAN2's k = 16)
     encoder_path: str | None = None
@@ -108,13 +108,16 @@ class AttnGANRecipe(Recipe):
                 f"unknown attngan variant {self.variant!r}: expected one of {VARIANTS}"
             )
         if self.variant == "no-damsm":
-            if self.lambda_damsm not in (0.0, M.LAMBDA_DAMSM):
+            if self.lambda_damsm not in (None, 0.0):
                 raise ValueError(
                     f"variant 'no-damsm' has no DAMSM term: lambda_damsm {self.lambda_damsm!r}"
                     " needs variant 'damsm'"
                 )
             self.lambda_damsm = 0.0
-        elif not 0 < self.lambda_damsm < math.inf:  # also refuses NaN
+            return
+        if self.lambda_damsm is None:
+            self.lambda_damsm = M.LAMBDA_DAMSM
+        if not 0 < self.lambda_damsm < math.inf:  # also refuses NaN
             raise ValueError(
                 f"lambda_damsm must be finite and > 0 for the damsm variant, got "
                 f"{self.lambda_damsm!r}"
