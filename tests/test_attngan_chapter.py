@@ -95,6 +95,21 @@ def test_lambda_damsm_is_a_train_option_weighting_the_term(tmp_path, monkeypatch
             chapter.recipe_and_config("smoke", lambda_damsm=bad, variant=variant)
 
 
+def test_width_options_set_every_stage_and_discriminator(tmp_path, capsys):
+    """``--ngf`` / ``--ndf`` reach the config, G's stages and every D_i; a width below 1 is
+    refused with the width's name."""
+    out = tmp_path / "wide"
+    args = ["train", "attngan", "--profile", "smoke", "--steps", "1"]
+    assert main([*args, "--ngf", "6", "--ndf", "5", "--out", str(out)]) == 0
+    meta = ckpt.read_meta(out / "generator.safetensors")
+    assert (meta["config"]["ngf"], meta["config"]["ndf"]) == (6, 5)
+    recipe, _ = chapter.recipe_and_config("smoke", ngf=6, ndf=5)
+    nets = recipe.build()
+    assert nets["G"].ngf == 6 and [nets[d].ndf for d in recipe.d_names] == [5, 5, 5]
+    assert main([*args, "--ndf", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "ndf (D's base width) must be an integer >= 1" in capsys.readouterr().err
+
+
 def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
     """The world draws birds from 16 px: an 8 px first stage (the cpu profile's) gets the
     16 px birds averaged down, as the official code resizes one photograph per stage."""

@@ -31,6 +31,7 @@ from ganlab.text.damsm import damsm_loss
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train.export import ModelSpec
 from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
+from ganlab.validation import check_count
 
 NAME = "attngan"
 SHIPPED = "attngan"  # ganlab/weights/attngan.safetensors
@@ -103,6 +104,8 @@ class AttnGANRecipe(Recipe):
         check_framing(self.framing)
         check_scene(self.scene)
         check_lazy_r1(self.r1_gamma, self.r1_every)
+        check_count(self.ngf, "ngf (G's base width)")
+        check_count(self.ndf, "ndf (D's base width)")
         if self.variant not in VARIANTS:
             raise ValueError(
                 f"unknown attngan variant {self.variant!r}: expected one of {VARIANTS}"
@@ -433,12 +436,14 @@ class AttnGAN(CaptionChapter):
                 "paper's for birds; the no-damsm variant sets it to 0)",
             )  # fmt: skip
             self.add_r1_options(parser, "the profile's; 0: none, as the paper")
+            self.add_width_options(parser, paper=(32, 64))
 
     def train_options(self, args) -> dict:
         return {
             "variant": args.variant,
             "lambda_damsm": args.lambda_damsm,
             **self.r1_options(args),
+            **self.width_options(args),
             **super().train_options(args),
         }
 

@@ -230,6 +230,21 @@ class CaptionChapter(Chapter):
         r1 = {k: getattr(args, k, None) for k in ("r1_gamma", "r1_every")}
         return {k: v for k, v in r1.items() if v is not None}
 
+    @staticmethod
+    def add_width_options(parser: argparse.ArgumentParser, paper: tuple[int, int]) -> None:
+        """``--ngf`` / ``--ndf``: G's and D's base widths (``paper``: the official ones)."""
+        for option, who, official in zip(("--ngf", "--ndf"), ("G", "D"), paper):
+            parser.add_argument(
+                option, type=int, metavar="N",
+                help=f"{who}'s base width (default: the profile's; the paper's is {official})",
+            )  # fmt: skip
+
+    @staticmethod
+    def width_options(args: argparse.Namespace) -> dict:
+        """The given ones of ``--ngf`` / ``--ndf`` as model overrides."""
+        widths = {k: getattr(args, k, None) for k in ("ngf", "ndf")}
+        return {k: v for k, v in widths.items() if v is not None}
+
     def text_encoder(self):
         """The frozen caption encoder this chapter's generator reads (kind: joint or damsm)."""
         raise NotImplementedError

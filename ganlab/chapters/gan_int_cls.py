@@ -346,12 +346,7 @@ class GANINTCLS(CaptionChapter):
                 "--lr-d", type=float, metavar="LR",
                 help="D's learning rate (default: G's, 2e-4, as the paper)",
             )  # fmt: skip
-            for option, who, paper in (("--ngf", "G", 128), ("--ndf", "D", 64)):
-                parser.add_argument(
-                    option, type=int, metavar="N",
-                    help=f"{who}'s base width (default: the profile's; cpu 32, gpu {paper} "
-                    "as the paper)",
-                )  # fmt: skip
+            self.add_width_options(parser, paper=(128, 64))
             parser.add_argument(
                 "--lr-decay", choices=LR_DECAYS,
                 help="learning-rate schedule of G and D: none (constant, the default) or "
@@ -366,9 +361,9 @@ class GANINTCLS(CaptionChapter):
             )  # fmt: skip
 
     def train_options(self, args) -> dict:
-        keys = ("lr", "lr_d", "lr_decay", "ngf", "ndf")
+        keys = ("lr", "lr_d", "lr_decay")
         lr = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-        own = self.r1_options(args) | lr
+        own = self.r1_options(args) | lr | self.width_options(args)
         return {"variant": args.variant, **own, **super().train_options(args)}
 
     def manifest_extra(self, recipe) -> dict:
