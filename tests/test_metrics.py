@@ -17,6 +17,7 @@ from ganlab.metrics import (
     conditional_accuracy,
     frechet_distance,
     frechet_distance_from_moments,
+    frechet_distance_terms,
     inception_score,
     kernel_inception_distance,
     mean_pairwise_distance,
@@ -115,6 +116,28 @@ def test_frechet_properties():
     # a pure shift of the mean adds exactly |delta|^2
     delta = np.array([1.0, -2.0, 0.0, 0.5, 3.0])
     assert frechet_distance(a, a + delta) == pytest.approx(delta @ delta, rel=1e-8)
+
+
+def test_frechet_terms_split_a_shift_from_a_narrower_spread():
+    """A shifted copy differs in the mean part only; a shrunk copy (less variety, the same
+    mean) in the covariance part only, by sum (sqrt a_i - sqrt b_i)^2; the parts add up to
+    the distance."""
+    rng = np.random.default_rng(6)
+    var = rng.uniform(0.5, 2.0, 4)
+    a = with_exact_moments(rng, 50, np.zeros(4), np.diag(var))
+    delta = np.array([1.0, -2.0, 0.5, 0.0])
+    shifted = frechet_distance_terms(a, a + delta)
+    assert shifted["mean"] == pytest.approx(delta @ delta, rel=1e-10)
+    assert shifted["covariance"] == pytest.approx(0.0, abs=1e-8)
+    narrow = frechet_distance_terms(a, 0.5 * a)  # variances x 0.25: sum (sqrt v - sqrt v / 2)^2
+    assert narrow["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert narrow["covariance"] == pytest.approx(np.sum(var) / 4, rel=1e-8)
+    b = correlated(rng, 200, 4, shift=1.0)
+    terms = frechet_distance_terms(a, b)
+    assert terms["total"] == pytest.approx(terms["mean"] + terms["covariance"], rel=1e-12)
+    assert terms["total"] == pytest.approx(frechet_distance(a, b), rel=1e-12)
+    with pytest.raises(ValueError, match="same feature dimension"):
+        frechet_distance_terms(a, b[:, :3])
 
 
 @pytest.mark.parametrize(

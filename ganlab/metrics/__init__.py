@@ -4,6 +4,7 @@
 function                       what it measures                      module
 =============================  ====================================  ======================
 ``frechet_distance``           Gaussian W2 between feature sets      ``frechet``
+``frechet_distance_terms``     its mean part and covariance part     ``frechet``
 ``kernel_inception_distance``  unbiased MMD^2, cubic kernel (KID)    ``frechet``
 ``parzen_log_likelihood``      Parzen-window log p(test) (CGAN)      ``parzen``
 ``select_parzen_sigma``        sigma by grid search on validation    ``parzen``
@@ -32,6 +33,7 @@ from ganlab.metrics.frechet import (
     feature_moments,
     frechet_distance,
     frechet_distance_from_moments,
+    frechet_distance_terms,
     kernel_inception_distance,
 )
 from ganlab.metrics.parzen import (
@@ -70,6 +72,7 @@ __all__ = [
     "feature_moments",
     "frechet_distance",
     "frechet_distance_from_moments",
+    "frechet_distance_terms",
     "inception_score",
     "iou_per_class",
     "kernel_inception_distance",

@@ -73,6 +73,12 @@ def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
 
 def frechet_distance_from_moments(mu_a, sigma_a, mu_b, sigma_b) -> float:
     """d^2 between N(mu_a, sigma_a) and N(mu_b, sigma_b) (the formula in the docstring)."""
+    mean, covariance = _terms(mu_a, sigma_a, mu_b, sigma_b)
+    return float(max(mean + covariance, 0.0))  # >= 0 in exact arithmetic; clip round-off
+
+
+def _terms(mu_a, sigma_a, mu_b, sigma_b) -> tuple[float, float]:
+    """d^2's two parts: ||mu_a - mu_b||^2 and tr(Sigma_a + Sigma_b - 2 (Sigma_a Sigma_b)^1/2)."""
     mu_a, mu_b = np.atleast_1d(mu_a).astype(np.float64), np.atleast_1d(mu_b).astype(np.float64)
     sigma_a = np.atleast_2d(sigma_a).astype(np.float64)
     sigma_b = np.atleast_2d(sigma_b).astype(np.float64)
@@ -85,8 +91,7 @@ def frechet_distance_from_moments(mu_a, sigma_a, mu_b, sigma_b) -> float:
     eig = np.linalg.eigvalsh(s @ sigma_b @ s)
     tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
     diff = mu_a - mu_b
-    value = diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * tr_covmean
-    return float(max(value, 0.0))  # >= 0 in exact arithmetic; clip round-off
+    return float(diff @ diff), float(np.trace(sigma_a) + np.trace(sigma_b) - 2 * tr_covmean)
 
 
 def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +121,20 @@ def frechet_distance(feats_a, feats_b) -> float:
     mu_a, sigma_a = _moments(a)
     mu_b, sigma_b = _moments(b)
     return frechet_distance_from_moments(mu_a, sigma_a, mu_b, sigma_b)
+
+
+def frechet_distance_terms(feats_a, feats_b) -> dict[str, float]:
+    """The Frechet distance and its two parts: ``mean``, ||mu_a - mu_b||^2 (the sets' average
+    features differ), and ``covariance``, the trace term (their spread or correlations
+    differ: a generator that varies too little shows here). ``total`` = mean + covariance =
+    ``frechet_distance(feats_a, feats_b)``; the covariance part can be slightly negative at
+    small N (round-off and sampling), the total is clipped at 0."""
+    a = check_features(feats_a, "feats_a")
+    b = check_features(feats_b, "feats_b")
+    check_same_dim(a, b, "feats_a and feats_b")
+    warn_if_rank_deficient({"feats_a": a.shape[0], "feats_b": b.shape[0]}, a.shape[1])
+    mean, covariance = _terms(*_moments(a), *_moments(b))
+    return {"total": max(mean + covariance, 0.0), "mean": mean, "covariance": covariance}
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float = 1.0):
