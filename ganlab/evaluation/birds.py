@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from ganlab.data.birds import ATTRIBUTES, GROUPS, load_birds
 from ganlab.data.birds.dataset import CACHE_VERSION
 from ganlab.evaluation.faces import degraded
-from ganlab.metrics import frechet_distance
+from ganlab.metrics import frechet_distance, frechet_distance_terms
 from ganlab.metrics.alignment import text_alignment
 from ganlab.metrics.retrieval import r_precision
 
@@ -210,12 +210,14 @@ def selection_fd(
     """A cheap score for picking among a run's snapshots (``ganlab ship --pick-snapshot``):
     judge FD of ``n`` generated birds, one per caption of the first ``n`` birds of the
     training split, against those birds. The test split, which the shipped numbers are
-    measured on, plays no part in the choice."""
+    measured on, plays no part in the choice. ``fd_mean`` and ``fd_covariance``: its two
+    parts (:func:`ganlab.metrics.frechet_distance_terms`)."""
     captions, _, _ = eval_captions(SELECTION_SPLIT, n, framing=framing, scene=scene)
     ref = reference_features(n, SELECTION_SPLIT, framing, JUDGE_SIZE, scene)
     images = draw_all(generate, captions, seed)
-    fd = frechet_distance(bird_judge().embed_images(images), ref)
-    return {"frechet_distance": fd, "split": SELECTION_SPLIT, "n": n}
+    fd = frechet_distance_terms(bird_judge().embed_images(images), ref)
+    parts = {"fd_mean": fd["mean"], "fd_covariance": fd["covariance"]}
+    return {"frechet_distance": fd["total"], **parts, "split": SELECTION_SPLIT, "n": n}
 
 
 def summary_metrics(result: dict) -> dict:
