@@ -70,7 +70,16 @@ class AttnGANSettings:
 # (FD 307.4 at 1,000 steps). A lazy R1 on every D_i (``--r1-gamma 0.1``, 2026-12-06; it
 # lowered chapter 2's FD from 54.9 to 40.7) did not help here: training-split FD 95.3 at 2,500
 # steps, then 99.5-109.6 up to 4,250 (stopped), against 90.6 at 3,250 and 80.6 at 4,000
-# without it (n = 500 each); the profiles keep no R1, as the paper.
+# without it (n = 500 each); the profiles keep no R1, as the paper. A rerun of the recipe (``ganlab
+# train attngan --profile cpu --steps 10000 --snapshot-every 250``, 2026-12-06, stopped at 7,132
+# steps) did not retrace the shipped run: training-split FD 78.3 at 5,000, 76.8 at 6,000 (the
+# shipped run: 72.5, 68.8) and 74.9 at 7,000 (n = 500). Longer does not help, and two runs of one
+# recipe differ by about 8 at one step. What holds it is variety (``python -m
+# ganlab.experiments.caption_runs attngan RUN``): from 5,000 to 7,000 steps the FD's mean part
+# falls (19.5 -> 15.3) but its covariance part stays at 59, while per-caption diversity falls all
+# along (13.9 at 1,000, 10.6 at 3,000, 8.0 at 7,000; real birds 14.4, 50 captions x 16). Chapter
+# 2's run keeps 12.7-12.9 from 3,000 steps on and its covariance part falls to 36.8. Without DAMSM
+# the shipped ablation keeps 12.3.
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),
