@@ -110,6 +110,33 @@ def test_width_options_set_every_stage_and_discriminator(tmp_path, capsys):
     assert "ndf (D's base width) must be an integer >= 1" in capsys.readouterr().err
 
 
+def test_lambda_ms_pairs_each_caption_with_two_codes(tmp_path, monkeypatch):
+    """``--lambda-ms L``: the batch's second half repeats the first half's birds and caption
+    encodings, and G's loss gets L times mode seeking on the last image (recorded, with the
+    weight in the config); off by default, and a negative weight is refused."""
+    recipe, _ = chapter.recipe_and_config("smoke", lambda_ms=1.0, n_birds=16, progress=False)
+    data = recipe.data(torch.device("cpu"))
+    idx, (sentence, words, lengths, padding) = recipe.captions(data, 8)
+    assert torch.equal(idx[:4], idx[4:]) and torch.equal(sentence[:4], sentence[4:])
+    assert torch.equal(words[:4], words[4:]) and torch.equal(padding[:4], padding[4:])
+    seen = []
+    real_term = chapter.mode_seeking_loss
+
+    def recording(images, z):
+        seen.append((images.shape, z.shape))
+        return real_term(images, z)
+
+    monkeypatch.setattr(chapter, "mode_seeking_loss", recording)
+    argv = ["train", "attngan", "--profile", "smoke", "--steps", "1", "--lambda-ms", "0.5"]
+    assert main([*argv, "--out", str(tmp_path / "ms")]) == 0
+    assert seen == [(torch.Size([8, 3, 64, 64]), torch.Size([8, 100]))]
+    _, meta = chapter.load_generator(tmp_path / "ms" / "generator.safetensors")
+    assert meta["config"]["lambda_ms"] == 0.5
+    assert "lambda_ms" not in chapter.recipe_and_config("smoke")[0].config()
+    with pytest.raises(ValueError, match="lambda_ms must be finite and >= 0"):
+        chapter.recipe_and_config("smoke", lambda_ms=-1.0)
+
+
 def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
     """The world draws birds from 16 px: an 8 px first stage (the cpu profile's) gets the
     16 px birds averaged down, as the official code resizes one photograph per stage."""

@@ -26,7 +26,7 @@ from ganlab.chapters.contract import (
 from ganlab.data.birds.render import check_framing, check_scene
 from ganlab.data.captioned import load_captioned
 from ganlab.models import attngan as M
-from ganlab.nn import check_lazy_r1, lazy_r1_config, r1_penalty
+from ganlab.nn import check_lazy_r1, lazy_r1_config, mode_seeking_loss, r1_penalty
 from ganlab.text.damsm import damsm_loss
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train.export import ModelSpec
@@ -102,6 +102,7 @@ class AttnGANRecipe(Recipe):
     betas: tuple[float, float] = (0.5, 0.999)
     lambda_damsm: float | None = None  # None: the variant's own (5, the paper's; no-damsm: 0)
     r1_gamma: float = 0.0  # R1 on each D_i's real pairs (0: none, the paper's); a stabiliser
+    lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     r1_every: int = 16  # lazy R1: every k steps, scaled by k (StyleGAN2's k = 16)
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
@@ -115,6 +116,8 @@ class AttnGANRecipe(Recipe):
         check_lazy_r1(self.r1_gamma, self.r1_every)
         check_count(self.ngf, "ngf (G's base width)")
         check_count(self.ndf, "ndf (D's base width)")
+        if not 0 <= self.lambda_ms < math.inf:  # also refuses NaN
+            raise ValueError(f"lambda_ms must be finite and >= 0 (0: off), got {self.lambda_ms!r}")
         if self.variant not in VARIANTS:
             raise ValueError(
                 f"unknown attngan variant {self.variant!r}: expected one of {VARIANTS}"
@@ -151,6 +154,7 @@ class AttnGANRecipe(Recipe):
             {k: getattr(self, k) for k in keys}
             | {"betas": list(self.betas)}
             | lazy_r1_config(self.r1_gamma, self.r1_every)
+            | ({"lambda_ms": self.lambda_ms} if self.lambda_ms else {})
             | world_config(self)
         )
 
@@ -209,10 +213,10 @@ class AttnGANRecipe(Recipe):
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         G, data = ctx.modules["G"], ctx.data
-        idx_cpu = torch.randint(0, len(data["species"]), (ctx.batch_size,))  # see text()
+        idx_cpu, text = self.captions(data, ctx.batch_size)
+        sentence, words, lengths, padding = text
         idx = idx_cpu.to(ctx.device, non_blocking=True)
         xs = [im[idx].float().div(127.5).sub(1) for im in data["images"]]  # per stage
-        sentence, words, lengths, padding = self.text(data, idx_cpu)
         z = torch.randn(ctx.batch_size, ctx.raw["G"].z_dim, device=ctx.device)
         with ctx.autocast():
             fakes, _, mu, logvar = G(z, sentence, words, padding)
@@ -245,6 +249,8 @@ class AttnGANRecipe(Recipe):
             )
             damsm = damsm["total"]
         loss_g = M.generator_loss(pairs, mu.float(), logvar.float(), damsm, self.lambda_damsm)
+        if self.lambda_ms:  # course deviation: two z per caption must give two birds
+            loss_g = loss_g + self.lambda_ms * mode_seeking_loss(fakes[-1], z)
         ctx.update("G", loss_g)
         out = {
             "loss_D": loss_d,
@@ -256,6 +262,16 @@ class AttnGANRecipe(Recipe):
         if r1_sum is not None:  # summed over the D_i, per step as without laziness
             out["R1"] = r1_sum / self.r1_every
         return out
+
+    def captions(self, data, batch_size: int) -> tuple[torch.Tensor, tuple]:
+        """(B,) bird indices on the CPU and their captions' ``text()``; with mode seeking the
+        second half of the batch repeats the first (the same captions, to meet other z)."""
+        n = batch_size // 2 if self.lambda_ms else batch_size
+        idx_cpu = torch.randint(0, len(data["species"]), (n,))  # see text()
+        text = self.text(data, idx_cpu)
+        if self.lambda_ms:
+            idx_cpu, text = idx_cpu.repeat(2), tuple(torch.cat([t, t]) for t in text)
+        return idx_cpu, text
 
     def r1(self, ctx: StepContext, name: str, x: torch.Tensor, sentence: torch.Tensor):
         """D_i's lazy R1 on its real pairs, both logits summed, in fp32; None on the steps
@@ -446,11 +462,18 @@ class AttnGAN(CaptionChapter):
             )  # fmt: skip
             self.add_r1_options(parser, "the profile's; 0: none, as the paper")
             self.add_width_options(parser, paper=(32, 64))
+            parser.add_argument(
+                "--lambda-ms", type=float, metavar="L",
+                help="mode seeking on the last image (Mao et al. 2019; a course option, not "
+                "the paper's; default 0: off): half the batch repeats the other half's "
+                "captions with new z",
+            )  # fmt: skip
 
     def train_options(self, args) -> dict:
         return {
             "variant": args.variant,
             "lambda_damsm": args.lambda_damsm,
+            "lambda_ms": args.lambda_ms,
             **self.r1_options(args),
             **self.width_options(args),
             **super().train_options(args),

@@ -91,6 +91,12 @@ D's regulariser          none                                        optional la
                                                                      profiles' value and what
                                                                      it measured: the chapter's
                                                                      ``PROFILES`` comment)
+G's diversity term       none                                        optional mode seeking
+                                                                     (Mao et al. 2019) on the
+                                                                     last image, half the batch
+                                                                     repeating the other half's
+                                                                     captions (``--lambda-ms``;
+                                                                     ``ganlab.nn.mode_seeking``)
 =======================  ==========================================  =========================
 
 R = 2 residual blocks per attention stage (``R_NUM``), c = 100, z = 100. Optimiser (not set

@@ -24,6 +24,7 @@ from ganlab.nn.equalized import HE_GAIN, EqualizedConv2d, EqualizedLinear
 from ganlab.nn.glu import GLU, glu
 from ganlab.nn.maxout import Maxout
 from ganlab.nn.minibatch_std import MinibatchStdDev, minibatch_stddev
+from ganlab.nn.mode_seeking import mode_seeking_loss
 from ganlab.nn.noise import NoiseInjection
 from ganlab.nn.normalization import AdaIN, PixelNorm, instance_norm, pixel_norm
 from ganlab.nn.penalties import (
@@ -64,6 +65,7 @@ __all__ = [
     "lazy_r1_config",
     "lazy_regularisation_adam",
     "minibatch_stddev",
+    "mode_seeking_loss",
     "padding_mask",
     "pixel_norm",
     "r1_penalty",
