@@ -102,8 +102,8 @@ class AttnGANRecipe(Recipe):
     betas: tuple[float, float] = (0.5, 0.999)
     lambda_damsm: float | None = None  # None: the variant's own (5, the paper's; no-damsm: 0)
     r1_gamma: float = 0.0  # R1 on each D_i's real pairs (0: none, the paper's); a stabiliser
-    lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     r1_every: int = 16  # lazy R1: every k steps, scaled by k (StyleGAN2's k = 16)
+    lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop

@@ -27,14 +27,7 @@ from pathlib import Path
 
 from ganlab.chapters import get_chapter
 from ganlab.chapters.commands import snapshots
-from ganlab.chapters.contract import world_of
-from ganlab.evaluation.birds import (
-    SELECTION_SPLIT,
-    caption_diversity,
-    diversity_captions,
-    real_caption_diversity,
-    upsample,
-)
+from ganlab.evaluation.birds import SELECTION_SPLIT
 from ganlab.validation import check_count
 
 
@@ -43,23 +36,22 @@ def step_of(path: Path) -> int:
     return int(path.stem.removeprefix("generator_step"))
 
 
-def measure(chapter, path, n: int, captions: int, per_caption: int) -> dict:
-    """One snapshot's row: its steps, training-split FD with its parts, and diversity."""
+def measure(chapter, path, n: int, captions: int, per_caption: int) -> tuple[dict, dict]:
+    """One snapshot's row (its steps, training-split FD with its parts, diversity) and real
+    birds' diversity on the same captions."""
     G, meta = chapter.load(path)
     fd = chapter.selection_score(G, meta, n)  # what ganlab ship --pick-snapshot reads
-    draw = chapter.generator(G, meta, for_evaluation=True)
-    div = caption_diversity(
-        lambda caps, seed: upsample(draw(caps, seed)), diversity_captions(captions), per_caption
-    )
-    return {
+    div = chapter.caption_diversity(G, meta, captions, per_caption)  # as the manifests do
+    row = {
         "steps": meta["manifest"]["steps"],
         "n": n,
         "fd": fd["frechet_distance"],
         "fd_mean": fd["fd_mean"],
         "fd_covariance": fd["fd_covariance"],
-        "diversity": div["judge_features"],
-        "diversity_pixels": div["pixels"],
+        "diversity": div["model"]["judge_features"],
+        "diversity_pixels": div["model"]["pixels"],
     }
+    return row, div["real"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("chapter", help="gan-int-cls, stackgan or attngan")
+    p.add_argument("chapter", help="a text-to-image chapter: gan-int-cls or attngan")
     p.add_argument("run", help="a run folder with snapshots/")
     p.add_argument("--steps", type=int, nargs="+", help="only these snapshots (default: all)")
     p.add_argument("--n", type=int, default=500, help="training captions for the FD")
@@ -95,12 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(f"{'steps':>7s} {'FD':>8s} {'mean':>7s} {'cov':>7s} {'diversity':>10s} {'pixels':>7s}")
     for path in paths:
-        r = measure(chapter, path, args.n, args.captions, args.per_caption)
+        r, real = measure(chapter, path, args.n, args.captions, args.per_caption)
         rows.append(r)
         print(f"{r['steps']:7d} {r['fd']:8.1f} {r['fd_mean']:7.1f} {r['fd_covariance']:7.1f}"
               f" {r['diversity']:10.2f} {r['diversity_pixels']:7.1f}", flush=True)  # fmt: skip
-    G, meta = chapter.load(paths[-1])
-    real = real_caption_diversity(args.captions, args.per_caption, **world_of(meta))
     print(f"real birds: diversity {real['judge_features']:.2f}, pixels {real['pixels']:.1f} "
           f"({args.captions} captions x {args.per_caption}); FD: n = {args.n} "
           f"{SELECTION_SPLIT}-split captions")  # fmt: skip

@@ -127,8 +127,9 @@ def frechet_distance_terms(feats_a, feats_b) -> dict[str, float]:
     """The Frechet distance and its two parts: ``mean``, ||mu_a - mu_b||^2 (the sets' average
     features differ), and ``covariance``, the trace term (their spread or correlations
     differ: a generator that varies too little shows here). ``total`` = mean + covariance =
-    ``frechet_distance(feats_a, feats_b)``; the covariance part can be slightly negative at
-    small N (round-off and sampling), the total is clipped at 0."""
+    ``frechet_distance(feats_a, feats_b)``. Both parts are >= 0 in exact arithmetic (the
+    second is the squared W2 distance between zero-mean Gaussians); round-off can make the
+    second a hair negative, so the total is clipped at 0 as in ``frechet_distance``."""
     a = check_features(feats_a, "feats_a")
     b = check_features(feats_b, "feats_b")
     check_same_dim(a, b, "feats_a and feats_b")

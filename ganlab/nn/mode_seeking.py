@@ -22,7 +22,7 @@ import torch
 
 from ganlab.validation import check_tensor
 
-EPS = 1e-5  # the official code's epsilon
+EPS = 1e-5  # keeps the term finite when the two images of a condition coincide
 
 
 def mode_seeking_loss(images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
