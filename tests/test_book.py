@@ -239,6 +239,43 @@ _PAGE_STATE_JS = """async () => {
 }"""
 
 
+def _wait_until_quiet(page, inflight: dict, quiet_s: float = 0.5, limit_s: float = 90.0):
+    """Wait until no request of the page has been in flight for quiet_s; the URLs still
+    pending after limit_s (an empty list when the page went quiet)."""
+    deadline = time.perf_counter() + limit_s
+    quiet_since = None
+    while time.perf_counter() < deadline:
+        if inflight:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.perf_counter()
+        elif time.perf_counter() - quiet_since >= quiet_s:
+            return []
+        page.wait_for_timeout(100)  # lets playwright deliver the request events
+    return sorted(set(inflight.values()))
+
+
+class _FakePage:
+    """Stands in for a playwright page: each wait runs the next scheduled change."""
+
+    def __init__(self, changes):
+        self.changes = list(changes)
+
+    def wait_for_timeout(self, ms):
+        time.sleep(ms / 1000)
+        if self.changes:
+            self.changes.pop(0)()
+
+
+def test_wait_until_quiet_names_the_requests_that_never_finish():
+    inflight = {"a": "http://x/a.js", "b": "http://x/b.png"}
+    page = _FakePage([lambda: inflight.pop("a")])
+    assert _wait_until_quiet(page, inflight, quiet_s=0.2, limit_s=0.6) == ["http://x/b.png"]
+    inflight = {"a": "http://x/a.js"}
+    page = _FakePage([lambda: None, lambda: inflight.pop("a")])
+    assert _wait_until_quiet(page, inflight, quiet_s=0.2, limit_s=5.0) == []
+
+
 @pytest.mark.browser
 def test_site_in_headless_chromium(server, site):
     """Every TOC page loads and is complete, offline, without JavaScript errors."""
@@ -276,6 +313,12 @@ def test_site_in_headless_chromium(server, site):
         current: list[str] = []
         context.route("**/*", gate)
         page = context.new_page()
+        # the page's own requests still in flight (playwright's "networkidle" is not used: it
+        # twice hung a CI run on a clean site, 30 s and then 90 s, naming no request)
+        inflight: dict = {}
+        page.on("request", lambda r: inflight.__setitem__(r, r.url))
+        page.on("requestfinished", lambda r: inflight.pop(r, None))
+        page.on("requestfailed", lambda r: inflight.pop(r, None))
         page.on(
             "console",
             lambda m: m.type == "error" and current.append(f"console error: {m.text}"),
@@ -310,9 +353,7 @@ def test_site_in_headless_chromium(server, site):
                     page.wait_for_selector(".jupyter-widgets", timeout=10_000)
                 except PlaywrightTimeout:
                     current.append("no ipywidgets view rendered")
-            # a busy CI machine (two test workers, notebook kernels) can take longer than
-            # playwright's default 30 s to go quiet: a timeout here once failed a clean site
-            page.wait_for_load_state("networkidle", timeout=90_000)
+            current += [f"request never finished: {u}" for u in _wait_until_quiet(page, inflight)]
             state = page.evaluate(_PAGE_STATE_JS)
             n_maths += state["maths"]
             n_images += state["nImages"]
