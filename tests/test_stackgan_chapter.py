@@ -105,15 +105,18 @@ def test_lr_is_a_train_option_recorded_in_the_config(run, tmp_path, capsys):
 
 def test_stage1_size_and_width_are_train_options(tmp_path, capsys):
     """``--stage1-size 32`` trains a 32 px Stage-I and ``--ndf1`` sets its discriminator's width
-    (both recorded in its config); a Stage-II on it reads 32 px sketches; a width the
-    discriminator cannot halve is refused."""
+    (both recorded in its config); ``--ngf2`` / ``--ndf2`` set Stage-II's; a Stage-II on it
+    reads 32 px sketches; a width the discriminator cannot halve is refused."""
     argv = ["train", "stackgan", "--profile", "smoke", "--steps", "1", "--stage1-size", "32"]
-    assert main([*argv, "--ndf1", "12", "--out", str(tmp_path)]) == 0
+    widths = ["--ndf1", "12", "--ngf2", "12", "--ndf2", "6"]
+    assert main([*argv, *widths, "--out", str(tmp_path)]) == 0
     m1 = ckpt.read_meta(tmp_path / "stage1" / "generator.safetensors")
     m2 = ckpt.read_meta(tmp_path / "stage2" / "generator.safetensors")
     assert m1["config"]["image_size"] == m2["config"]["stage1"]["image_size"] == 32
-    assert m1["config"]["ndf"] == 12 != chapter.PROFILES["smoke"].model.ndf1
-    assert m2["config"]["ndf"] == chapter.PROFILES["smoke"].model.ndf2  # Stage-II's own
+    smoke = chapter.PROFILES["smoke"].model
+    assert m1["config"]["ndf"] == 12 != smoke.ndf1
+    assert m1["config"]["ngf"] == smoke.ngf1  # --ngf2 is Stage-II's alone
+    assert (m2["config"]["ngf"], m2["config"]["ndf"]) == (12, 6) != (smoke.ngf2, smoke.ndf2)
     assert m2["config"]["image_size"] == 32 * chapter.PROFILES["smoke"].model.scale2
     assert main([*argv, "--stage", "1", "--ndf1", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "ndf" in capsys.readouterr().err

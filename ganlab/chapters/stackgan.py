@@ -521,6 +521,13 @@ class StackGAN(CaptionChapter):
                 help="Stage-I's discriminator width N_d (default: the profile's; cpu 16, gpu "
                 "64 as the paper)",
             )  # fmt: skip
+            stage2_widths = (("--ngf2", "generator", 128), ("--ndf2", "discriminator", 64))
+            for option, who, paper in stage2_widths:
+                parser.add_argument(
+                    option, type=int, metavar="N",
+                    help=f"Stage-II's {who} width (default: the profile's; the paper's is "
+                    f"{paper})",
+                )  # fmt: skip
             parser.add_argument(
                 "--lr", type=float, metavar="LR",
                 help="Adam's learning rate for G and D of every stage trained (default 2e-4, "
@@ -545,7 +552,8 @@ class StackGAN(CaptionChapter):
     # train options -> the profile setting (or recipe argument) each one overrides
     OWN_OPTIONS = {
         "refine_sketch": "refine_sketch", "code_size": "code_size2", "scale": "scale2",
-        "lr": "lr", "stage1_size": "stage1_size", "ndf1": "ndf1",
+        "lr": "lr", "stage1_size": "stage1_size", "ndf1": "ndf1", "ngf2": "ngf2",
+        "ndf2": "ndf2",
     }  # fmt: skip
 
     def train_options(self, args) -> dict:
