@@ -52,6 +52,7 @@ class AttnGANSettings:
     framing: str = "full"  # how the world frames its birds (render.FRAMINGS)
     scene: str = "full"  # "plain": backgrounds without details (render.SCENES)
     r1_gamma: float = 0.0  # lazy R1 on every D_i's real pairs (0: none, the paper's)
+    lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
 
 
 # The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
@@ -304,7 +305,7 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
     model, loop, rest = split_overrides(PROFILES[profile], overrides)
     recipe = AttnGANRecipe(
         base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
-        r1_gamma=model.r1_gamma,
+        r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms,
         **birds_world(model, overrides), **rest,
     )  # fmt: skip
     return recipe, PROFILES[profile].loop.config(profile, **loop)
