@@ -75,6 +75,16 @@ class StackGANSettings:
 # 112.7); grown 2x to 32 px (``scale2=2``) at half the paper's rate (1e-4) it beats it: FD 79.4
 # against 87.2 (step 2,000 of 2,500 picked by training-split FD; n = 1,000; at 2e-4: 85.9, the
 # FD swinging between snapshots). Every attempt: book/figures/stackgan_stage2_runs.json.
+# Measured 2026-12-06: in this recipe Stage-II's D is flat from the first logged step (50)
+# on: D(x, t) and D(G(z, c), t) both sit at 0.43-0.45, and the logged R1 penalty falls from
+# 0.097 to 0.001 by step 400 (``ganlab train stackgan --profile cpu --stage 2 --steps 400``).
+# A finer code (``--code-size 8``) and a wider G (``--ngf2 64``) went flat the same way
+# (training-split FD 109.2 at 1,000 steps and 345.7 at 500; the shipped run's 103.5 and
+# 107.4; n = 500).
+# G still moves against a D at chance on average: the shipped run's training-split FD fell
+# from 345.6 at 250 steps to 86.6 at 2,000, and a Stage-II left untrained on the same
+# Stage-I scores 119.3 (n = 500). How much of that is adversarial signal is not yet known.
+# With R1 gamma 0.1 (the last row of the attempts table) D stays alive and the FD is worse.
 # The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4).
 PROFILES = {
     "smoke": Profile(
