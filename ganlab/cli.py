@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--select-n", type=int, default=500, help="birds the choice is scored on (default 500)"
     )
+    p.add_argument(
+        "--reuse-scores",
+        action="store_true",
+        help="with --pick-snapshot: reuse the scores already in RUN/snapshots/scores.json for "
+        "files whose SHA-256 and --select-n match (every score is written there)",
+    )
     p.add_argument("--n", type=int, default=5000, help="generated samples to measure")
 
     p = sub.add_parser("world", help="show a world: birds (captions), faces or landscapes")

@@ -137,6 +137,18 @@ def test_lambda_ms_pairs_each_caption_with_two_codes(tmp_path, monkeypatch):
         chapter.recipe_and_config("smoke", lambda_ms=-1.0)
 
 
+def test_init_width_reaches_the_generator_and_its_manifest(tmp_path):
+    """``--init-width C`` sets G's 4x4 channels and is recorded, so the weights load back;
+    without it the spec holds no width (older weights keep loading)."""
+    argv = ["train", "attngan", "--profile", "smoke", "--steps", "1", "--init-width", "32"]
+    assert main([*argv, "--out", str(tmp_path / "w")]) == 0
+    G, meta = chapter.load_generator(tmp_path / "w" / "generator.safetensors")
+    assert G.init_stage.width == 32 and meta["config"]["init_width"] == 32
+    recipe, _ = chapter.recipe_and_config("smoke")
+    assert "init_width" not in recipe.config()
+    assert "init_width" not in recipe.generator_spec().kwargs
+
+
 def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
     """The world draws birds from 16 px: an 8 px first stage (the cpu profile's) gets the
     16 px birds averaged down, as the official code resizes one photograph per stage."""

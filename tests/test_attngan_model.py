@@ -112,6 +112,26 @@ def test_init_stage_concatenates_c_then_z():
     assert torch.equal(seen[0], torch.cat([c, z], 1))
 
 
+def test_init_stage_width_is_halved_per_block_down_to_ngf():
+    """``width``: the 4x4 map's channels (official ngf*16 = 512), halved per upsample block,
+    the last block landing on ngf; None keeps ngf * s0/4 (64 at s0 = 8, ngf 32)."""
+    assert InitStage(ngf=32, base_size=8).width == 64
+    assert InitStage(ngf=32, base_size=64).width == 512  # the official width either way
+    wide = InitStage(ngf=32, base_size=8, width=512)
+    convs = [m for m in wide.upsample.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(512, 64)]  # GLU: 2 * ngf
+    assert wide.fc[0].out_features == 2 * 512 * 16
+    assert wide(torch.randn(3, 100), torch.randn(3, 100)).shape == (3, 32, 8, 8)
+    deep = InitStage(ngf=8, base_size=32, width=256)
+    convs = [m for m in deep.upsample.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.in_channels for c in convs] == [256, 128, 64]
+    assert [c.out_channels // 2 for c in convs] == [128, 64, 8]
+    with pytest.raises(ValueError, match="divisible by 2\\*\\*2"):
+        InitStage(ngf=8, base_size=32, width=258)
+    with pytest.raises(ValueError, match="must be >= ngf"):
+        InitStage(ngf=32, base_size=8, width=16)
+
+
 def test_res_block_adds_the_input_with_no_activation_after():
     torch.manual_seed(0)
     block = ResBlock(4)

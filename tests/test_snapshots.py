@@ -103,6 +103,38 @@ def test_a_run_stopped_early_is_picked_from_its_snapshots(runs, monkeypatch, tmp
     assert record["picked_steps"] == 5 and path.name == "generator_step000005.safetensors"
 
 
+def test_reused_scores_are_taken_only_for_the_same_file_and_n(runs, monkeypatch, tmp_path):
+    """Every score lands in snapshots/scores.json; ``reuse`` takes it back for a file whose
+    SHA-256, n and chapter match, and measures anything else again."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs[0], run)
+    calls = []
+
+    def score(G, meta, n):
+        calls.append(meta["manifest"]["steps"])
+        return {"frechet_distance": float(meta["manifest"]["steps"]), "split": "train"}
+
+    monkeypatch.setattr(CHAPTER, "selection_score", score)
+    first = commands.pick_snapshot(CHAPTER, run, 50)[1]
+    assert calls == [5, 10, 12]
+    assert commands.pick_snapshot(CHAPTER, run, 50, reuse=True)[1] == first
+    assert calls == [5, 10, 12]  # nothing measured again
+    commands.pick_snapshot(CHAPTER, run, 40, reuse=True)  # another n: all measured again
+    assert calls == [5, 10, 12] * 2
+    shutil.copy(run / "generator.safetensors", commands.snapshots(run)[0])  # a changed file
+    calls.clear()
+    commands.pick_snapshot(CHAPTER, run, 40, reuse=True)
+    assert calls == [12]  # only the replaced snapshot (it now holds step 12)
+    commands.pick_snapshot(CHAPTER, run, 40)  # without reuse: every file measured
+    assert calls == [12, 12, 10, 12]
+    (run / commands.SNAPSHOTS / commands.SCORES).write_text("not json")
+    calls.clear()
+    commands.pick_snapshot(CHAPTER, run, 40, reuse=True)  # unreadable: measured again
+    assert calls == [12, 10, 12]
+
+
 def test_pick_snapshot_needs_snapshots(runs):
     _, without = runs
     with pytest.raises(ValueError, match="--snapshot-every"):

@@ -53,6 +53,7 @@ class AttnGANSettings:
     scene: str = "full"  # "plain": backgrounds without details (render.SCENES)
     r1_gamma: float = 0.0  # lazy R1 on every D_i's real pairs (0: none, the paper's)
     lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
+    init_width: int | None = None  # G's channels at 4x4 (None: ngf * s0/4; official 512)
 
 
 # The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
@@ -108,6 +109,7 @@ class AttnGANRecipe(Recipe):
     r1_gamma: float = 0.0  # R1 on each D_i's real pairs (0: none, the paper's); a stabiliser
     r1_every: int = 16  # lazy R1: every k steps, scaled by k (StyleGAN2's k = 16)
     lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
+    init_width: int | None = None  # G's channels at 4x4 (None: ngf * s0/4; official ngf*16)
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -159,13 +161,15 @@ class AttnGANRecipe(Recipe):
             | {"betas": list(self.betas)}
             | lazy_r1_config(self.r1_gamma, self.r1_every)
             | ({"lambda_ms": self.lambda_ms} if self.lambda_ms else {})
+            | ({"init_width": self.init_width} if self.init_width else {})
             | world_config(self)
         )
 
     def generator_spec(self) -> ModelSpec:
+        width = {} if self.init_width is None else {"init_width": self.init_width}
         return ModelSpec.of(
             M.Generator, ngf=self.ngf, base_size=self.base_size, num_stages=self.num_stages,
-            num_residual=self.num_residual,
+            num_residual=self.num_residual, **width,
         )  # fmt: skip
 
     def build(self):
@@ -308,7 +312,7 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
     model, loop, rest = split_overrides(PROFILES[profile], overrides)
     recipe = AttnGANRecipe(
         base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
-        r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms,
+        r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms, init_width=model.init_width,
         **birds_world(model, overrides), **rest,
     )  # fmt: skip
     return recipe, PROFILES[profile].loop.config(profile, **loop)
@@ -472,12 +476,18 @@ class AttnGAN(CaptionChapter):
                 "the paper's; default 0: off): half the batch repeats the other half's "
                 "captions with new z",
             )  # fmt: skip
+            parser.add_argument(
+                "--init-width", type=int, metavar="C",
+                help="G's channels at 4x4, halved per upsample block down to ngf (the paper's "
+                "ngf*16 = 512; default: the profile's, or ngf * s0/4)",
+            )  # fmt: skip
 
     def train_options(self, args) -> dict:
         return {
             "variant": args.variant,
             "lambda_damsm": args.lambda_damsm,
             "lambda_ms": args.lambda_ms,
+            "init_width": args.init_width,
             **self.r1_options(args),
             **self.width_options(args),
             **super().train_options(args),

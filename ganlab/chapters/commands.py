@@ -227,20 +227,50 @@ def ship_weights(source, target: str, metrics: dict, n: int, half: bool, **extra
     return path
 
 
-def pick_snapshot(chapter: Chapter, run, n: int) -> tuple[Path, dict]:
+SCORES = "scores.json"  # in RUN/snapshots/: every selection score, by file name
+
+
+def _read_scores(run) -> dict:
+    """RUN/snapshots/scores.json ({} when absent or unreadable: the scores are recomputed)."""
+    try:
+        doc = json.loads((Path(run) / SNAPSHOTS / SCORES).read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def pick_snapshot(chapter: Chapter, run, n: int, reuse: bool = False) -> tuple[Path, dict]:
     """The run's generator (its snapshots and its final export) that scores best by the
-    chapter's :meth:`~Chapter.selection_score`, and a record of the choice for the manifest."""
+    chapter's :meth:`~Chapter.selection_score`, and a record of the choice for the manifest.
+
+    Every score is written to RUN/snapshots/scores.json with the file's SHA-256; ``reuse``
+    takes a file's recorded score instead of measuring it again when its SHA-256, ``n`` and
+    chapter match (so a long run's snapshots can be scored while it trains)."""
+    from ganlab.atomic import atomic_write_text
+    from ganlab.weights import sha256_of
+
     final = Path(run) / "generator.safetensors"  # absent when the run was stopped early
     if not snapshots(run):
         raise ValueError(
             f"--pick-snapshot: {run} has no {SNAPSHOTS}/ (train it with --snapshot-every N)"
         )
     candidates = [*snapshots(run), *([final] if final.exists() else [])]
-    scored = []
+    recorded, scored = _read_scores(run), []
     for path in candidates:
-        G, meta = chapter.load(path)
-        score = chapter.selection_score(G, meta, n)
-        steps = meta["manifest"]["steps"]
+        key, digest = str(path.relative_to(run)), sha256_of(path)
+        old = recorded.get(key, {})
+        same = (old.get("sha256"), old.get("n"), old.get("chapter")) == (digest, n, chapter.name)
+        if reuse and same:
+            score, steps = old, old["steps"]
+        else:
+            G, meta = chapter.load(path)
+            score = chapter.selection_score(G, meta, n)
+            steps = meta["manifest"]["steps"]
+            recorded[key] = {
+                "chapter": chapter.name, "sha256": digest, "n": n, "steps": steps,
+                "frechet_distance": score["frechet_distance"], "split": score["split"],
+            }  # fmt: skip
+            atomic_write_text(Path(run) / SNAPSHOTS / SCORES, json.dumps(recorded, indent=1))
         scored.append((score["frechet_distance"], steps, path))
         print(f"  step {steps:>7}: FD {score['frechet_distance']:.1f} ({score['split']}, n = {n})")
     best, steps, path = min(scored, key=lambda row: row[0])
@@ -262,7 +292,8 @@ def ship(chapter: Chapter, args: argparse.Namespace) -> dict:
     source, selection = Path(args.run) / "generator.safetensors", {}
     if getattr(args, "pick_snapshot", False):
         check_positive(args.select_n, "--select-n")
-        source, record = pick_snapshot(chapter, args.run, args.select_n)
+        reuse = getattr(args, "reuse_scores", False)
+        source, record = pick_snapshot(chapter, args.run, args.select_n, reuse)
         selection = {"selection": record}
     G, meta = chapter.load(source)
     target, half = chapter.ship_target(meta, args)

@@ -82,13 +82,16 @@ class StackGANSettings:
 # (training-split FD 109.2 at 1,000 steps and 345.7 at 500; the shipped run's 103.5 and
 # 107.4; n = 500).
 # G still moves against a D at chance on average: the shipped run's training-split FD fell
-# from 345.6 at 250 steps to 86.6 at 2,000, and a Stage-II left untrained on the same
-# Stage-I scores 119.3 (n = 500). How much of that is adversarial signal is not yet known.
+# from 345.6 at 250 steps to 86.6 at 2,000; a Stage-II left untrained on the same Stage-I
+# (standing BatchNorm statistics) scores 142.0 against the shipped one's 92.5 (captions of
+# training birds 500-999 against the first 500, n = 500; ``python -m
+# ganlab.experiments.stage2_on_real --untrained``). How much of that is adversarial signal is
+# not yet known.
 # The refiner, not the sketch, is what holds it: fed real birds drawn at 16 px in place of
 # sketches, the shipped Stage-II scores FD 81.4 (mean part 24.1, covariance part 57.4), while
 # those birds upsampled score 96.7 (40.5 + 56.1) and real birds drawn at 32 px 20.0 (5.2 +
 # 14.8): it corrects the average bird but adds none of the variety of detail (training-split
-# birds 500-999 against the first 500; n = 500).
+# birds 500-999 against the first 500; n = 500; the same command).
 # With R1 gamma 0.1 (the last row of the attempts table) D stays alive and the FD is worse.
 # The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4).
 PROFILES = {

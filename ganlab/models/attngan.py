@@ -52,7 +52,9 @@ Shapes (official sizes; ``ngf`` = gf_dim = 32, ``ndf`` = df_dim = 64, D = nef = 
                 LReLU -> conv 4x4 stride 4 -> (B,)
 
 Sizes are generic so that tests run tiny: base size s0 in {8, 16, 32, 64} (then 2 s0, 4 s0);
-InitStage starts at ngf * s0/4 channels so that it always ends at ngf.
+InitStage has ``init_width`` channels at 4x4 (official ngf*16 = 512) and halves them per
+upsample block, the last block landing on ngf; ``init_width=None`` starts at ngf * s0/4, which
+is the official 512 at s0 = 64 but only 64 at s0 = 8 (the shipped laptop model of 2026-12-05).
 
 Deviations from the paper and the official code (taoxugit/AttnGAN):
 
@@ -81,6 +83,11 @@ G EMA                    avg_p = 0.999 avg_p + 0.001 p, parameters   ``EMA`` wit
                          only, no warm-up                            warm-up, BN buffers copied
 image sizes              64, 128, 256                                s0 in {8, 16, 32, 64}, 2s0,
                                                                      4s0
+G's 4x4 width            ngf*16 = 512 (then halved to ngf at 64)     ``init_width`` (None:
+                                                                     ngf * s0/4, which is 64
+                                                                     at s0 = 8; the profiles'
+                                                                     value: the chapter's
+                                                                     ``PROFILES``)
 D's regulariser          none                                        optional lazy R1
                                                                      (Mescheder et al. 2018) on
                                                                      each D_i's real pairs,
@@ -216,21 +223,35 @@ def _n_halvings(base_size: int) -> int:
 class InitStage(nn.Module):
     """F_0: [c, z] (B, c_dim + z_dim) -> h_0 (B, ngf, s0, s0).
 
-    FC -> BN -> GLU to (B, ngf * s0/4, 4, 4), then log2(s0/4) GLU upsample blocks, each
-    halving the channels (official: ngf*16 at 4x4 for s0 = 64).
+    FC -> BN -> GLU to (B, width, 4, 4), then log2(s0/4) GLU upsample blocks, each halving
+    the channels, the last landing on ngf (official: width ngf*16 = 512 for s0 = 64).
+    ``width=None``: ngf * s0/4, so that halving alone lands on ngf (the official width at
+    s0 = 64; at s0 = 8 it is only ngf*2).
     """
 
-    def __init__(self, c_dim: int = 100, z_dim: int = 100, ngf: int = 32, base_size: int = 64):
+    def __init__(
+        self,
+        c_dim: int = 100,
+        z_dim: int = 100,
+        ngf: int = 32,
+        base_size: int = 64,
+        width: int | None = None,
+    ):
         super().__init__()
         n_up = _n_halvings(base_size)
         self.c_dim, self.z_dim, self.ngf, self.base_size = c_dim, z_dim, ngf, base_size
-        self.width = ngf * 2**n_up  # channels at 4x4
+        self.width = ngf * 2**n_up if width is None else width  # channels at 4x4
+        if self.width < ngf or self.width % 2 ** max(n_up - 1, 0):
+            raise ValueError(
+                f"InitStage width (channels at 4x4) must be >= ngf ({ngf}) and divisible by "
+                f"2**{max(n_up - 1, 0)} (one halving per upsample block), got {self.width}"
+            )
         self.fc = nn.Sequential(
             nn.Linear(c_dim + z_dim, 2 * self.width * 4 * 4, bias=False),
             nn.BatchNorm1d(2 * self.width * 4 * 4),
             GLU(),  # -> (B, width*16)
         )
-        widths = [self.width // 2**i for i in range(n_up + 1)]  # 512, 256, 128, 64, 32
+        widths = [self.width // 2**i for i in range(n_up)] + [ngf]  # 512, 256, 128, 64, 32
         self.upsample = nn.Sequential(*(up_block(a, b) for a, b in zip(widths, widths[1:])))
 
     def forward(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -276,7 +297,8 @@ class Generator(nn.Module):
 
     ``num_stages`` in 1..3: images at s0, 2 s0, 4 s0 (official 64, 128, 256); stage i >= 1
     attends to the words. ``text_dim`` is D of the DAMSM encoders (256), ``ngf`` the
-    official gf_dim (32), ``num_residual`` R_NUM (2).
+    official gf_dim (32), ``num_residual`` R_NUM (2), ``init_width`` the channels of the
+    4x4 map (official gf_dim*16 = 512; None: ngf * s0/4, see :class:`InitStage`).
     """
 
     def __init__(
@@ -288,6 +310,7 @@ class Generator(nn.Module):
         base_size: int = 64,
         num_stages: int = 3,
         num_residual: int = 2,
+        init_width: int | None = None,
     ):
         super().__init__()
         check_choice(num_stages, (1, 2, 3), "num_stages")
@@ -297,7 +320,7 @@ class Generator(nn.Module):
         self.base_size, self.num_stages = base_size, num_stages
         self.image_sizes = [base_size * 2**i for i in range(num_stages)]
         self.ca = ConditioningAugmentation(text_dim, c_dim, activation="glu")
-        self.init_stage = InitStage(c_dim, z_dim, ngf, base_size)
+        self.init_stage = InitStage(c_dim, z_dim, ngf, base_size, init_width)
         self.stages = nn.ModuleList(
             AttentionStage(ngf, text_dim, num_residual) for _ in range(num_stages - 1)
         )

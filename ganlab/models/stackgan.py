@@ -502,6 +502,19 @@ class StageIIGenerator(nn.Module):
         with torch.no_grad():
             stage1_image, _, _ = self.stage1(text_embedding, z, generator)
         stage1_image = stage1_image.detach()  # (B, 3, s1, s1); no gradient into Stage-I
+        image, mu, logvar = self.refine(stage1_image, text_embedding, generator)
+        return stage1_image, image, mu, logvar
+
+    def refine(
+        self,
+        stage1_image: torch.Tensor,
+        text_embedding: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage-II alone: a sketch (B, 3, s1, s1) in [-1, 1] and its text -> image (B, 3, S,
+        S), mu, logvar. ``forward`` feeds it Stage-I's sketch; any other sketch works too
+        (``ganlab.experiments.stage2_on_real`` feeds it real birds drawn at s1)."""
+        check_tensor(stage1_image, "stage1_image", ("B", 3, self.stage1_size, self.stage1_size))
         code = self.encoder(stage1_image)  # (B, ngf*4, M_g, M_g); M_g = s1/4 in the paper
         c, mu, logvar = self.ca(text_embedding, generator)  # a fresh sample, (B, c_dim)
         maps = c[:, :, None, None].expand(-1, -1, *code.shape[2:])  # (B, c_dim, M_g, M_g)
@@ -509,13 +522,12 @@ class StageIIGenerator(nn.Module):
         h = self.residual(h)  # same shape
         h = self.upsample(h)  # (B, ngf/4, S, S) in the paper (ngf/2 for M_g = s1/2 or scale 2)
         if not self.refine_sketch:
-            return stage1_image, self.to_image(h), mu, logvar  # image (B, 3, S, S)
+            return self.to_image(h), mu, logvar  # image (B, 3, S, S)
         sketch = F.interpolate(
             stage1_image, scale_factor=self.scale, mode="bilinear", align_corners=False
         )  # (B, 3, S, S)
         sketch = torch.atanh(sketch.clamp(-SKETCH_CLAMP, SKETCH_CLAMP))
-        image = torch.tanh(sketch + self.to_image[0](h))  # the sketch plus a correction
-        return stage1_image, image, mu, logvar
+        return torch.tanh(sketch + self.to_image[0](h)), mu, logvar  # sketch + a correction
 
 
 class StageIIDiscriminator(_ConditionalDiscriminator):

@@ -1,0 +1,49 @@
+"""``python -m ganlab.experiments.stage2_on_real``: Stage-II fed real birds in place of its
+sketches, beside the sketches alone and real birds at Stage-II's size."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from ganlab.chapters import stackgan as chapter
+from ganlab.experiments import stage2_on_real as experiment
+from ganlab.weights import shipped
+
+
+def test_refine_is_what_forward_does_after_stage_one():
+    G = chapter.load_generator(stage=2)[0]
+    t, z = torch.randn(3, G.text_dim), torch.randn(3, G.z_dim)
+    sketch, image, mu, _ = G(t, z, torch.Generator().manual_seed(4))
+    gen = torch.Generator().manual_seed(4)
+    again = G.stage1(t, z, gen)[0]  # draws Stage-I's eps first, as forward does
+    refined, mu2, _ = G.refine(again, t, gen)
+    assert torch.equal(again, sketch) and torch.equal(refined, image) and torch.equal(mu, mu2)
+    with pytest.raises(ValueError, match="stage1_image"):
+        G.refine(torch.zeros(3, 3, 8, 8), t)  # a sketch of the wrong size
+
+
+def test_rows_on_the_shipped_stage_two(tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n = 40 < 256 judge features: a rank-deficient FD
+        assert experiment.main(["--n", "40", "--json", str(out)]) == 0
+    rows = {r["label"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(rows) == [
+        "real 16 px birds upsampled",
+        "Stage-II on real 16 px birds",
+        "real 32 px birds upsampled",
+        "Stage-II on its Stage-I",
+    ]
+    for r in rows.values():
+        assert r["fd"] == pytest.approx(r["fd_mean"] + r["fd_covariance"], abs=1e-3)
+    assert rows["real 32 px birds upsampled"]["fd"] < rows["real 16 px birds upsampled"]["fd"]
+    assert "n = 40 training birds" in capsys.readouterr().out
+
+
+def test_a_stage_one_file_is_refused(capsys):
+    assert experiment.main([str(shipped("stackgan_stage1")), "--n", "4"]) == 2
+    assert "holds a Stage-I generator" in capsys.readouterr().err
