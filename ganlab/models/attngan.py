@@ -85,9 +85,11 @@ image sizes              64, 128, 256                                s0 in {8, 1
                                                                      4s0
 G's 4x4 width            ngf*16 = 512 (then halved to ngf at 64)     ``init_width`` (None:
                                                                      ngf * s0/4, which is 64
-                                                                     at s0 = 8; the profiles'
-                                                                     value: the chapter's
-                                                                     ``PROFILES``)
+                                                                     at s0 = 8; the cpu
+                                                                     profile keeps 64: 512
+                                                                     measured level, in the
+                                                                     chapter's ``PROFILES``
+                                                                     comment)
 D's regulariser          none                                        optional lazy R1
                                                                      (Mescheder et al. 2018) on
                                                                      each D_i's real pairs,
