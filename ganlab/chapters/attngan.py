@@ -168,7 +168,7 @@ class AttnGANRecipe(Recipe):
             | {"betas": list(self.betas)}
             | lazy_r1_config(self.r1_gamma, self.r1_every)
             | ({"lambda_ms": self.lambda_ms} if self.lambda_ms else {})
-            | ({"init_width": self.init_width} if self.init_width else {})
+            | ({"init_width": self.init_width} if self.init_width is not None else {})
             | world_config(self)
         )
 

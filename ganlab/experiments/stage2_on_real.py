@@ -72,7 +72,8 @@ def untrained_like(G: M.StageIIGenerator, meta: dict, seed: int) -> M.StageIIGen
     recipe = chapter.CHAPTER.recipe_of(meta)
     fresh = recipe.generator_spec().build()  # G's shape, freshly initialised
     fresh.stage1.load_state_dict(G.stage1.state_dict())  # the same frozen Stage-I
-    chapter.standing_statistics(fresh, recipe, recipe.data(torch.device("cpu")), "cpu")
+    device = torch.device("cpu")
+    chapter.standing_statistics(fresh, recipe, recipe.data(device), device)
     return fresh.eval()
 
 
@@ -87,17 +88,18 @@ def measure(path, n: int = 500, seed: int = 0, untrained: bool = False) -> list[
     kwargs = {"framing": world["framing"], "offset": n, "scene": world["scene"]}
     sketches = real_birds(n, SELECTION_SPLIT, s1, **kwargs)  # birds n .. 2n at s1 px
     captions = eval_captions(SELECTION_SPLIT, 2 * n, **world)[0][n:]
-    text = load_encoders("joint")[0](captions).sentence
+    encoder = load_encoders("joint")[0]  # loaded once, for every row
+    text = encoder(captions).sentence
     rows = [
         _score(sketches, reference, f"real {s1} px birds upsampled"),
         _score(refined(G, sketches, text, seed), reference, f"Stage-II on real {s1} px birds"),
         _score(real_birds(n, SELECTION_SPLIT, size, **kwargs), reference,
                f"real {size} px birds upsampled"),
-        _score(chapter.generate(G, captions, seed), reference, "Stage-II on its Stage-I"),
+        _score(chapter.generate(G, captions, seed, encoder), reference, "Stage-II on its Stage-I"),
     ]  # fmt: skip
     if untrained:
         fresh = untrained_like(G, meta, seed)
-        rows.append(_score(chapter.generate(fresh, captions, seed), reference,
+        rows.append(_score(chapter.generate(fresh, captions, seed, encoder), reference,
                            "untrained Stage-II on its Stage-I"))  # fmt: skip
     return rows
 

@@ -54,7 +54,7 @@ Shapes (official sizes; ``ngf`` = gf_dim = 32, ``ndf`` = df_dim = 64, D = nef = 
 Sizes are generic so that tests run tiny: base size s0 in {8, 16, 32, 64} (then 2 s0, 4 s0);
 InitStage has ``init_width`` channels at 4x4 (official ngf*16 = 512) and halves them per
 upsample block, the last block landing on ngf; ``init_width=None`` starts at ngf * s0/4, which
-is the official 512 at s0 = 64 but only 64 at s0 = 8 (the shipped laptop model of 2026-12-05).
+is the official 512 at s0 = 64 but only 64 at s0 = 8 (the shipped laptop model's width).
 
 Deviations from the paper and the official code (taoxugit/AttnGAN):
 
@@ -243,10 +243,10 @@ class InitStage(nn.Module):
         n_up = _n_halvings(base_size)
         self.c_dim, self.z_dim, self.ngf, self.base_size = c_dim, z_dim, ngf, base_size
         self.width = ngf * 2**n_up if width is None else width  # channels at 4x4
-        if self.width < ngf or self.width % 2 ** max(n_up - 1, 0):
+        if self.width < ngf or self.width % 2 ** (n_up - 1):  # n_up >= 1 (s0 >= 8)
             raise ValueError(
                 f"InitStage width (channels at 4x4) must be >= ngf ({ngf}) and divisible by "
-                f"2**{max(n_up - 1, 0)} (one halving per upsample block), got {self.width}"
+                f"2**{n_up - 1} (one halving per upsample block), got {self.width}"
             )
         self.fc = nn.Sequential(
             nn.Linear(c_dim + z_dim, 2 * self.width * 4 * 4, bias=False),
