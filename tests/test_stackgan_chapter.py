@@ -52,8 +52,9 @@ def test_refine_sketch_is_the_laptop_profiles_and_a_stage2_train_option(run, tmp
 def test_code_size_is_a_stage2_train_option_recorded_only_when_set(run, tmp_path, capsys):
     """``--code-size`` sets Stage-II's M_g (recorded in the config and the model spec, so the
     weights rebuild it); without it the config reads as the paper's; a bad size is refused."""
-    assert all(chapter.PROFILES[p].model.code_size2 is None for p in ("smoke", "cpu", "gpu"))
-    assert "code_size" not in ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]
+    assert chapter.PROFILES["gpu"].model.code_size2 is None  # the paper's quarter
+    assert all(chapter.PROFILES[p].model.code_size2 == 16 for p in ("smoke", "cpu"))
+    assert ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]["code_size"] == 16
     argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "1"]
     argv += ["--stage1", str(run / "stage1" / "generator.safetensors")]
     assert main([*argv, "--code-size", "8", "--out", str(tmp_path)]) == 0
@@ -88,6 +89,52 @@ def test_scale_is_a_stage2_train_option_recorded_only_when_not_the_papers(run, t
         assert judged.shape[-1] == chapter.EVAL_SIZE  # the judge reads 64 px either way
     recipe, _ = chapter.recipe_and_config("smoke", 1, scale=2)  # Stage-I ignores it
     assert "scale" not in recipe.config()
+
+
+def test_lambda_rec_is_a_stage2_train_option_recorded_only_when_set(run, tmp_path, capsys):
+    """``--lambda-rec L`` adds L times the L1 distance between real birds and Stage-II's
+    redrawing of them from their drawings at Stage-I's size (a course deviation): recorded in
+    the config when set, logged, absent from the paper's config (``--lambda-rec 0``, the gpu
+    profile's); negative or NaN: refused."""
+    assert chapter.PROFILES["gpu"].model.lambda_rec2 == 0
+    assert all(chapter.PROFILES[p].model.lambda_rec2 == 10 for p in ("smoke", "cpu"))
+    assert ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]["lambda_rec"] == 10
+    argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "2"]
+    argv += ["--stage1", str(run / "stage1" / "generator.safetensors")]
+    assert main([*argv, "--lambda-rec", "3", "--out", str(tmp_path)]) == 0
+    meta = ckpt.read_meta(tmp_path / "stage2" / "generator.safetensors")
+    assert meta["config"]["lambda_rec"] == 3
+    assert "L1 real" in capsys.readouterr().err  # the progress bar logs the term
+    assert main([*argv, "--lambda-rec", "0", "--out", str(tmp_path / "paper")]) == 0
+    meta = ckpt.read_meta(tmp_path / "paper" / "stage2" / "generator.safetensors")
+    assert "lambda_rec" not in meta["config"]
+    for bad in ("-1", "nan"):
+        assert main([*argv, "--lambda-rec", bad, "--out", str(tmp_path / "bad")]) == 2
+        assert "lambda_rec must be finite and >= 0" in capsys.readouterr().err
+    recipe, _ = chapter.recipe_and_config("smoke", 1, lambda_rec=10)  # Stage-I ignores it
+    assert "lambda_rec" not in recipe.config()
+
+
+def test_lambda_rec_pulls_stage2_towards_the_real_bird(run):
+    """With only the L1 term weighing (a huge lambda), a few steps make Stage-II's redrawing
+    of real birds from their 16 px drawings closer to the birds themselves."""
+    stage1 = str(run / "stage1" / "generator.safetensors")
+    recipe, cfg = chapter.recipe_and_config(
+        "smoke", 2, stage1_path=stage1, lambda_rec=1000.0, lr=1e-3, steps=12, progress=False
+    )
+    trainer = chapter.Trainer(recipe, cfg, device="cpu")
+    G, data = trainer.raw["G"], recipe.data(torch.device("cpu"))
+    x = data["images"][:32].float().div(127.5).sub(1)  # (32, 3, 32, 32)
+    t = recipe.text_embedding(data, torch.arange(32))
+
+    def l1() -> float:  # in training mode: BatchNorm on the batch's own statistics
+        with torch.no_grad():
+            image, _, _ = G.refine(chapter.shrink(x, G.stage1_size), t)
+        return (image - x).abs().mean().item()
+
+    before = l1()
+    trainer.fit()
+    assert l1() < 0.8 * before, (before, l1())
 
 
 def test_lr_is_a_train_option_recorded_in_the_config(run, tmp_path, capsys):

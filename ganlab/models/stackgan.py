@@ -87,14 +87,23 @@ D's regulariser            none                                           none b
                                                                           1), lazily every 16
                                                                           steps (``--r1-gamma``
                                                                           ``--r1-every``)
-Stage-II code size M_g     16 for a 64 px sketch (a quarter of its side)  a quarter by default;
-                                                                          ``code_size`` 8 or
-                                                                          s1 reads the sketch
-                                                                          on a finer grid (one
-                                                                          stride-2 conv fewer
-                                                                          per halving, one up
-                                                                          block fewer per
-                                                                          doubling)
+Stage-II code size M_g     16 for a 64 px sketch (a quarter of its side)  a quarter by default
+                                                                          (gpu); ``code_size``
+                                                                          s1/2 or s1 reads the
+                                                                          sketch on a finer
+                                                                          grid (one stride-2
+                                                                          conv fewer per
+                                                                          halving, one up block
+                                                                          fewer per doubling);
+                                                                          cpu, smoke: 16, the
+                                                                          paper's 16x16 of the
+                                                                          whole 16 px sketch
+Stage-II G's loss          adversarial + KL                               + lambda_rec L1 of
+                                                                          Stage-II redrawing
+                                                                          real birds from their
+                                                                          s1 drawings (the
+                                                                          chapter's recipe; cpu,
+                                                                          smoke: 10; gpu: 0)
 training images            CUB photos, a square of side 2r around the     gpu: the world's whole
                            bird's box, r = 0.75 max(w, h) (``get_imgs``)  scene; cpu, smoke:
                                                                           tight crops before
