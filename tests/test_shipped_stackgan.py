@@ -2,8 +2,8 @@
 
 Shipped: Stage-I (16 px) and Stage-II (32 px: the cpu profile grows the sketch 2x, built on
 that Stage-I and carrying it), both short CPU runs of the cpu profile (tight crops before plain
-backgrounds; Stage-II refines its sketch at half the paper's rate, its D held back by a lazy
-R1), and the no-CA Stage-I ablation trained alike. Every number must agree with what the
+backgrounds; Stage-II refines its sketch at half the paper's rate, from a 16x16 code, its D
+held back by a lazy R1 and its G also redrawing real birds from their 16 px drawings), and the no-CA Stage-I ablation trained alike. Every number must agree with what the
 manifest recorded at shipping time. The paper's claim, Stage-II beating Stage-I upsampled on
 the judge's Frechet distance, is asserted on both measured splits of the manifests (by
 ``FD_MARGIN``) and on a re-measure.
@@ -52,18 +52,21 @@ def test_checksums_and_manifests():
         assert m["profile"] == "cpu" and m["n_eval"] == 1000
     assert manifest("stackgan_stage1")["manifest"]["steps"] == 3000
     assert manifest("stackgan_stage1_no_ca")["manifest"]["steps"] == 3000
-    assert manifest("stackgan_stage2")["manifest"]["steps"] == 2000  # picked of 2,500
+    assert manifest("stackgan_stage2")["manifest"]["steps"] == 1500  # picked of 2,500
     for name in NAMES:
         assert manifest(name)["manifest"]["world"] == {"framing": "tight", "scene": "plain"}
-    # the cpu profile reproduces the shipped Stage-II: a refining G, R1 (gamma 1) on its D
+    # the cpu profile reproduces the shipped Stage-II: a refining G on a 16x16 code that also
+    # redraws real birds (lambda_rec 10), R1 (gamma 1) on its D
     config = manifest("stackgan_stage2")["config"]
     recipe, _ = chapter.recipe_and_config("cpu", 2, stage1_path=str(shipped("stackgan_stage1")))
     assert config["refine_sketch"] is recipe.refine_sketch is True
     assert config["r1_gamma"] == recipe.r1_gamma == 1.0
     assert (config["ngf"], config["ndf"]) == (recipe.ngf, recipe.ndf)
     assert (config["scale"], config["lr"]) == (recipe.scale, recipe.lr) == (2, 1e-4)
+    assert (config["code_size"], config["lambda_rec"]) == (recipe.code_size, recipe.lambda_rec)
+    assert (recipe.code_size, recipe.lambda_rec) == (16, 10.0)
     selection = manifest("stackgan_stage2")["manifest"]["selection"]
-    assert selection["picked_steps"] == 2000 and selection["split"] == "train"
+    assert selection["picked_steps"] == 1500 and selection["split"] == "train"
     assert max(c["steps"] for c in selection["candidates"]) == recipe_steps("cpu")
 
 
@@ -85,7 +88,7 @@ def test_payoff_bars_as_measured_at_shipping(name):
 @pytest.mark.xfail(
     strict=True,
     reason="the shipped models sit above the blurred-real rung of their world (Stage-I "
-    "upsampled FD 87.2, Stage-II 79.4, no-CA 100.5; rung 48.5; n = 1,000); strict: the mark "
+    "upsampled FD 87.2, Stage-II 61.3, no-CA 100.5; rung 48.5; n = 1,000); strict: the mark "
     "goes when models below it ship",
 )
 @pytest.mark.parametrize("name", NAMES)
@@ -123,9 +126,12 @@ def test_metrics_agree_with_the_manifest(measured, name):
     recorded = manifest(name)["manifest"]["metrics"]["test"]
     got = measured[name]
     assert got["text_alignment"]["value"] == pytest.approx(recorded["text_alignment"], abs=0.04)
-    # FD on 300 of the 1,000 captions: its bias grows as n shrinks, so allow 25%
-    fd = got["frechet_distance"]["value"]
-    assert fd == pytest.approx(recorded["frechet_distance"], rel=0.25), (fd, recorded)
+    # FD on 300 of the 1,000 captions: its bias grows as n shrinks, and real birds against
+    # real birds carry the same bias; so compare each FD above its own sample's real-vs-real
+    # floor (measured 2026-12-07: within 5% for all three), within 15%
+    fd, floor = got["frechet_distance"]["value"], got["frechet_distance"]["real_vs_real"]
+    above = recorded["frechet_distance"] - recorded["real_vs_real"]
+    assert fd - floor == pytest.approx(above, rel=0.15), (fd, floor, recorded)
 
 
 @pytest.mark.parametrize("name", ["stackgan_stage1", "stackgan_stage1_no_ca"])

@@ -74,30 +74,32 @@ class StackGANSettings:
 # upsampled sketch and holds D back with a lazy R1 (gamma 1): the paper's Stage-II collapsed in
 # every laptop run without them (FD 1355.5 on this world, n = 500; 579.8 on the whole scene,
 # n = 1,000). Grown 4x to 64 px, as the paper does, it stayed behind Stage-I in every run (best
-# 112.7); grown 2x to 32 px (``scale2=2``) at half the paper's rate (1e-4) it beats it: FD 79.4
-# against 87.2 (step 2,000 of 2,500 picked by training-split FD; n = 1,000; at 2e-4: 85.9, the
-# FD swinging between snapshots). Every attempt: book/figures/stackgan_stage2_runs.json.
-# Measured 2026-12-06: in this recipe Stage-II's D is flat from the first logged step (50)
+# 112.7); grown 2x to 32 px (``scale2=2``) at half the paper's rate (1e-4) it beat it: FD 79.4
+# against 87.2 (the Stage-II shipped until 2026-12-07; n = 1,000). Every attempt:
+# book/figures/stackgan_stage2_runs.json.
+# Measured 2026-12-06: in that recipe Stage-II's D is flat from the first logged step (50)
 # on: D(x, t) and D(G(z, c), t) both sit at 0.43-0.45, and the logged R1 penalty falls from
-# 0.097 to 0.001 by step 400 (``ganlab train stackgan --profile cpu --stage 2 --steps 400``).
-# A finer code (``--code-size 8``) and a wider G (``--ngf2 64``) went flat the same way
-# (training-split FD 109.2 at 1,000 steps and 345.7 at 500; the shipped run's 103.5 and
-# 107.4; n = 500).
-# G still moves against a D at chance on average: the shipped run's training-split FD fell
-# from 345.6 at 250 steps to 86.6 at 2,000; a Stage-II left untrained on the same Stage-I
-# (standing BatchNorm statistics) scores 142.0 against the shipped one's 92.5 (captions of
-# training birds 500-999 against the first 500, n = 500; ``python -m
-# ganlab.experiments.stage2_on_real --untrained``). How much of that is adversarial signal is
-# not yet known.
-# The refiner, not the sketch, is what holds it: fed real birds drawn at 16 px in place of
-# sketches, the shipped Stage-II scores FD 81.4 (mean part 24.1, covariance part 57.4), while
-# those birds upsampled score 96.7 (40.5 + 56.1) and real birds drawn at 32 px 20.0 (5.2 +
-# 14.8): it corrects the average bird but adds none of the variety of detail (training-split
-# birds 500-999 against the first 500; n = 500; the same command).
-# With R1 gamma 0.1 (the last row of the attempts table) D stays alive and the FD is worse.
-# The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4).
+# 0.097 to 0.001 by step 400. A finer code (``--code-size 8``), a wider G (``--ngf2 64``) and
+# R1 gamma 0.1 or 0.3 did not help. Fed real birds drawn at 16 px in place of sketches, that
+# Stage-II scored FD 81.4, while those birds upsampled score 96.7 and real birds drawn at 32 px
+# 20.0 (training birds 500-999 against the first 500; n = 500; ``python -m
+# ganlab.experiments.stage2_on_real``): the refiner added no detail even to perfect sketches.
+# What lifts it (2026-12-07) is telling Stage-II what detail a sketch should get: its G also
+# redraws real birds from their 16 px drawings, with an L1 term (``lambda_rec2`` = 10, a
+# course deviation), reading the sketch on a 16x16 code (``code_size2`` = 16: the paper's
+# M_g of 16, here the whole sketch; the profile had squeezed it to 4x4). Training-split FD
+# (n = 500) 74.7 at 250 steps, 65.9 at 1,000, 65.7 at 1,500 (picked of 2,500), against the
+# old recipe's 345.6, 103.5 and 86.6 at its best (2,000); test FD 61.3 against Stage-I's 87.2
+# (n = 1,000), and 34.6 on real 16 px drawings (the same command), so the sketch is now what
+# holds it (69.3 on its own Stage-I there, covariance part 58.3). Either change alone did not
+# do it: the 16x16 code without the L1 went flat as before (106.7 at best by 1,500), the L1
+# with the 4x4 code swung between 83.7 and 115.2 (n = 500). Lambda 100 tracked lambda 10 (69.4
+# at 500). A Stage-I with a lazy R1 (``--stage 1 --r1-gamma 0.1``, which helped chapter 2)
+# drew no better sketches: 99.7 at 3,000 steps against the shipped Stage-I's 93.9 (n = 500).
+# The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4, a 16x16 code of
+# the 64 px sketch, no L1, no R1).
 # The laptop profiles' Stage-II: grown 2x at half the paper's rate, from a 16x16 code of the
-# sketch, redrawing real birds as well (course deviations; below).
+# sketch, redrawing real birds as well (course deviations; above).
 LAPTOP_STAGE2 = dict(code_size2=16, scale2=2, lr2=1e-4, lambda_rec2=10.0)
 PROFILES = {
     "smoke": Profile(

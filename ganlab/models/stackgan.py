@@ -118,8 +118,8 @@ shipped weights were trained without them:
 
 * **learning-rate schedule**: the official code halves both learning rates every 50 to 100
   epochs (``lr_decay_step``, depending on the config); the course trains at a constant 2e-4
-  (1e-4 for the laptop profiles' Stage-II; its shipped runs are 3,000 and 2,000 steps of batch
-  64, about 19 and 13 epochs of 10,000 birds, shorter than the first halving would be);
+  (1e-4 for the laptop profiles' Stage-II; its shipped runs are 3,000 and 1,500 steps of batch
+  64, about 19 and 10 epochs of 10,000 birds, shorter than the first halving would be);
 * **generator EMA**: none in StackGAN's code; the course's loop keeps an exponential moving
   average of G's weights (decay 0.999, after a warm-up) and samples from it.
 
@@ -415,9 +415,13 @@ class StageIIGenerator(nn.Module):
     the shipped Stage-II's birds as striped-winged, against 0.39 of real ones (n = 500,
     lecture 3, section 7). A finer code (``code_size`` 8) draws the wings' shapes but more
     stripes (0.67) and scores FD 154.2 (n = 1,000). Grown 2x instead (``scale=2``, 16 -> 32
-    px) at half the paper's rate (1e-4), Stage-II beats Stage-I: FD 79.4 against 87.2 (n =
-    1,000); at 2e-4 it scored 85.9, its FD swinging between snapshots. On (with the R1, 2x and
-    1e-4) in the laptop profiles (cpu, smoke); the gpu profile keeps the paper's path. Every
+    px) at half the paper's rate (1e-4), Stage-II beat Stage-I: FD 79.4 against 87.2 (n =
+    1,000); at 2e-4 it scored 85.9, its FD swinging between snapshots. It still added no
+    detail: fed real 16 px birds it scored 81.4, against 96.7 for them upsampled. Reading the
+    sketch on a 16x16 code (``code_size`` = s1) while the chapter's recipe also has G redraw
+    real birds from their 16 px drawings (an L1 term, ``lambda_rec`` 10) brings it to FD 61.3
+    (n = 1,000) and 34.6 on real 16 px birds. On (with the R1, 2x, 1e-4, the 16x16 code and the
+    L1) in the laptop profiles (cpu, smoke); the gpu profile keeps the paper's path. Every
     attempt: ``book/figures/stackgan_stage2_runs.json`` (printed by lecture 3).
 
     ``scale`` is Stage-II's size over Stage-I's: 4 in the paper. 2 (a course option) grows a
