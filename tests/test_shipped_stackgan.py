@@ -3,8 +3,9 @@
 Shipped: Stage-I (16 px) and Stage-II (32 px: the cpu profile grows the sketch 2x, built on
 that Stage-I and carrying it), both short CPU runs of the cpu profile (tight crops before plain
 backgrounds; Stage-II refines its sketch at half the paper's rate, from a 16x16 code, its D
-held back by a lazy R1 and its G also redrawing real birds from their 16 px drawings), and the no-CA Stage-I ablation trained alike. Every number must agree with what the
-manifest recorded at shipping time. The paper's claim, Stage-II beating Stage-I upsampled on
+held back by a lazy R1 and its G also redrawing real birds from their 16 px drawings), and
+the no-CA Stage-I ablation trained alike. Every number must agree with what the manifest
+recorded at shipping time. The paper's claim, Stage-II beating Stage-I upsampled on
 the judge's Frechet distance, is asserted on both measured splits of the manifests (by
 ``FD_MARGIN``) and on a re-measure.
 """
