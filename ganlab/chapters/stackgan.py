@@ -96,6 +96,12 @@ class StackGANSettings:
 # with the 4x4 code swung between 83.7 and 115.2 (n = 500). Lambda 100 tracked lambda 10 (69.4
 # at 500). A Stage-I with a lazy R1 (``--stage 1 --r1-gamma 0.1``, which helped chapter 2)
 # drew no better sketches: 99.7 at 3,000 steps against the shipped Stage-I's 93.9 (n = 500).
+# Judged through the shipped Stage-II instead (its refiner reads any 16 px sketch; training-
+# split FD, n = 500; the shipped pair: Stage-I 93.9 -> Stage-II 65.7): that Stage-I gives
+# 72.8; the recipe rerun to 6,000 steps gives 74.6 at 2,000, 66.1 at 3,000, 64.0 at 4,000,
+# 63.8 at 5,000 and 62.4 at 6,000 (its Stage-I 89.4); a twice wider Stage-I G (ngf1 64, four
+# times the compute) 71.2 at 2,000. Longer or wider sketches help Stage-II by a few points,
+# not to the blurred rung.
 # The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4, a 16x16 code of
 # the 64 px sketch, no L1, no R1).
 # The laptop profiles' Stage-II: grown 2x at half the paper's rate, from a 16x16 code of the
