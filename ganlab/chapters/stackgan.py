@@ -362,8 +362,9 @@ class StageIIRecipe(_StackGANRecipe):
             return image, mu, logvar
 
         def redraw_real():  # course deviation: real birds from their s1 drawings, L1
+            raw = ctx.raw["G"]  # refine() is the module's own method (no wrapper has it)
             with ctx.autocast():
-                image, _, _ = G.refine(shrink(x, G.stage1_size), t)  # (B, 3, S, S)
+                image, _, _ = raw.refine(shrink(x, raw.stage1_size), t)  # (B, 3, S, S)
             return "L1 real", self.lambda_rec * (image.float() - x).abs().mean()
 
         extra = redraw_real if self.lambda_rec else None
@@ -563,7 +564,8 @@ class StackGAN(CaptionChapter):
             parser.add_argument(
                 "--code-size", type=int, metavar="M",
                 help="Stage-II's code side M_g: a quarter of the sketch's side (the paper's "
-                "16 of 64; the default), a half, or the whole side (a finer grid)",
+                "16 of 64; gpu), a half, or the whole side (cpu and smoke: 16 of 16); "
+                "default: the profile's",
             )  # fmt: skip
             parser.add_argument(
                 "--stage1-size", type=int, choices=M.STAGE1_SIZES, metavar="PX",
@@ -595,7 +597,8 @@ class StackGAN(CaptionChapter):
             parser.add_argument(
                 "--lambda-rec", type=float, metavar="L",
                 help="Stage-II: weight of an L1 term redrawing real birds from their drawings "
-                "at Stage-I's size (a course deviation; default 0, the paper's: none)",
+                "at Stage-I's size (a course deviation; default: the profile's, cpu and smoke "
+                "10, gpu 0 as the paper; 0 turns it off)",
             )  # fmt: skip
             self.add_r1_options(
                 parser, "Stage-II 1 in cpu and smoke, 0 in gpu as the paper; Stage-I 0; a "
