@@ -95,8 +95,12 @@ def test_metrics_agree_with_the_manifest(measured, name):
     recorded = manifest(name)["manifest"]["metrics"]["test"]
     got = measured[name]
     assert got["text_alignment"]["value"] == pytest.approx(recorded["text_alignment"], abs=0.04)
-    fd = got["frechet_distance"]["value"]  # on 300 of the 1,000 captions: allow 25%
-    assert fd == pytest.approx(recorded["frechet_distance"], rel=0.25), (fd, recorded)
+    # FD on 300 of the 1,000 captions: its bias grows as n shrinks, and real birds against
+    # real birds carry the same bias; so compare each FD above its own sample's real-vs-real
+    # floor, within 15% (as test_shipped_stackgan does)
+    fd, floor = got["frechet_distance"]["value"], got["frechet_distance"]["real_vs_real"]
+    above = recorded["frechet_distance"] - recorded["real_vs_real"]
+    assert fd - floor == pytest.approx(above, rel=0.15), (fd, floor, recorded)
     r, std = _r(got)  # std: across 10 folds of the 300 images
     assert r == pytest.approx(recorded["r_precision"], abs=max(0.03, 3 * std)), (r, recorded)
 

@@ -30,18 +30,50 @@ def test_rows_on_the_shipped_stage_two(tmp_path, capsys):
     out = tmp_path / "rows.json"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # n = 40 < 256 judge features: a rank-deficient FD
-        assert experiment.main(["--n", "40", "--json", str(out)]) == 0
+        argv = ["--n", "40", "--noise", "0", "0.5", "--json", str(out), "--sketches-from"]
+        assert experiment.main([*argv, str(shipped("stackgan_stage1")), "gan-int-cls"]) == 0
     rows = {r["label"]: r for r in json.loads(out.read_text())["rows"]}
     assert list(rows) == [
         "real 16 px birds upsampled",
         "Stage-II on real 16 px birds",
+        "Stage-II on real 16 px birds + noise 0",
+        "Stage-II on real 16 px birds + noise 0.5",
+        f"Stage-II on {shipped('stackgan_stage1')}",
+        "gan-int-cls itself",
+        "Stage-II on gan-int-cls",
         "real 32 px birds upsampled",
         "Stage-II on its Stage-I",
     ]
     for r in rows.values():
         assert r["fd"] == pytest.approx(r["fd_mean"] + r["fd_covariance"], abs=1e-3)
     assert rows["real 32 px birds upsampled"]["fd"] < rows["real 16 px birds upsampled"]["fd"]
+    clean = rows["Stage-II on real 16 px birds"]["fd"]
+    assert rows["Stage-II on real 16 px birds + noise 0"]["fd"] == pytest.approx(clean, abs=1e-6)
+    assert rows["Stage-II on real 16 px birds + noise 0.5"]["fd"] != pytest.approx(clean)
     assert "n = 40 training birds" in capsys.readouterr().out
+
+
+def test_speckled_adds_noise_of_the_given_std_and_stays_in_range():
+    sketches = torch.zeros(64, 3, 16, 16)
+    noisy = experiment.speckled(sketches, 0.1, seed=0)
+    assert noisy.std().item() == pytest.approx(0.1, rel=0.05)
+    assert torch.equal(noisy, experiment.speckled(sketches, 0.1, seed=0))  # seeded
+    assert experiment.speckled(sketches + 1, 0.5, seed=0).max() <= 1
+
+
+def test_sketches_from_gives_16_px_sketches_of_a_stage_one_or_of_chapter_two():
+    encoder = experiment.load_encoders("joint")[0]
+    captions = ["a small red bird with black wings", "a blue bird with a white belly"]
+    for source in (str(shipped("stackgan_stage1")), "gan-int-cls"):
+        sketches = experiment.sketches_from(source, captions, 16, encoder, seed=0)
+        assert sketches.shape == (2, 3, 16, 16) and sketches.abs().max() <= 1
+    with pytest.raises(ValueError, match="expected a 16 px Stage-I generator"):
+        experiment.sketches_from(str(shipped("stackgan_stage2")), captions, 16, encoder, 0)
+
+
+def test_a_negative_noise_is_refused(capsys):
+    assert experiment.main(["--n", "4", "--noise", "-0.1"]) == 2
+    assert "--noise: each std must be finite and >= 0" in capsys.readouterr().err
 
 
 def test_a_stage_one_file_is_refused(capsys):

@@ -102,6 +102,14 @@ class StackGANSettings:
 # 63.8 at 5,000 and 62.4 at 6,000 (its Stage-I 89.4); a twice wider Stage-I G (ngf1 64, four
 # times the compute) 71.2 at 2,000. Longer or wider sketches help Stage-II by a few points,
 # not to the blurred rung.
+# Where the 16 -> 32 px pipeline tops out (2026-12-07; ``python -m
+# ganlab.experiments.stage2_on_real --noise 0.05 0.1 0.2 --sketches-from gan-int-cls``, n =
+# 500): the shipped Stage-II shrugs off pixel noise on real drawings up to std 0.1 (34.3 and
+# 37.3 against 34.6 clean; 359.1 at 0.2), so Stage-I's speckle is not what costs; fed chapter
+# 2's shipped birds shrunk to 16 px it scores 56.0, against 49.3 for those 32 px birds as they
+# are. Even sketches as good as a one-stage 32 px model's leave this Stage-II above the blurred
+# rung. A D held back less does not help with the L1 term either: R1 gamma 0.05 (``--r1-gamma
+# 0.05``) scored 77.6 at 250 steps, then 140.1 at 500 (the shipped run: 74.7, 68.8; stopped).
 # The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4, a 16x16 code of
 # the 64 px sketch, no L1, no R1).
 # The laptop profiles' Stage-II: grown 2x at half the paper's rate, from a 16x16 code of the

@@ -10,6 +10,13 @@ first ``n`` birds of the training split, for ``n`` other training birds (``n .. 
 * ``Stage-II on real s1 birds``: what the refiner makes of a perfect sketch, with each bird's
   caption 0;
 * ``real S birds upsampled``: a perfect refiner at Stage-II's size S;
+* with ``--noise S ...``, ``Stage-II on real s1 birds + noise S``: the same sketches with
+  Gaussian pixel noise of std S (images in [-1, 1]), as speckled as Stage-I's sketches are;
+* with ``--sketches-from SOURCE ...``, ``Stage-II on SOURCE``: the same captions' sketches
+  from another generator, SOURCE being Stage-I weights (a candidate Stage-I, judged by what
+  this Stage-II makes of its sketches) or ``gan-int-cls`` (chapter 2's shipped birds, area-
+  shrunk to s1: how far a sketch as good as a one-stage model's would carry Stage-II; with
+  a ``gan-int-cls itself`` row, its birds as they are);
 * ``Stage-II on its Stage-I`` and, with ``--untrained``, ``untrained Stage-II on its
   Stage-I`` (a fresh Stage-II on the same frozen Stage-I, with standing BatchNorm
   statistics): how much of Stage-II's gain is learned.
@@ -77,7 +84,44 @@ def untrained_like(G: M.StageIIGenerator, meta: dict, seed: int) -> M.StageIIGen
     return fresh.eval()
 
 
-def measure(path, n: int = 500, seed: int = 0, untrained: bool = False) -> list[dict]:
+def speckled(sketches: torch.Tensor, std: float, seed: int) -> torch.Tensor:
+    """Sketches (N, 3, s, s) in [-1, 1] plus Gaussian pixel noise of ``std``, clamped."""
+    noise = torch.randn(sketches.shape, generator=torch.Generator().manual_seed(seed))
+    return (sketches + std * noise).clamp(-1, 1)
+
+
+CHAPTER2 = "gan-int-cls"  # --sketches-from: chapter 2's shipped generator
+
+
+@torch.no_grad()
+def chapter2_birds(captions: list[str], encoder, seed: int) -> torch.Tensor:
+    """Chapter 2's shipped birds of ``captions``, (N, 3, 32, 32) in [-1, 1]."""
+    from ganlab.chapters import gan_int_cls
+
+    G = gan_int_cls.load_generator()[0]
+    return gan_int_cls.generate(G, captions, seed, encoder).clamp(-1, 1)
+
+
+@torch.no_grad()
+def sketches_from(source: str, captions: list[str], size: int, encoder, seed: int):
+    """(N, 3, size, size) sketches of ``captions``: Stage-I weights' own, or chapter 2's
+    shipped birds area-shrunk to ``size`` (``source`` = ``gan-int-cls``)."""
+    if source == CHAPTER2:
+        return chapter.shrink(chapter2_birds(captions, encoder, seed), size)
+    G1, _ = chapter.load_generator(source, stage=1)
+    if isinstance(G1, M.StageIIGenerator) or G1.image_size != size:
+        raise ValueError(f"--sketches-from {source}: expected a {size} px Stage-I generator")
+    return chapter.generate(G1.eval(), captions, seed, encoder)
+
+
+def measure(
+    path,
+    n: int = 500,
+    seed: int = 0,
+    untrained: bool = False,
+    noise: tuple[float, ...] = (),
+    sources: tuple[str, ...] = (),
+) -> list[dict]:
     """The rows described in the module's docstring, for the Stage-II generator at ``path``."""
     G, meta = chapter.load_generator(path, stage=2)
     if not isinstance(G, M.StageIIGenerator):
@@ -93,6 +137,17 @@ def measure(path, n: int = 500, seed: int = 0, untrained: bool = False) -> list[
     rows = [
         _score(sketches, reference, f"real {s1} px birds upsampled"),
         _score(refined(G, sketches, text, seed), reference, f"Stage-II on real {s1} px birds"),
+    ]  # fmt: skip
+    for std in noise:
+        rows.append(_score(refined(G, speckled(sketches, std, seed), text, seed), reference,
+                           f"Stage-II on real {s1} px birds + noise {std:g}"))  # fmt: skip
+    for source in sources:
+        if source == CHAPTER2:  # what chapter 2's one-stage model itself scores
+            birds = chapter2_birds(captions, encoder, seed)
+            rows.append(_score(birds, reference, f"{CHAPTER2} itself"))
+        sketched = sketches_from(source, captions, s1, encoder, seed)
+        rows.append(_score(refined(G, sketched, text, seed), reference, f"Stage-II on {source}"))
+    rows += [
         _score(real_birds(n, SELECTION_SPLIT, size, **kwargs), reference,
                f"real {size} px birds upsampled"),
         _score(chapter.generate(G, captions, seed, encoder), reference, "Stage-II on its Stage-I"),
@@ -114,11 +169,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=500, help="birds per set (default 500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--untrained", action="store_true", help="add the untrained Stage-II row")
+    p.add_argument(
+        "--noise", type=float, nargs="+", default=(), metavar="S",
+        help="add rows for the real sketches with Gaussian pixel noise of each std S",
+    )  # fmt: skip
+    p.add_argument(
+        "--sketches-from", nargs="+", default=(), metavar="SOURCE",
+        help=f"add rows for Stage-II on other sketches of the same captions: Stage-I weights, "
+        f"or {CHAPTER2} (chapter 2's shipped birds shrunk to the sketch's size)",
+    )  # fmt: skip
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args(argv)
     try:
         check_count(args.n, "--n", minimum=2)
-        rows = measure(args.weights, args.n, args.seed, args.untrained)
+        for std in args.noise:
+            if not 0 <= std < float("inf"):
+                raise ValueError(f"--noise: each std must be finite and >= 0, got {std}")
+        rows = measure(
+            args.weights, args.n, args.seed, args.untrained, tuple(args.noise),
+            tuple(args.sketches_from),
+        )  # fmt: skip
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
