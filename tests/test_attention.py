@@ -13,7 +13,7 @@ from ganlab.nn.glu import GLU, glu
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

@@ -24,7 +24,7 @@ from ganlab.train.ema import EMA
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

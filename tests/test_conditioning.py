@@ -12,7 +12,7 @@ from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)  # after conftest's fixture: the CI machine's cores are shared
 
 

@@ -26,7 +26,7 @@ SQRT2 = math.sqrt(2)
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

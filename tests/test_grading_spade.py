@@ -19,7 +19,7 @@ from ganlab.models import spade as M
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

@@ -18,7 +18,7 @@ from ganlab.models.stackgan import ResidualBlock as ModelResidualBlock
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)  # after conftest's fixture: the CI machine's cores are shared
 
 

@@ -22,7 +22,7 @@ CH = "stargan-v2"
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

@@ -21,7 +21,7 @@ from ganlab.nn.normalization import instance_norm
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

@@ -12,7 +12,7 @@ from ganlab.nn import HE_GAIN, EqualizedConv2d, EqualizedLinear
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

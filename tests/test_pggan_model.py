@@ -32,7 +32,7 @@ from ganlab.nn import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNo
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

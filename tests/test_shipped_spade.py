@@ -26,7 +26,7 @@ TABLE = Path(__file__).resolve().parents[1] / "book" / "data" / "spade_table.jso
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

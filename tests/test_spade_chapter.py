@@ -18,7 +18,7 @@ from ganlab.train.loop import Trainer
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

@@ -20,7 +20,7 @@ from ganlab.train.loop import StepContext, Trainer
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

@@ -19,7 +19,7 @@ Z, W = 8, 8  # tiny latents; widths nf(s) = min(64 / 2^s, 16): 16, 16, 8, 4 ... 
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
+def _one_thread(_torch_threads):
     torch.set_num_threads(1)
 
 

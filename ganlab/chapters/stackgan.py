@@ -110,6 +110,14 @@ class StackGANSettings:
 # are. Even sketches as good as a one-stage 32 px model's leave this Stage-II above the blurred
 # rung. A D held back less does not help with the L1 term either: R1 gamma 0.05 (``--r1-gamma
 # 0.05``) scored 77.6 at 250 steps, then 140.1 at 500 (the shipped run: 74.7, 68.8; stopped).
+# A 32 -> 64 px pipeline is no shortcut yet (2026-12-07; training-split FD, n = 500): a 32 px
+# Stage-I (``--stage 1 --stage1-size 32 --ndf1 32 --r1-gamma 0.1``, chapter 2's balance)
+# levels off near 87 (97.7 at 1,000 steps, 87.8 at 1,500, 89.6, 87.7, 92.0 and 86.7 at 2,000 to
+# 3,500; stopped), its no-CA twin alike (87.2, 78.1, 81.7, 91.6 at 1,000 to 2,250), where
+# chapter 2's one-stage G keeps falling to 48.7. On its 1,500-step snapshot the profile's
+# Stage-II grown 2x to 64 px first passes the sketch through (at 250 steps real 32 px birds
+# score 19.9 through it against 20.0 upsampled, chapter 2's birds 48.8 against 49.3), then
+# drifts: 86.8, 85.9, 100.9 and 129.2 at 250 to 1,000 steps (stopped).
 # The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4, a 16x16 code of
 # the 64 px sketch, no L1, no R1).
 # The laptop profiles' Stage-II: grown 2x at half the paper's rate, from a 16x16 code of the
