@@ -69,6 +69,8 @@ def test_sketches_from_gives_16_px_sketches_of_a_stage_one_or_of_chapter_two():
         assert sketches.shape == (2, 3, 16, 16) and sketches.abs().max() <= 1
     with pytest.raises(ValueError, match="expected a 16 px Stage-I generator"):
         experiment.sketches_from(str(shipped("stackgan_stage2")), captions, 16, encoder, 0)
+    with pytest.raises(ValueError, match="chapter 2's shipped model draws birds of"):
+        experiment.chapter2_birds(captions, encoder, 0, {"framing": "full", "scene": "full"})
 
 
 def test_a_negative_noise_is_refused(capsys):

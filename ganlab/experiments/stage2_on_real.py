@@ -94,11 +94,18 @@ CHAPTER2 = "gan-int-cls"  # --sketches-from: chapter 2's shipped generator
 
 
 @torch.no_grad()
-def chapter2_birds(captions: list[str], encoder, seed: int) -> torch.Tensor:
-    """Chapter 2's shipped birds of ``captions``, (N, 3, 32, 32) in [-1, 1]."""
+def chapter2_birds(captions: list[str], encoder, seed: int, world: dict | None = None):
+    """Chapter 2's shipped birds of ``captions``, (N, 3, 32, 32) in [-1, 1]; ``world``
+    (``framing``, ``scene``), when given, must be the one chapter 2's model was trained on."""
     from ganlab.chapters import gan_int_cls
 
-    G = gan_int_cls.load_generator()[0]
+    G, meta = gan_int_cls.load_generator()
+    own = {k: meta["config"].get(k, "full") for k in ("framing", "scene")}
+    if world is not None and world != own:
+        raise ValueError(
+            f"--sketches-from {CHAPTER2}: chapter 2's shipped model draws birds of {own}, but "
+            f"this Stage-II is measured on {world}"
+        )
     return gan_int_cls.generate(G, captions, seed, encoder).clamp(-1, 1)
 
 
@@ -142,10 +149,12 @@ def measure(
         rows.append(_score(refined(G, speckled(sketches, std, seed), text, seed), reference,
                            f"Stage-II on real {s1} px birds + noise {std:g}"))  # fmt: skip
     for source in sources:
-        if source == CHAPTER2:  # what chapter 2's one-stage model itself scores
-            birds = chapter2_birds(captions, encoder, seed)
+        if source == CHAPTER2:  # chapter 2's birds as they are, then shrunk into sketches
+            birds = chapter2_birds(captions, encoder, seed, world)
             rows.append(_score(birds, reference, f"{CHAPTER2} itself"))
-        sketched = sketches_from(source, captions, s1, encoder, seed)
+            sketched = chapter.shrink(birds, s1)
+        else:
+            sketched = sketches_from(source, captions, s1, encoder, seed)
         rows.append(_score(refined(G, sketched, text, seed), reference, f"Stage-II on {source}"))
     rows += [
         _score(real_birds(n, SELECTION_SPLIT, size, **kwargs), reference,
