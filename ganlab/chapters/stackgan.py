@@ -116,8 +116,8 @@ class StackGANSettings:
 # 3,500; stopped), its no-CA twin alike (87.2, 78.1, 81.7, 91.6 at 1,000 to 2,250), where
 # chapter 2's one-stage G keeps falling to 48.7; with R1 gamma 1 (``--stage1-size 32
 # --r1-gamma 1``, ndf1 16) it starts slower and gets further: 315.4, 110.8, 93.0, 87.6, 79.1,
-# 76.5 and 78.5 at 1,000 to 4,000 steps (still falling slowly). On the R1 0.1 run's 1,500-step
-# snapshot the profile's
+# 76.5, 78.5, 79.2, 78.5 and 74.5 at 1,000 to 5,500 steps (falling slowly). On the R1 0.1
+# run's 1,500-step snapshot the profile's
 # Stage-II grown 2x to 64 px first passes the sketch through (at 250 steps real 32 px birds
 # score 19.9 through it against 20.0 upsampled, chapter 2's birds 48.8 against 49.3), then
 # drifts: 86.8, 85.9, 100.9 and 129.2 at 250 to 1,000 steps (stopped).
