@@ -111,10 +111,8 @@ def chapter2_birds(captions: list[str], encoder, seed: int, world: dict | None =
 
 @torch.no_grad()
 def sketches_from(source: str, captions: list[str], size: int, encoder, seed: int):
-    """(N, 3, size, size) sketches of ``captions``: Stage-I weights' own, or chapter 2's
-    shipped birds area-shrunk to ``size`` (``source`` = ``gan-int-cls``)."""
-    if source == CHAPTER2:
-        return chapter.shrink(chapter2_birds(captions, encoder, seed), size)
+    """(N, 3, size, size) sketches of ``captions`` by the Stage-I weights at ``source``
+    (chapter 2's birds, the other source, are shrunk by :func:`measure` itself)."""
     G1, _ = chapter.load_generator(source, stage=1)
     if isinstance(G1, M.StageIIGenerator) or G1.image_size != size:
         raise ValueError(f"--sketches-from {source}: expected a {size} px Stage-I generator")
