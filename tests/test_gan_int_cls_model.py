@@ -91,7 +91,7 @@ def _residual_sizes(model, x, t):
     hooks = [
         m.register_forward_hook(lambda _m, inp, _out: sizes.append(tuple(inp[0].shape[1:])))
         for m in model.modules()
-        if isinstance(m, M.ResidualBlock)
+        if isinstance(m, M.BottleneckResidual)
     ]
     model(x, t)
     for h in hooks:
@@ -128,7 +128,7 @@ def test_discriminator_stages_follow_the_paper(size):
     assert kinds == (
         ["Conv2d", "LeakyReLU"]
         + ["Conv2d", "BatchNorm2d", "LeakyReLU"] * (stages - 2)
-        + ["Conv2d", "BatchNorm2d", "ResidualBlock"]
+        + ["Conv2d", "BatchNorm2d", "BottleneckResidual"]
     )
     widths = [m.out_channels for m in D.features if isinstance(m, nn.Conv2d)]
     assert widths == [4 * 8 // 2**k for k in reversed(range(stages))]  # ..., 2 ndf, 4 ndf, 8 ndf

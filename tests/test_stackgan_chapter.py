@@ -169,6 +169,19 @@ def test_stage1_size_and_width_are_train_options(tmp_path, capsys):
     assert "ndf" in capsys.readouterr().err
 
 
+def test_stage1_residual_is_a_train_option_and_stage2_reads_it(tmp_path):
+    """``--stage1-residual`` trains the TF code's Stage-I (recorded only when on) and the
+    Stage-II trained on it rebuilds that Stage-I from its config."""
+    argv = ["train", "stackgan", "--profile", "smoke", "--steps", "1", "--stage1-residual"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    m1 = ckpt.read_meta(tmp_path / "stage1" / "generator.safetensors")
+    assert m1["config"]["residual"] is True
+    G, meta = chapter.load_generator(tmp_path / "stage2" / "generator.safetensors")
+    assert meta["config"]["stage1"]["residual"] is True
+    assert any(isinstance(m, M.BottleneckResidual) for m in G.stage1.modules())
+    assert "residual" not in chapter.StageIRecipe(image_size=16, ngf=4, ndf=4).config()
+
+
 def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
     """``--r1-gamma`` adds R1 on D's real pairs every ``--r1-every`` steps (logged where it ran,
     recorded in the config); the laptop profiles' Stage-II has gamma 1, the gpu profile none,

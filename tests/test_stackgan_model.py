@@ -10,6 +10,7 @@ from torch import nn
 from ganlab.models.stackgan import (
     KL_WEIGHT,
     PAPER_KL_WEIGHT,
+    BottleneckResidual,
     ResidualBlock,
     StageIDiscriminator,
     StageIGenerator,
@@ -97,6 +98,49 @@ def test_stage2_generator_has_the_official_parameter_count():
     assert trainable == own
     assert count(g2) == own + count(g1)
     assert len(StageIIGenerator(g1, num_residual=2).residual) == 2  # COCO setting
+
+
+def _block_inputs(model, run):
+    """The (C, H, W) of every bottleneck residual's input while ``run()`` runs."""
+    sizes = []
+    hooks = [
+        m.register_forward_hook(lambda _m, inp, _out: sizes.append(tuple(inp[0].shape[1:])))
+        for m in model.modules()
+        if isinstance(m, BottleneckResidual)
+    ]
+    run()
+    for h in hooks:
+        h.remove()
+    return sizes
+
+
+@pytest.mark.parametrize("s1", [16, 32, 64])
+def test_residual_stage1_has_the_tf_codes_branches(s1):
+    """``residual=True``: G0 has a bottleneck branch on the FC's 4x4 map and after the first
+    upsample (8x8), D0 one on its 4x4 features, as the TF code's default network; the
+    default (the PyTorch port's) has none."""
+    g, d = tiny_stage1(s1), StageIDiscriminator(c_dim=4, ndf=2, image_size=s1)
+    torch.manual_seed(0)
+    g_res = StageIGenerator(10, c_dim=4, z_dim=3, ngf=2, image_size=s1, residual=True)
+    d_res = StageIDiscriminator(c_dim=4, ndf=2, image_size=s1, residual=True)
+    t, z = torch.randn(2, 10), torch.randn(2, 3)
+    image, mu, _ = g_res(t, z)
+    assert image.shape == (2, 3, s1, s1) and image.abs().max() <= 1
+    assert _block_inputs(g_res, lambda: g_res(t, z)) == [(16, 4, 4), (8, 8, 8)]
+    assert _block_inputs(d_res, lambda: d_res(image, mu.detach())) == [(16, 4, 4)]
+    assert _block_inputs(g, lambda: g(t, z)) == _block_inputs(d, lambda: d(image, mu)) == []
+    assert isinstance(g_res.fc[-1], nn.Identity)  # BN's output enters the block, ReLU after
+    assert not any(isinstance(m, nn.ReLU) for m in g_res.upsample[1][:-1])
+
+
+def test_residual_stage1_generator_has_the_tf_codes_parameter_count():
+    def bottleneck(c):  # 1x1 c -> c/4, 3x3 c/4 -> c/4, 3x3 c/4 -> c; BN after each
+        return c * c // 4 + 2 * c // 4 + (c // 4) ** 2 * 9 + 2 * c // 4 + c // 4 * c * 9 + 2 * c
+
+    extra = bottleneck(1024) + bottleneck(512)
+    assert count(StageIGenerator(1024, residual=True)) == count(StageIGenerator(1024)) + extra
+    d_extra = bottleneck(512)
+    assert count(StageIDiscriminator(residual=True)) == count(StageIDiscriminator()) + d_extra
 
 
 # --- Stage-II freezes Stage-I -----------------------------------------------------------

@@ -66,6 +66,7 @@ class StackGANSettings:
     scale2: int = 4  # Stage-II's size over Stage-I's (4: the paper's; 2: a course option)
     lr2: float = 2e-4  # Stage-II's Adam rate for G and D (the paper's 2e-4)
     lambda_rec2: float = 0.0  # Stage-II's L1 redrawing of real birds (0: none, the paper's)
+    residual1: bool = False  # Stage-I's bottleneck residuals (TF code's; the port has none)
 
 
 # The laptop profiles train on the birds study's world (tight crops before plain backgrounds,
@@ -271,6 +272,7 @@ class StageIRecipe(_StackGANRecipe):
     ngf: int = 128
     ndf: int = 64
     use_ca: bool = True
+    residual: bool = False  # the TF code's residual branches in G0 and D0 (the port has none)
 
     def __post_init__(self):
         self.check_world()
@@ -281,6 +283,7 @@ class StageIRecipe(_StackGANRecipe):
         keys = ("image_size", "ngf", "ndf", "use_ca", "kl_weight", "lr")
         return {
             "stage": 1, **{k: getattr(self, k) for k in keys}, "betas": list(self.betas),
+            **({"residual": True} if self.residual else {}),
             **self.regulariser_config(), **world_config(self),
         }  # fmt: skip
 
@@ -289,7 +292,7 @@ class StageIRecipe(_StackGANRecipe):
 
     def build(self):
         G = self.generator_spec().build()
-        D = M.StageIDiscriminator(ndf=self.ndf, image_size=self.image_size)
+        D = M.StageIDiscriminator(ndf=self.ndf, image_size=self.image_size, residual=self.residual)
         return {"G": G, "D": D}
 
     def step(self, ctx: StepContext) -> dict[str, torch.Tensor]:
@@ -399,7 +402,7 @@ def stage1_spec(cfg: dict) -> ModelSpec:
     """The Stage-I generator of a Stage-I config (``StageIRecipe.config()``)."""
     return ModelSpec.of(
         M.StageIGenerator, text_dim=TEXT_DIM, ngf=cfg["ngf"], image_size=cfg["image_size"],
-        use_ca=cfg.get("use_ca", True),
+        use_ca=cfg.get("use_ca", True), residual=cfg.get("residual", False),
     )  # fmt: skip
 
 
@@ -426,7 +429,8 @@ def recipe_and_config(profile: str, stage: int, **overrides):
         rest.pop("lambda_rec", None)
         recipe = StageIRecipe(
             image_size=model.stage1_size, ngf=model.ngf1, ndf=model.ndf1,
-            use_ca=variant == "ca", n_birds=model.n_birds, **birds_world(model, overrides),
+            use_ca=variant == "ca", residual=model.residual1, n_birds=model.n_birds,
+            **birds_world(model, overrides),
             **rest,
         )  # fmt: skip
     else:
@@ -592,6 +596,12 @@ class StackGAN(CaptionChapter):
                 "cpu 16, gpu 64 as the paper)",
             )  # fmt: skip
             parser.add_argument(
+                "--stage1-residual", action=argparse.BooleanOptionalAction, default=None,
+                help="Stage-I with the official TensorFlow code's bottleneck residual branches "
+                "(G at 4x4 and 8x8, D at 4x4; the PyTorch port has none); default: the "
+                "profile's",
+            )  # fmt: skip
+            parser.add_argument(
                 "--ndf1", type=int, metavar="N",
                 help="Stage-I's discriminator width N_d (default: the profile's; cpu 16, gpu "
                 "64 as the paper)",
@@ -634,7 +644,7 @@ class StackGAN(CaptionChapter):
     OWN_OPTIONS = {
         "refine_sketch": "refine_sketch", "code_size": "code_size2", "scale": "scale2",
         "lr": "lr", "stage1_size": "stage1_size", "ndf1": "ndf1", "ngf2": "ngf2",
-        "ndf2": "ndf2", "lambda_rec": "lambda_rec2",
+        "ndf2": "ndf2", "lambda_rec": "lambda_rec2", "stage1_residual": "residual1",
     }  # fmt: skip
 
     def train_options(self, args) -> dict:

@@ -143,6 +143,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab import validation
+from ganlab.nn import BottleneckResidual
 from ganlab.validation import check_choice, check_count, check_logits, check_tensor
 
 IMAGE_SIZES = (16, 32, 64)
@@ -173,32 +174,6 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
-
-
-class ResidualBlock(nn.Module):
-    """The official bottleneck: act(x + BN(conv3(act(BN(conv3(act(BN(conv1(x))))))))).
-
-    (B, c, H, W) -> 1x1 conv to c/4 -> 3x3 conv c/4 -> 3x3 conv back to c -> add x -> act.
-    G uses ReLU, D LeakyReLU 0.2. No activation before the block: the stage's BN output enters.
-    """
-
-    def __init__(self, channels: int, act: nn.Module):
-        super().__init__()
-        mid = max(channels // 4, 1)
-        self.branch = nn.Sequential(
-            nn.Conv2d(channels, mid, 1, bias=False),
-            nn.BatchNorm2d(mid),
-            act,
-            nn.Conv2d(mid, mid, 3, padding=1, bias=False),
-            nn.BatchNorm2d(mid),
-            act,
-            nn.Conv2d(mid, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-        self.act = act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(x + self.branch(x))  # (B, c, H, W)
 
 
 def replicate_text(features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -244,10 +219,10 @@ class Generator(nn.Module):
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim + proj_dim, ngf * 8, 4, 1, 0, bias=False),  # 1 -> 4
             nn.BatchNorm2d(ngf * 8),
-            ResidualBlock(ngf * 8, nn.ReLU()),
+            BottleneckResidual(ngf * 8, nn.ReLU()),
             nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),  # 4 -> 8
             nn.BatchNorm2d(ngf * 4),
-            ResidualBlock(ngf * 4, nn.ReLU()),
+            BottleneckResidual(ngf * 4, nn.ReLU()),
         ]
         width, size = ngf * 4, 8
         while size < image_size // 2:  # 8 -> 16 (ngf*2) -> 32 (ngf), as many as needed
@@ -312,7 +287,7 @@ class Discriminator(nn.Module):
         layers += [
             nn.Conv2d(width, ndf * 8, 4, 2, 1, bias=False),  # 8 -> 4
             nn.BatchNorm2d(ndf * 8),
-            ResidualBlock(ndf * 8, nn.LeakyReLU(0.2)),
+            BottleneckResidual(ndf * 8, nn.LeakyReLU(0.2)),
         ]
         self.features = nn.Sequential(*layers)
         self.project_text = nn.Sequential(

@@ -52,6 +52,10 @@ KL weight lambda           paper: 1; both official configs: 2.0 on the    ``KL_W
                                                                           (= code);
                                                                           ``PAPER_KL_WEIGHT = 1``
 CA activation              TF: LeakyReLU(0.2); port: ReLU (mu >= 0)       LeakyReLU(0.2)
+Stage-I residual branches  TF (default network): a bottleneck residual    port's by default;
+                           (``ganlab.nn.BottleneckResidual``) on G0's     ``residual=True``
+                           4x4 and 8x8 maps and on D0's 4x4 features;     (``--stage1-residual``)
+                           port: none                                     the TF code's
 D output                   port: sigmoid + ``nn.BCELoss``; TF: logits     a logit + BCE with
                            + sigmoid cross-entropy with logits            logits (stable)
 D's condition              TF: D's own FC(text) + LeakyReLU(0.2);         port: pass
@@ -135,6 +139,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganlab.nn.bottleneck import BottleneckResidual
 from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
 from ganlab.validation import check_choice, check_count, check_images, check_logits, check_tensor
 
@@ -263,6 +268,7 @@ class StageIGenerator(nn.Module):
         image_size: int = 64,
         ca_activation: str = "leaky_relu",
         use_ca: bool = True,
+        residual: bool = False,
     ):
         super().__init__()
         n_up = _log2_size(image_size, STAGE1_SIZES, "image_size") - 2  # 4x4 -> image_size
@@ -273,14 +279,16 @@ class StageIGenerator(nn.Module):
             )
         self.text_dim, self.c_dim, self.z_dim = text_dim, c_dim, z_dim
         self.ngf, self.image_size, self.use_ca = ngf, image_size, use_ca
+        self.residual = residual
         self.ca = ConditioningAugmentation(text_dim, c_dim, ca_activation)
-        self.fc = nn.Sequential(  # [z, c] (B, z+c) -> (B, ngf*8*4*4)
-            nn.Linear(z_dim + c_dim, ngf * 8 * 4 * 4, bias=False),
-            nn.BatchNorm1d(ngf * 8 * 4 * 4),
-            nn.ReLU(),
-        )
+        fc = [nn.Linear(z_dim + c_dim, ngf * 8 * 4 * 4, bias=False), nn.BatchNorm1d(ngf * 8 * 16)]
+        self.fc = nn.Sequential(*fc, nn.Identity() if residual else nn.ReLU())  # -> (B, ngf*8*16)
         widths = [ngf * 8 // 2**i for i in range(n_up + 1)]  # 1024, 512, 256, 128, 64
-        self.upsample = nn.Sequential(*(up_block(a, b) for a, b in zip(widths, widths[1:])))
+        blocks = [up_block(a, b) for a, b in zip(widths, widths[1:])]
+        if residual:  # TF code: BN output -> bottleneck branch added -> ReLU, at 4x4 and 8x8
+            blocks[0][-1] = BottleneckResidual(widths[1], nn.ReLU())  # replaces up 1's ReLU
+            blocks.insert(0, BottleneckResidual(widths[0], nn.ReLU()))  # the FC's 4x4 map
+        self.upsample = nn.Sequential(*blocks)
         self.to_image = nn.Sequential(conv3x3(widths[-1], 3), nn.Tanh())
         self.apply(init_weights)
 
@@ -355,7 +363,12 @@ class StageIDiscriminator(_ConditionalDiscriminator):
     """
 
     def __init__(
-        self, c_dim: int = 128, ndf: int = 64, image_size: int = 64, text_dim: int | None = None
+        self,
+        c_dim: int = 128,
+        ndf: int = 64,
+        image_size: int = 64,
+        text_dim: int | None = None,
+        residual: bool = False,
     ):
         super().__init__()
         n_down = _log2_size(image_size, STAGE1_SIZES, "image_size") - 2  # image_size -> 4x4
@@ -364,12 +377,12 @@ class StageIDiscriminator(_ConditionalDiscriminator):
             raise ValueError(f"ndf*8 must be divisible by 2**{n_down - 1}, got ndf={ndf}")
         self._setup_condition(c_dim, text_dim)
         widths = [3] + [ndf * 8 // 2 ** (n_down - 1 - i) for i in range(n_down)]  # 3, 64..512
-        self.encode = nn.Sequential(
-            *(
-                down_block(a, b, batch_norm=i > 0)
-                for i, (a, b) in enumerate(zip(widths, widths[1:]))
-            )
-        )  # (B, 3, s1, s1) -> (B, ndf*8, 4, 4)
+        blocks = [
+            down_block(a, b, batch_norm=i > 0) for i, (a, b) in enumerate(zip(widths, widths[1:]))
+        ]
+        if residual:  # TF code: the last conv's BN output -> bottleneck branch added -> LReLU
+            blocks[-1][-1] = BottleneckResidual(ndf * 8, nn.LeakyReLU(0.2))
+        self.encode = nn.Sequential(*blocks)  # (B, 3, s1, s1) -> (B, ndf*8, 4, 4)
         self.get_cond_logits = ConditionalLogits(ndf * 8, c_dim)
         self.apply(init_weights)
 

@@ -19,6 +19,7 @@ or anything above them. Penalties live here too (``ganlab.nn.penalties``), as lo
 
 from ganlab.nn.attention import WordAttention, padding_mask, word_attention
 from ganlab.nn.blur import Blur, blur_kernel
+from ganlab.nn.bottleneck import BottleneckResidual
 from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
 from ganlab.nn.equalized import HE_GAIN, EqualizedConv2d, EqualizedLinear
 from ganlab.nn.glu import GLU, glu
@@ -44,6 +45,7 @@ __all__ = [
     "HE_GAIN",
     "AdaIN",
     "Blur",
+    "BottleneckResidual",
     "ConditioningAugmentation",
     "EqualizedConv2d",
     "EqualizedLinear",
