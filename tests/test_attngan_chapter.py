@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -93,6 +94,15 @@ def test_lambda_damsm_is_a_train_option_weighting_the_term(tmp_path, monkeypatch
     for bad, variant in bad_weights:
         with pytest.raises(ValueError, match="variant"):
             chapter.recipe_and_config("smoke", lambda_damsm=bad, variant=variant)
+
+
+def test_a_profile_sets_lambda_damsm_and_the_option_overrides_it(monkeypatch):
+    profile = chapter.PROFILES["smoke"]
+    weighted = dataclasses.replace(profile.model, lambda_damsm=2.0)
+    monkeypatch.setitem(chapter.PROFILES, "smoke", dataclasses.replace(profile, model=weighted))
+    assert chapter.recipe_and_config("smoke")[0].lambda_damsm == 2.0
+    assert chapter.recipe_and_config("smoke", lambda_damsm=3.0)[0].lambda_damsm == 3.0
+    assert chapter.recipe_and_config("smoke", variant="no-damsm")[0].lambda_damsm == 0.0
 
 
 def test_width_options_set_every_stage_and_discriminator(tmp_path, capsys):

@@ -54,6 +54,7 @@ class AttnGANSettings:
     r1_gamma: float = 0.0  # lazy R1 on every D_i's real pairs (0: none, the paper's)
     lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     init_width: int | None = None  # G's channels at 4x4 (None: ngf * s0/4; official 512)
+    lambda_damsm: float | None = None  # the DAMSM term's weight (None: the paper's 5)
 
 
 # The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
@@ -317,6 +318,9 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
     """The recipe and loop config of a profile, with overrides (model settings, ``variant``,
     ``data_root``, loop and run fields)."""
     model, loop, rest = split_overrides(PROFILES[profile], overrides)
+    # --lambda-damsm overrides the profile's weight; the no-damsm variant refuses a given one
+    ablation = rest.get("variant") == "no-damsm"
+    rest["lambda_damsm"] = overrides.get("lambda_damsm") if ablation else model.lambda_damsm
     recipe = AttnGANRecipe(
         base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
         r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms, init_width=model.init_width,
