@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -208,6 +209,15 @@ def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):
     assert main([*argv, "--stage1", stage1, "--r1-gamma", "1", "--r1-every", "0",
                  "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
     assert "r1_every must be an int >= 1" in capsys.readouterr().err
+
+
+def test_a_profile_sets_stage1s_r1_apart_from_stage2s(monkeypatch):
+    profile = chapter.PROFILES["smoke"]
+    model = dataclasses.replace(profile.model, r1_gamma1=0.1, r1_gamma2=1.0)
+    monkeypatch.setitem(chapter.PROFILES, "smoke", dataclasses.replace(profile, model=model))
+    assert chapter.recipe_and_config("smoke", 1)[0].r1_gamma == 0.1
+    assert chapter.recipe_and_config("smoke", 1, r1_gamma=0.5)[0].r1_gamma == 0.5
+    assert chapter.recipe_and_config("smoke", 2, stage1_path=None)[0].r1_gamma == 1.0
 
 
 def test_stage2_training_leaves_stage1_untouched(run):

@@ -67,6 +67,7 @@ class StackGANSettings:
     lr2: float = 2e-4  # Stage-II's Adam rate for G and D (the paper's 2e-4)
     lambda_rec2: float = 0.0  # Stage-II's L1 redrawing of real birds (0: none, the paper's)
     residual1: bool = False  # Stage-I's bottleneck residuals (TF code's; the port has none)
+    r1_gamma1: float = 0.0  # Stage-I's lazy R1 on D's real pairs (0: none, the paper's)
 
 
 # The laptop profiles train on the birds study's world (tight crops before plain backgrounds,
@@ -427,6 +428,7 @@ def recipe_and_config(profile: str, stage: int, **overrides):
         rest.pop("code_size", None)  # Stage-II's
         rest.pop("scale", None)
         rest.pop("lambda_rec", None)
+        rest.setdefault("r1_gamma", model.r1_gamma1)  # --r1-gamma overrides it
         recipe = StageIRecipe(
             image_size=model.stage1_size, ngf=model.ngf1, ndf=model.ndf1,
             use_ca=variant == "ca", residual=model.residual1, n_birds=model.n_birds,
