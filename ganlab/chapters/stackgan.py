@@ -144,7 +144,10 @@ class StackGANSettings:
 # R1 gamma 0.1 (``--ndf2 32 --r1-gamma 0.1``) ran at 16 s a step beside three other trainings
 # and was stopped at 51 steps, before any score. At the paper's rate (``--lr 2e-4``) on the
 # 6,000-step Stage-I (41.5) it scored 41.1, 41.1 and 41.2 at 100 to 300 steps: the same
-# pass-through.
+# pass-through, with real 32 px birds at 19.3 through it at 300 steps. Reading the whole 32 px
+# sketch (``--code-size 32``, as the 16 -> 32 px recipe reads its whole sketch) scored 41.9
+# and 42.2 at 100 and 200 steps, real 32 px birds 19.5 and 19.1 through it (stopped by the
+# session's end).
 # The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4, a 16x16 code of
 # the 64 px sketch, no L1, no R1).
 # The laptop profiles' Stage-II: grown 2x at half the paper's rate, from a 16x16 code of the
