@@ -102,7 +102,7 @@ Stage-II code size M_g     16 for a 64 px sketch (a quarter of its side)  a quar
                                                                           cpu, smoke: 16, the
                                                                           paper's 16x16 of the
                                                                           whole 16 px sketch
-Stage-II G's loss          adversarial + KL                               + lambda_rec L1 of
+Stage-II G's loss          adversarial + KL                               plus lambda_rec L1 of
                                                                           Stage-II redrawing
                                                                           real birds from their
                                                                           s1 drawings (the
@@ -257,6 +257,8 @@ class StageIGenerator(nn.Module):
     ``ngf`` is the official gf_dim: the 4x4 map has ngf*8 channels (1024 for 128), halved by
     each of the log2(image_size/4) upsample blocks. ``use_ca=False`` is the paper's "no CA"
     ablation (Table 2): the condition is the compressed embedding mu itself, with no sampling.
+    ``residual=True`` is the TF code's default network: a ``BottleneckResidual`` on the FC's
+    4x4 map and after the first upsample block (whose BN output enters it, ReLU after the add).
     """
 
     def __init__(
@@ -281,8 +283,11 @@ class StageIGenerator(nn.Module):
         self.ngf, self.image_size, self.use_ca = ngf, image_size, use_ca
         self.residual = residual
         self.ca = ConditioningAugmentation(text_dim, c_dim, ca_activation)
-        fc = [nn.Linear(z_dim + c_dim, ngf * 8 * 4 * 4, bias=False), nn.BatchNorm1d(ngf * 8 * 16)]
-        self.fc = nn.Sequential(*fc, nn.Identity() if residual else nn.ReLU())  # -> (B, ngf*8*16)
+        self.fc = nn.Sequential(  # [z, c] (B, z+c) -> (B, ngf*8*4*4)
+            nn.Linear(z_dim + c_dim, ngf * 8 * 4 * 4, bias=False),
+            nn.BatchNorm1d(ngf * 8 * 4 * 4),
+            nn.Identity() if residual else nn.ReLU(),  # residual: the block's ReLU follows
+        )
         widths = [ngf * 8 // 2**i for i in range(n_up + 1)]  # 1024, 512, 256, 128, 64
         blocks = [up_block(a, b) for a, b in zip(widths, widths[1:])]
         if residual:  # TF code: BN output -> bottleneck branch added -> ReLU, at 4x4 and 8x8
@@ -360,6 +365,8 @@ class StageIDiscriminator(_ConditionalDiscriminator):
     ``condition`` is a compressed embedding (B, c_dim): by default the generator's CA mean
     ``mu.detach()`` (PyTorch port); with ``text_dim`` given, D compresses the raw text embedding
     itself with FC + LeakyReLU(0.2) (TF code) and ``condition`` is (B, text_dim).
+    ``residual=True`` (TF code's default network): the last conv's BN output goes through a
+    ``BottleneckResidual`` whose LeakyReLU follows the add.
     """
 
     def __init__(
