@@ -171,8 +171,8 @@ def test_stage1_size_and_width_are_train_options(tmp_path, capsys):
 
 
 def test_stage1_residual_is_a_train_option_and_stage2_reads_it(tmp_path):
-    """``--stage1-residual`` trains the TF code's Stage-I (recorded only when on) and the
-    Stage-II trained on it rebuilds that Stage-I from its config."""
+    """``--stage1-residual`` trains the TF code's Stage-I (recorded only when on), the laptop
+    profiles' default, and the Stage-II trained on it rebuilds that Stage-I from its config."""
     argv = ["train", "stackgan", "--profile", "smoke", "--steps", "1", "--stage1-residual"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
     m1 = ckpt.read_meta(tmp_path / "stage1" / "generator.safetensors")
@@ -181,6 +181,12 @@ def test_stage1_residual_is_a_train_option_and_stage2_reads_it(tmp_path):
     assert meta["config"]["stage1"]["residual"] is True
     assert any(isinstance(m, M.BottleneckResidual) for m in G.stage1.modules())
     assert "residual" not in chapter.StageIRecipe(image_size=16, ngf=4, ndf=4).config()
+    # the laptop profiles train it; --no-stage1-residual gives back the PyTorch port's Stage-I
+    assert all(chapter.PROFILES[p].model.residual1 for p in ("smoke", "cpu"))
+    assert not chapter.PROFILES["gpu"].model.residual1
+    off = tmp_path / "port"
+    assert main([*argv[:-1], "--stage", "1", "--no-stage1-residual", "--out", str(off)]) == 0
+    assert "residual" not in ckpt.read_meta(off / "stage1" / "generator.safetensors")["config"]
 
 
 def test_lazy_r1_on_stage2s_discriminator(run, tmp_path, capsys):

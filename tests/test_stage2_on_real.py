@@ -33,23 +33,23 @@ def test_rows_on_the_shipped_stage_two(tmp_path, capsys):
         argv = ["--n", "40", "--noise", "0", "0.5", "--json", str(out), "--sketches-from"]
         assert experiment.main([*argv, str(shipped("stackgan_stage1")), "gan-int-cls"]) == 0
     rows = {r["label"]: r for r in json.loads(out.read_text())["rows"]}
-    assert list(rows) == [
-        "real 16 px birds upsampled",
-        "Stage-II on real 16 px birds",
-        "Stage-II on real 16 px birds + noise 0",
-        "Stage-II on real 16 px birds + noise 0.5",
+    assert list(rows) == [  # the shipped pair draws 32 px sketches and 64 px birds
+        "real 32 px birds upsampled",
+        "Stage-II on real 32 px birds",
+        "Stage-II on real 32 px birds + noise 0",
+        "Stage-II on real 32 px birds + noise 0.5",
         f"Stage-II on {shipped('stackgan_stage1')}",
         "gan-int-cls itself",
         "Stage-II on gan-int-cls",
-        "real 32 px birds upsampled",
+        "real 64 px birds upsampled",
         "Stage-II on its Stage-I",
     ]
     for r in rows.values():
         assert r["fd"] == pytest.approx(r["fd_mean"] + r["fd_covariance"], abs=1e-3)
-    assert rows["real 32 px birds upsampled"]["fd"] < rows["real 16 px birds upsampled"]["fd"]
-    clean = rows["Stage-II on real 16 px birds"]["fd"]
-    assert rows["Stage-II on real 16 px birds + noise 0"]["fd"] == pytest.approx(clean, abs=1e-6)
-    assert rows["Stage-II on real 16 px birds + noise 0.5"]["fd"] != pytest.approx(clean)
+    assert rows["real 64 px birds upsampled"]["fd"] < rows["real 32 px birds upsampled"]["fd"]
+    clean = rows["Stage-II on real 32 px birds"]["fd"]
+    assert rows["Stage-II on real 32 px birds + noise 0"]["fd"] == pytest.approx(clean, abs=1e-6)
+    assert rows["Stage-II on real 32 px birds + noise 0.5"]["fd"] != pytest.approx(clean)
     assert "n = 40 training birds" in capsys.readouterr().out
 
 
@@ -61,16 +61,18 @@ def test_speckled_adds_noise_of_the_given_std_and_stays_in_range():
     assert experiment.speckled(sketches + 1, 0.5, seed=0).max() <= 1
 
 
-def test_sketches_from_gives_16_px_sketches_of_a_stage_one_or_of_chapter_two():
+def test_sketches_from_gives_sketches_of_a_stage_one_or_of_chapter_two():
     encoder = experiment.load_encoders("joint")[0]
     captions = ["a small red bird with black wings", "a blue bird with a white belly"]
-    stage1 = experiment.sketches_from(str(shipped("stackgan_stage1")), captions, 16, encoder, 0)
+    stage1 = experiment.sketches_from(str(shipped("stackgan_stage1")), captions, 32, encoder, 0)
     world = {"framing": "tight", "scene": "plain"}  # chapter 2's shipped model's
     chapter2 = chapter.shrink(experiment.chapter2_birds(captions, encoder, 0, world), 16)
-    for sketches in (stage1, chapter2):
-        assert sketches.shape == (2, 3, 16, 16) and sketches.abs().max() <= 1
-    with pytest.raises(ValueError, match="expected a 16 px Stage-I generator"):
-        experiment.sketches_from(str(shipped("stackgan_stage2")), captions, 16, encoder, 0)
+    assert stage1.shape == (2, 3, 32, 32) and stage1.abs().max() <= 1
+    assert chapter2.shape == (2, 3, 16, 16) and chapter2.abs().max() <= 1
+    with pytest.raises(ValueError, match="expected a 16 px Stage-I generator"):  # it is 32 px
+        experiment.sketches_from(str(shipped("stackgan_stage1")), captions, 16, encoder, 0)
+    with pytest.raises(ValueError, match="expected a 32 px Stage-I generator"):
+        experiment.sketches_from(str(shipped("stackgan_stage2")), captions, 32, encoder, 0)
     with pytest.raises(ValueError, match="chapter 2's shipped model draws birds of"):
         experiment.chapter2_birds(captions, encoder, 0, {"framing": "full", "scene": "full"})
 

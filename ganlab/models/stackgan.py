@@ -55,7 +55,8 @@ CA activation              TF: LeakyReLU(0.2); port: ReLU (mu >= 0)       LeakyR
 Stage-I residual branches  TF (default network): a bottleneck residual    port's by default;
                            (``ganlab.nn.BottleneckResidual``) on G0's     ``residual=True``
                            4x4 and 8x8 maps and on D0's 4x4 features;     (``--stage1-residual``)
-                           port: none                                     the TF code's
+                           port: none                                     the TF code's (cpu,
+                                                                          smoke profiles)
 D output                   port: sigmoid + ``nn.BCELoss``; TF: logits     a logit + BCE with
                            + sigmoid cross-entropy with logits            logits (stable)
 D's condition              TF: D's own FC(text) + LeakyReLU(0.2);         port: pass
@@ -71,10 +72,9 @@ frozen Stage-I             port: requires_grad False but left in train    requir
 image sizes                64 -> 256 (Stage-II: 4x)                       s1 in {16, 32, 64},
                                                                           Stage-II 4 * s1 (gpu
                                                                           profile) or 2 * s1
-                                                                          (``scale=2``; cpu,
-                                                                          smoke: 16 -> 32 px)
-Stage-II learning rate     2e-4                                           2e-4 (gpu); 1e-4 in
-                                                                          cpu, smoke
+                                                                          (``scale=2``; cpu:
+                                                                          32 -> 64 px, smoke:
+                                                                          16 -> 32 px)
 Stage-II output            tanh(conv(h)): a new image from the 16x16      the same by default
                            code                                           (gpu profile);
                                                                           ``refine_sketch``
@@ -100,8 +100,10 @@ Stage-II code size M_g     16 for a 64 px sketch (a quarter of its side)  a quar
                                                                           halving, one up block
                                                                           fewer per doubling);
                                                                           cpu, smoke: 16, the
-                                                                          paper's 16x16 of the
-                                                                          whole 16 px sketch
+                                                                          paper's 16x16 (cpu:
+                                                                          half the 32 px
+                                                                          sketch; smoke: all
+                                                                          of its 16 px one)
 Stage-II G's loss          adversarial + KL                               plus lambda_rec L1 of
                                                                           Stage-II redrawing
                                                                           real birds from their
@@ -122,8 +124,9 @@ shipped weights were trained without them:
 
 * **learning-rate schedule**: the official code halves both learning rates every 50 to 100
   epochs (``lr_decay_step``, depending on the config); the course trains at a constant 2e-4
-  (1e-4 for the laptop profiles' Stage-II; its shipped runs are 3,000 and 1,500 steps of batch
-  64, about 19 and 10 epochs of 10,000 birds, shorter than the first halving would be);
+  (the cpu profile's shipped runs are 6,000 Stage-I steps and a Stage-II picked at 100 of 600
+  steps, of batch 64: about 38 and 4 epochs of 10,000 birds, shorter than the first halving
+  would be);
 * **generator EMA**: none in StackGAN's code; the course's loop keeps an exponential moving
   average of G's weights (decay 0.999, after a warm-up) and samples from it.
 
@@ -429,10 +432,10 @@ class StageIIGenerator(nn.Module):
     Stage-I upsampled (n = 1,000). Holding D back with a lazy R1 (gamma 1, every 16 steps;
     ngf 16, 2,000 steps) keeps the game balanced (D(x) 0.54, D(G) 0.32 at the end, against
     0.94 / 0.004 without it) and brings the FD to 139.4: bird silhouettes with vertical
-    stripes, still behind Stage-I. That is the shipped Stage-II; with ngf 64 on top of the
+    stripes, still behind Stage-I (shipped before the 2x ones); with ngf 64 on top of the
     R1 the bodies are smoother, the stripes stay and the FD is 211.1 (n = 1,000). The
-    stripes are the world's wing bars painted over the whole body: the judge reads 0.55 of
-    the shipped Stage-II's birds as striped-winged, against 0.39 of real ones (n = 500,
+    stripes are the world's wing bars painted over the whole body: the judge read 0.55 of
+    that Stage-II's birds as striped-winged, against 0.39 of real ones (n = 500,
     lecture 3, section 7). A finer code (``code_size`` 8) draws the wings' shapes but more
     stripes (0.67) and scores FD 154.2 (n = 1,000). Grown 2x instead (``scale=2``, 16 -> 32
     px) at half the paper's rate (1e-4), Stage-II beat Stage-I: FD 79.4 against 87.2 (n =
@@ -440,12 +443,17 @@ class StageIIGenerator(nn.Module):
     detail: fed real 16 px birds it scored 81.4, against 96.7 for them upsampled. Reading the
     sketch on a 16x16 code (``code_size`` = s1) while the chapter's recipe also has G redraw
     real birds from their 16 px drawings (an L1 term, ``lambda_rec`` 10) brings it to FD 61.3
-    (n = 1,000) and 34.6 on real 16 px birds. On (with the R1, 2x, 1e-4, the 16x16 code and the
-    L1) in the laptop profiles (cpu, smoke); the gpu profile keeps the paper's path. Every
-    attempt: ``book/figures/stackgan_stage2_runs.json`` (printed by lecture 3).
+    (n = 1,000) and 34.6 on real 16 px birds. On a 32 px sketch from the TF code's Stage-I
+    (FD 36.1), the same recipe grown 2x to 64 px at 2e-4 passes the sketch through: 35.8 at
+    its best snapshot (n = 1,000); it learns to redraw real 32 px birds (16.8 against 20.0
+    upsampled by step 500) but moves its own Stage-I's sketches away from real birds. On (with
+    the R1, 2x, the 16x16 code and the L1) in the laptop profiles (cpu, smoke); the gpu profile
+    keeps the paper's path. Every attempt: ``book/figures/stackgan_stage2_runs.json`` (printed
+    by lecture 3).
 
     ``scale`` is Stage-II's size over Stage-I's: 4 in the paper. 2 (a course option) grows a
-    16 px sketch to 32 px, one upsample block fewer, as AttnGAN's stages double.
+    32 px sketch to 64 px (16 to 32 in smoke), one upsample block fewer, as AttnGAN's stages
+    double.
 
     ``code_size`` is the paper's M_g, the side of the sketch's code: 16 for a 64 px sketch,
     a quarter of it (the default). At 16 px a quarter is 4x4; ``code_size`` s1/2 or s1 keeps
