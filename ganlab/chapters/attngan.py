@@ -94,14 +94,17 @@ class AttnGANSettings:
 # the shipped run (72.5 at 5,000, 68.8 at 6,000), inside the 8 that two runs of one recipe
 # differ by. Not shipped; the profile keeps the shipped model's width (64).
 # A lighter DAMSM term (``--lambda-damsm 2``, 2026-12-07; the paper's 5; ``runs/attn_l2``,
-# still training at 3,784 of 6,000 steps at the session's end): training-split FD (n = 500)
+# trained to 6,000 steps in two sittings joined by ``--resume``): training-split FD (n = 500)
 # 272.3, 150.6, 128.1, 127.5, 144.8, 137.7, 117.6, 116.7, 108.2, 97.9, 99.6, 90.5, 83.5 and
 # 78.2 at 250 to 3,500 steps. The shipped run had 634.8, 282.2, 174.4 and 159.1 at 250 to
 # 1,000, then 97.8, 97.4, 90.6 and 84.1 at 2,750 to 3,500. So it led early, was level at 2,750
 # and led by 6 to 7 from 3,000 on. It keeps more variety: per-caption diversity 12.91 at 2,750
 # steps, where the shipped run had 10.6 at 3,000 (real birds 14.36). Its FD's mean part is the
-# larger: 32.4 at 2,750, covariance part 67.2. Not shipped: it has not finished, and a lead of
-# 6 to 7 is near the 8 by which two runs of one recipe differ.
+# larger: 32.4 at 2,750, covariance part 67.2. From there the lead went: 79.5, 81.8, 77.4,
+# 76.5, 79.5, 77.6, 79.1, 73.7, 71.4 and 71.1 at 3,750 to 6,000 steps, against the shipped
+# run's 85.9, 80.6, 80.2, 77.2, 74.8, 72.5, 70.1, 71.3, 70.9 and 68.8. At 5,750 its mean part
+# is 14.7, covariance part 56.7, per-caption diversity 10.97 (at 3,500: 18.9, 59.3, 12.22).
+# Not shipped: it ends level with the shipped run, within the 8 by which two runs differ.
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),

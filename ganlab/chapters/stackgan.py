@@ -156,7 +156,10 @@ class StackGANSettings:
 # score 19.4 through it. Reading the whole sketch (``--code-size 32``, lr 1e-4) scored 41.9,
 # 42.2 and 44.5 at 100 to 300 steps; a four times wider D held back ten times less (``--ndf2
 # 32 --r1-gamma 0.1``, lr 1e-4) kept D alive (D(x) 0.46, D(G) 0.36) and left the sketch:
-# 108.1 at 100 steps, 269.2 at 200 (both stopped).
+# 108.1 at 100 steps, 269.2 at 200 (both stopped). With the L1 ten times heavier (``--lambda-rec
+# 100``, 2e-4) the FD drifted the same way (41.3, 41.3, 41.6, 44.9 and 52.5 at 100 to 500
+# steps), and at 500 real 32 px birds scored 20.1 through it, its own sketches 61.6: no detail
+# learned, the same drift, so D's gradient is not what moves the sketches away.
 # The gpu profile keeps the whole scene and the paper's Stage-II (4x, 2e-4, a 16x16 code of
 # the 64 px sketch, no L1, no R1).
 # The laptop profiles' Stage-II: grown 2x, from a 16x16 code of the sketch, redrawing real birds
