@@ -116,6 +116,38 @@ def test_lambda_rec_is_a_stage2_train_option_recorded_only_when_set(run, tmp_pat
     assert "lambda_rec" not in recipe.config()
 
 
+def test_rec_noise_speckles_the_drawings_stage2_redraws(run, tmp_path, capsys, monkeypatch):
+    """``--rec-noise S`` adds Gaussian pixel noise of std S to the drawings Stage-II redraws
+    (recorded only when set; negative refused); with drawings of zeros, what ``refine`` reads
+    is the noise alone, of that std, and exactly zero without it."""
+    argv = ["train", "stackgan", "--profile", "smoke", "--stage", "2", "--steps", "1"]
+    argv += ["--stage1", str(run / "stage1" / "generator.safetensors")]
+    assert main([*argv, "--rec-noise", "0.05", "--out", str(tmp_path)]) == 0
+    assert (
+        ckpt.read_meta(tmp_path / "stage2" / "generator.safetensors")["config"]["rec_noise"] == 0.05
+    )
+    assert "rec_noise" not in ckpt.read_meta(run / "stage2" / "generator.safetensors")["config"]
+    assert main([*argv, "--rec-noise", "-0.1", "--out", str(tmp_path / "bad")]) == 2
+    assert "rec_noise (a pixel std) must be finite and >= 0" in capsys.readouterr().err
+    monkeypatch.setattr(chapter, "shrink", lambda x, size: x.new_zeros(len(x), 3, size, size))
+    for std in (0.0, 0.2):
+        recipe, cfg = chapter.recipe_and_config(
+            "smoke", 2, stage1_path=str(run / "stage1" / "generator.safetensors"),
+            rec_noise=std, steps=1, progress=False,
+        )  # fmt: skip
+        trainer = chapter.Trainer(recipe, cfg, device="cpu")
+        seen = []
+
+        def spy(drawing, t, *rest, seen=seen, refine=trainer.raw["G"].refine):
+            if not rest:  # the redrawing's call; G's forward passes its CA sample too
+                seen.append(drawing)
+            return refine(drawing, t, *rest)
+
+        monkeypatch.setattr(trainer.raw["G"], "refine", spy)
+        trainer.fit()
+        assert len(seen) == 1 and seen[0].std().item() == pytest.approx(std, rel=0.1, abs=1e-7)
+
+
 def test_lambda_rec_pulls_stage2_towards_the_real_bird(run):
     """With only the L1 term weighing (a huge lambda), a few steps make Stage-II's redrawing
     of real birds from their 16 px drawings closer to the birds themselves."""
