@@ -159,6 +159,21 @@ def test_init_width_reaches_the_generator_and_its_manifest(tmp_path):
     assert "init_width" not in recipe.generator_spec().kwargs
 
 
+def test_base_size_and_num_stages_reach_the_generator_its_ds_and_manifest(tmp_path):
+    """``--base-size S0 --num-stages N`` (the official TREE.BASE_SIZE and BRANCH_NUM) build
+    N stages from S0 with one D each, are recorded, and the weights load back."""
+    argv = ["train", "attngan", "--profile", "smoke", "--steps", "1"]
+    assert main([*argv, "--base-size", "8", "--num-stages", "2", "--out", str(tmp_path)]) == 0
+    G, meta = chapter.load_generator(tmp_path / "generator.safetensors")
+    assert G.image_sizes == [8, 16] and meta["config"]["num_stages"] == 2
+    assert meta["config"]["base_size"] == 8
+    images, attention, _ = chapter.generate_all(G, ["a red bird"], seed=0)
+    assert [x.shape[-1] for x in images] == [8, 16] and len(attention) == 1
+    recipe, _ = chapter.recipe_and_config("smoke", base_size=8, num_stages=2)
+    assert recipe.d_names == ["D0", "D1"] and len(recipe.build()) == 3
+    assert main([*argv, "--num-stages", "4", "--out", str(tmp_path / "bad")]) == 2
+
+
 def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
     """The world draws birds from 16 px: an 8 px first stage (the cpu profile's) gets the
     16 px birds averaged down, as the official code resizes one photograph per stage."""

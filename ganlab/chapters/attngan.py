@@ -55,6 +55,7 @@ class AttnGANSettings:
     lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     init_width: int | None = None  # G's channels at 4x4 (None: ngf * s0/4; official 512)
     lambda_damsm: float | None = None  # the DAMSM term's weight (None: the paper's 5)
+    num_stages: int = 3  # G's stages, one D each (the official TREE.BRANCH_NUM, 3)
 
 
 # The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
@@ -336,6 +337,7 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
     recipe = AttnGANRecipe(
         base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
         r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms, init_width=model.init_width,
+        num_stages=model.num_stages,
         **birds_world(model, overrides), **rest,
     )  # fmt: skip
     return recipe, PROFILES[profile].loop.config(profile, **loop)
@@ -500,6 +502,16 @@ class AttnGAN(CaptionChapter):
                 "captions with new z",
             )  # fmt: skip
             parser.add_argument(
+                "--base-size", type=int, choices=M.BASE_SIZES, metavar="S0",
+                help="the first stage's image size, the others doubling it (the official "
+                "TREE.BASE_SIZE, 64; default: the profile's)",
+            )  # fmt: skip
+            parser.add_argument(
+                "--num-stages", type=int, choices=(1, 2, 3), metavar="N",
+                help="generator stages, each with its own D (the official TREE.BRANCH_NUM, 3: "
+                "two attention stages; default 3)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--init-width", type=int, metavar="C",
                 help="G's channels at 4x4, halved per upsample block down to ngf (the paper's "
                 "ngf*16 = 512; default: the profile's, or ngf * s0/4)",
@@ -511,6 +523,8 @@ class AttnGAN(CaptionChapter):
             "lambda_damsm": args.lambda_damsm,
             "lambda_ms": args.lambda_ms,
             "init_width": args.init_width,
+            "base_size": args.base_size,
+            "num_stages": args.num_stages,
             **self.r1_options(args),
             **self.width_options(args),
             **super().train_options(args),
