@@ -174,6 +174,28 @@ def test_base_size_and_num_stages_reach_the_generator_its_ds_and_manifest(tmp_pa
     assert main([*argv, "--num-stages", "4", "--out", str(tmp_path / "bad")]) == 2
 
 
+def test_kl_weight_reaches_g_loss_and_the_manifest(tmp_path, monkeypatch):
+    """``--kl-weight W`` multiplies the CA's KL in G's loss and is recorded; the official
+    weight (1) leaves configs as they were; a negative or NaN weight is refused."""
+    seen = []
+    real = chapter.M.generator_loss
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(chapter.M, "generator_loss", spy)
+    argv = ["train", "attngan", "--profile", "smoke", "--steps", "1", "--kl-weight", "4"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert seen == [4.0]
+    _, meta = chapter.load_generator(tmp_path / "generator.safetensors")
+    assert meta["config"]["kl_weight"] == 4.0
+    assert "kl_weight" not in chapter.recipe_and_config("smoke")[0].config()
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="kl_weight must be finite and >= 0"):
+            chapter.recipe_and_config("smoke", kl_weight=bad)
+
+
 def test_an_8px_first_stage_trains_on_birds_shrunk_from_16px():
     """The world draws birds from 16 px: an 8 px first stage (the cpu profile's) gets the
     16 px birds averaged down, as the official code resizes one photograph per stage."""

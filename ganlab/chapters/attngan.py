@@ -55,6 +55,7 @@ class AttnGANSettings:
     lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     init_width: int | None = None  # G's channels at 4x4 (None: ngf * s0/4; official 512)
     lambda_damsm: float | None = None  # the DAMSM term's weight (None: the paper's 5)
+    kl_weight: float = M.KL_WEIGHT  # the CA's KL weight in G's loss (the official 1)
     num_stages: int = 3  # G's stages, one D each (the official TREE.BRANCH_NUM, 3)
 
 
@@ -131,6 +132,7 @@ class AttnGANRecipe(Recipe):
     r1_every: int = 16  # lazy R1: every k steps, scaled by k (StyleGAN2's k = 16)
     lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     init_width: int | None = None  # G's channels at 4x4 (None: ngf * s0/4; official ngf*16)
+    kl_weight: float = M.KL_WEIGHT  # the CA's KL (mean over the c dims) in G's loss
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -143,6 +145,8 @@ class AttnGANRecipe(Recipe):
         check_lazy_r1(self.r1_gamma, self.r1_every)
         check_count(self.ngf, "ngf (G's base width)")
         check_count(self.ndf, "ndf (D's base width)")
+        if not 0 <= self.kl_weight < math.inf:  # also refuses NaN
+            raise ValueError(f"kl_weight must be finite and >= 0, got {self.kl_weight!r}")
         if not 0 <= self.lambda_ms < math.inf:  # also refuses NaN
             raise ValueError(f"lambda_ms must be finite and >= 0 (0: off), got {self.lambda_ms!r}")
         if self.variant not in VARIANTS:
@@ -183,6 +187,7 @@ class AttnGANRecipe(Recipe):
             | lazy_r1_config(self.r1_gamma, self.r1_every)
             | ({"lambda_ms": self.lambda_ms} if self.lambda_ms else {})
             | ({"init_width": self.init_width} if self.init_width is not None else {})
+            | ({"kl_weight": self.kl_weight} if self.kl_weight != M.KL_WEIGHT else {})
             | world_config(self)
         )
 
@@ -277,7 +282,9 @@ class AttnGANRecipe(Recipe):
                 words, sentence, regions, global_, lengths, data["species"][idx], check=False
             )
             damsm = damsm["total"]
-        loss_g = M.generator_loss(pairs, mu.float(), logvar.float(), damsm, self.lambda_damsm)
+        loss_g = M.generator_loss(
+            pairs, mu.float(), logvar.float(), damsm, self.lambda_damsm, self.kl_weight
+        )
         if self.lambda_ms:  # course deviation: two z per caption must give two birds
             loss_g = loss_g + self.lambda_ms * mode_seeking_loss(fakes[-1], z)
         ctx.update("G", loss_g)
@@ -337,7 +344,7 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
     recipe = AttnGANRecipe(
         base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
         r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms, init_width=model.init_width,
-        num_stages=model.num_stages,
+        num_stages=model.num_stages, kl_weight=model.kl_weight,
         **birds_world(model, overrides), **rest,
     )  # fmt: skip
     return recipe, PROFILES[profile].loop.config(profile, **loop)
@@ -502,6 +509,12 @@ class AttnGAN(CaptionChapter):
                 "captions with new z",
             )  # fmt: skip
             parser.add_argument(
+                "--kl-weight", type=float, metavar="W",
+                help=f"weight of the CA's KL (its mean over the c dims) in G's loss (default "
+                f"{M.KL_WEIGHT:g}, the official code's; a larger one keeps the CA's noise, "
+                "and so the samples of one caption, wider)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--base-size", type=int, choices=M.BASE_SIZES, metavar="S0",
                 help="the first stage's image size, the others doubling it (the official "
                 "TREE.BASE_SIZE, 64; default: the profile's)",
@@ -523,6 +536,7 @@ class AttnGAN(CaptionChapter):
             "lambda_damsm": args.lambda_damsm,
             "lambda_ms": args.lambda_ms,
             "init_width": args.init_width,
+            "kl_weight": args.kl_weight,
             "base_size": args.base_size,
             "num_stages": args.num_stages,
             **self.r1_options(args),

@@ -70,7 +70,8 @@ G loss                   paper (Eq. 4): 1/2 on each term; code:      the code: p
 D output                 code: sigmoid + ``nn.BCELoss``              logits + BCE with logits
 KL term                  code: mean over all B*c elements, weight    ``kl_divergence / c_dim``
                          1 (CA from StackGAN; the paper's Eq. 3      times ``KL_WEIGHT = 1``
-                         is L_G + lambda L_DAMSM)                    (= the code)
+                         is L_G + lambda L_DAMSM)                    (= the code; the
+                                                                     chapter's ``--kl-weight``)
 lambda (DAMSM in L_G)    5 CUB (bird_attn2.yml), 50 COCO; the code   ``LAMBDA_DAMSM = 5``
                          multiplies word AND sentence terms          (``--lambda-damsm``)
 attention mask           ``mask.repeat(queryL, 1)`` mislays the      each caption's own mask;
@@ -82,7 +83,11 @@ init                     orthogonal conv/linear weights, BN          the same
 G EMA                    avg_p = 0.999 avg_p + 0.001 p, parameters   ``EMA`` with decay 0.999,
                          only, no warm-up                            warm-up, BN buffers copied
 image sizes              64, 128, 256                                s0 in {8, 16, 32, 64}, 2s0,
-                                                                     4s0
+                                                                     4s0 (the chapter's
+                                                                     ``--base-size``)
+stages                   3 (TREE.BRANCH_NUM; 1 and 2 are options     1, 2 or 3 (the chapter's
+                         of the code)                                ``--num-stages``; every
+                                                                     profile: 3)
 G's 4x4 width            ngf*16 = 512 (then halved to ngf at 64)     ``init_width`` (None:
                                                                      ngf * s0/4, which is 64
                                                                      at s0 = 8; the cpu
