@@ -107,6 +107,30 @@ class AttnGANSettings:
 # run's 85.9, 80.6, 80.2, 77.2, 74.8, 72.5, 70.1, 71.3, 70.9 and 68.8. At 5,750 its mean part
 # is 14.7, covariance part 56.7, per-caption diversity 10.97 (at 3,500: 18.9, 59.3, 12.22).
 # Not shipped: it ends level with the shipped run, within the 8 by which two runs differ.
+# Where the variety goes (2026-12-07, ``python -m ganlab.experiments.seed_variation``, 256 test
+# captions, mean |pixel difference| in [-1, 1]): the shipped model's two seeds differ by 0.231
+# at 8 px (neighbouring captions: 0.346), 0.132 at 16 px and 0.135 at 32 px (0.564); a new z
+# alone changes its last image by 0.029, a new CA sample alone by 0.133. z is all but ignored,
+# the CA noise makes what variety there is, and the attention stages halve the first stage's. It
+# is learned: in the 16 px run below, z alone moves the last image by 0.242 at 1,000 steps,
+# 0.183 at 2,000, 0.129 at 3,000, 0.090 at 4,000, 0.064 at 5,000 and 0.055 at 6,000 (the raw,
+# un-averaged G: 0.063, so not the EMA); without DAMSM the shipped ablation keeps 0.086. Five
+# more recipes, each scored like the shipped run (training-split FD, n = 500): a 16 px first
+# stage and one attention stage (``--base-size 16 --num-stages 2``, the official BRANCH_NUM 2;
+# ``runs/attn_b16``) trains at about 0.7 s per step (6,000 steps in 74 minutes beside another
+# training), against 1.6, and scored 410.5, 165.2, 99.9, 89.3, 73.5, 67.8, 66.2 and 66.5 at 500,
+# 1,000, 2,000, 3,000, 4,000, 5,000, 5,750 and 6,000 steps (the shipped run: 282.2, 159.1,
+# 125.7, 97.4, 80.5, 72.5, 70.9, 68.8); diversity 16.92 at 1,000 and 11.06 at 5,750 (mean part
+# 14.7, covariance 51.5): faster, and level at the end. A twice as wide G at s0 = 8 (``--ngf
+# 64``): 638.9, 178.6 and 130.6 at 250 to 750 steps (the shipped run: 634.8, 282.2, 174.4), at
+# 1.7 s per step; stopped at about 900. On the 16 px recipe, the paper's 4x4 width
+# (``--init-width 512``, 1.1 s per step): 650.7, 272.7, 131.1, 101.5 and 94.7 at 250, 500,
+# 1,000, 2,000 and 2,500 steps (the 16 px run: 1,041.3, 410.5, 165.2, 99.9, 93.4), stopped at
+# about 2,700; a lazy R1 of 0.1: 992.1, 564.8 and 340.0 at 250 to 750 (the 16 px run: 1,041.3,
+# 410.5, 241.3), stopped; a ten times heavier KL (``--kl-weight 10``): 899.2, 360.2, 159.9, 98.8
+# and 97.5 at 250, 500, 1,000, 2,000 and 2,250, stopped at about 2,400. Its KL stayed near 14
+# where the 16 px run's rose to 90, yet z alone moved the last image by 0.190 at 2,000 steps
+# (0.183 without it): the CA's width is not what narrows the samples.
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),
