@@ -55,10 +55,9 @@ def seed_variation(G, captions: list[str], seed: int = 0, text_encoder=None) -> 
     mu, logvar = G.ca.encode(feats.sentence)  # (B, c_dim) each
     sigma = torch.exp(0.5 * logvar)
     gen = torch.Generator(device=device).manual_seed(seed)
-    z1, z2, e1, e2 = (
-        torch.randn(mu.shape[0], G.z_dim, generator=gen, device=device) for _ in "1234"
-    )
-    c1, c2 = mu + sigma * e1, mu + sigma * e2  # the CA's two samples (c_dim = z_dim = 100)
+    z1, z2 = (torch.randn(len(mu), G.z_dim, generator=gen, device=device) for _ in range(2))
+    e1, e2 = (torch.randn(mu.shape, generator=gen, device=device) for _ in range(2))
+    c1, c2 = mu + sigma * e1, mu + sigma * e2  # the CA's two samples, (B, c_dim) each
     base, both = _forward(G, c1, z1, feats), _forward(G, c2, z2, feats)
 
     def diff(a, b):
