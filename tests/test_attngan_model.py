@@ -132,6 +132,57 @@ def test_init_stage_width_is_halved_per_block_down_to_ngf():
         InitStage(ngf=32, base_size=8, width=16)
 
 
+def test_residual_option_adds_bottleneck_branches_at_4x4_and_8x8():
+    """``residual=True`` (the StackGAN TF code's Stage-I network, a course option): a
+    ``BottleneckResidual`` on the FC's 4x4 map and on the first upsample block's 8x8 map, the
+    output shape unchanged; zeroing the branches' last BN leaves act(x) alone."""
+    from ganlab.nn.bottleneck import BottleneckResidual
+
+    torch.manual_seed(0)
+    plain = InitStage(c_dim=3, z_dim=4, ngf=4, base_size=16)
+    stage = InitStage(c_dim=3, z_dim=4, ngf=4, base_size=16, residual=True)
+    blocks = [m for m in stage.upsample if isinstance(m, BottleneckResidual)]
+    assert [b.branch[0].in_channels for b in blocks] == [stage.width, stage.width // 2]
+    assert [type(m).__name__ for m in stage.upsample] == [
+        "BottleneckResidual", "Sequential", "BottleneckResidual", "Sequential"
+    ]  # fmt: skip
+    c, z = torch.randn(5, 3), torch.randn(5, 4)
+    assert stage(c, z).shape == plain(c, z).shape == (5, 4, 16, 16)
+    seen = []
+    blocks[0].register_forward_hook(lambda m, inp, out: seen.append((inp[0], out)))
+    with torch.no_grad():
+        blocks[0].branch[-1].weight.zero_()  # the branch now adds 0
+        stage.eval()(c, z)
+    x, out = seen[0]
+    assert torch.equal(out, torch.relu(x))
+    g = Generator(text_dim=D_TEXT, c_dim=5, z_dim=7, ngf=4, base_size=8, residual=True)
+    assert g.init_stage.residual and not _tiny().init_stage.residual
+
+
+def test_discriminator_options_residual_and_minibatch_std():
+    """``residual``: the last encoder layer's LeakyReLU follows a bottleneck branch;
+    ``minibatch_std``: the heads read one more 4x4 map, the std over groups of 4, so a batch
+    of identical images scores differently from the same image among others."""
+    from ganlab.nn.bottleneck import BottleneckResidual
+
+    torch.manual_seed(0)
+    sentence, _, _, gen = _text(4)
+    d = Discriminator(16, 16, ndf=2, text_dim=D_TEXT, residual=True, minibatch_std=True).eval()
+    assert isinstance(d.encode[-2][-1], BottleneckResidual)
+    x = torch.rand(4, 3, 16, 16, generator=gen) * 2 - 1
+    assert d.features(x).shape == (4, 17, 4, 4)  # 8 ndf + 1
+    u, c = d(x, sentence)
+    assert u.shape == c.shape == (4,)
+    assert d.uncond_head.in_channels == 17 and d.joint[0].in_channels == 17 + D_TEXT
+    same = x[:1].expand(4, -1, -1, -1)
+    std_same = d.features(same)[:, -1]
+    assert torch.allclose(std_same, torch.full_like(std_same, 1e-4), atol=1e-4)  # sqrt(eps)
+    assert d.features(x)[:, -1].min() > 1e-2  # different images: a visible spread
+    ds = build_discriminators(16, 2, ndf=2, text_dim=D_TEXT, residual=True)
+    assert all(isinstance(d.encode[-1][-1], BottleneckResidual) for d in ds)
+    assert not any(isinstance(m, BottleneckResidual) for m in Discriminator(16, 16, 2).modules())
+
+
 def test_res_block_adds_the_input_with_no_activation_after():
     torch.manual_seed(0)
     block = ResBlock(4)

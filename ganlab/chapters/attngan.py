@@ -9,6 +9,7 @@ with the frozen DAMSM image encoder; ``variant="no-damsm"`` sets lambda to 0 (th
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class AttnGANSettings:
     lambda_damsm: float | None = None  # the DAMSM term's weight (None: the paper's 5)
     kl_weight: float = M.KL_WEIGHT  # the CA's KL weight in G's loss (the official 1)
     num_stages: int = 3  # G's stages, one D each (the official TREE.BRANCH_NUM, 3)
+    residual: bool = False  # bottleneck residuals in G's first stage and every D (not AttnGAN's)
+    minibatch_std: bool = False  # PGGAN's minibatch std map in every D (not AttnGAN's)
 
 
 # The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
@@ -157,6 +160,8 @@ class AttnGANRecipe(Recipe):
     lambda_ms: float = 0.0  # mode seeking on the last image (0: none, the paper's)
     init_width: int | None = None  # G's channels at 4x4 (None: ngf * s0/4; official ngf*16)
     kl_weight: float = M.KL_WEIGHT  # the CA's KL (mean over the c dims) in G's loss
+    residual: bool = False  # StackGAN TF code's bottleneck residuals (G's 4x4, 8x8; D's 4x4)
+    minibatch_std: bool = False  # PGGAN's minibatch std map on every D's 4x4 features
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -212,19 +217,25 @@ class AttnGANRecipe(Recipe):
             | ({"lambda_ms": self.lambda_ms} if self.lambda_ms else {})
             | ({"init_width": self.init_width} if self.init_width is not None else {})
             | ({"kl_weight": self.kl_weight} if self.kl_weight != M.KL_WEIGHT else {})
+            | ({"residual": True} if self.residual else {})
+            | ({"minibatch_std": True} if self.minibatch_std else {})
             | world_config(self)
         )
 
     def generator_spec(self) -> ModelSpec:
         width = {} if self.init_width is None else {"init_width": self.init_width}
+        residual = {"residual": True} if self.residual else {}
         return ModelSpec.of(
             M.Generator, ngf=self.ngf, base_size=self.base_size, num_stages=self.num_stages,
-            num_residual=self.num_residual, **width,
+            num_residual=self.num_residual, **width, **residual,
         )  # fmt: skip
 
     def build(self):
         G = self.generator_spec().build()
-        Ds = M.build_discriminators(self.base_size, self.num_stages, self.ndf)
+        Ds = M.build_discriminators(
+            self.base_size, self.num_stages, self.ndf,
+            residual=self.residual, minibatch_std=self.minibatch_std,
+        )  # fmt: skip
         return {"G": G, **dict(zip(self.d_names, Ds))}
 
     def optimizers(self, modules, device):
@@ -368,7 +379,8 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
     recipe = AttnGANRecipe(
         base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
         r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms, init_width=model.init_width,
-        num_stages=model.num_stages, kl_weight=model.kl_weight,
+        num_stages=model.num_stages, kl_weight=model.kl_weight, residual=model.residual,
+        minibatch_std=model.minibatch_std,
         **birds_world(model, overrides), **rest,
     )  # fmt: skip
     return recipe, PROFILES[profile].loop.config(profile, **loop)
@@ -549,6 +561,17 @@ class AttnGAN(CaptionChapter):
                 "two attention stages; default 3)",
             )  # fmt: skip
             parser.add_argument(
+                "--residual", action=argparse.BooleanOptionalAction, default=None,
+                help="bottleneck residuals on G's 4x4 and 8x8 maps and every D's 4x4 "
+                "features, as chapter 3's Stage-I (the StackGAN TF code's; not AttnGAN's; "
+                "default: the profile's)",
+            )  # fmt: skip
+            parser.add_argument(
+                "--minibatch-std", action=argparse.BooleanOptionalAction, default=None,
+                help="PGGAN's minibatch standard deviation map (groups of 4) on every D's 4x4 "
+                "features (not AttnGAN's; default: the profile's)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--init-width", type=int, metavar="C",
                 help="G's channels at 4x4, halved per upsample block down to ngf (the paper's "
                 "ngf*16 = 512; default: the profile's, or ngf * s0/4)",
@@ -563,6 +586,8 @@ class AttnGAN(CaptionChapter):
             "kl_weight": args.kl_weight,
             "base_size": args.base_size,
             "num_stages": args.num_stages,
+            "residual": args.residual,
+            "minibatch_std": args.minibatch_std,
             **self.r1_options(args),
             **self.width_options(args),
             **super().train_options(args),

@@ -105,6 +105,17 @@ D's regulariser          none                                        optional la
                                                                      profiles' value and what
                                                                      it measured: the chapter's
                                                                      ``PROFILES`` comment)
+first-stage residuals    none: InitStage is FC + upsample blocks;    optional bottleneck
+                         D_i's 4x4 features go to the heads          residuals (StackGAN TF
+                                                                     code's Stage-I, chapter
+                                                                     3's): G's 4x4 and 8x8
+                                                                     maps, every D_i's 4x4
+                                                                     features (``--residual``)
+D's variety feature      none                                        optional minibatch std
+                                                                     map (PGGAN, groups of 4)
+                                                                     on every D_i's 4x4
+                                                                     features
+                                                                     (``--minibatch-std``)
 G's diversity term       none                                        optional mode seeking
                                                                      (Mao et al. 2019) on the
                                                                      last image, half the batch
@@ -132,8 +143,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlab.nn.attention import WordAttention
+from ganlab.nn.bottleneck import BottleneckResidual
 from ganlab.nn.conditioning import ConditioningAugmentation, kl_divergence
 from ganlab.nn.glu import GLU
+from ganlab.nn.minibatch_std import MinibatchStdDev
 from ganlab.validation import check_choice, check_count, check_images, check_logits, check_tensor
 
 BASE_SIZES = (8, 16, 32, 64)
@@ -233,7 +246,9 @@ class InitStage(nn.Module):
     FC -> BN -> GLU to (B, width, 4, 4), then log2(s0/4) GLU upsample blocks, each halving
     the channels, the last landing on ngf (official: width ngf*16 = 512 for s0 = 64).
     ``width=None``: ngf * s0/4, so that halving alone lands on ngf (the official width at
-    s0 = 64; at s0 = 8 it is only ngf*2).
+    s0 = 64; at s0 = 8 it is only ngf*2). ``residual=True`` (a course option, not AttnGAN's):
+    a ``BottleneckResidual`` with ReLU on the 4x4 map and on the first upsample block's 8x8
+    map, as the StackGAN TF code's default Stage-I network (chapter 3's ``residual1``).
     """
 
     def __init__(
@@ -243,6 +258,7 @@ class InitStage(nn.Module):
         ngf: int = 32,
         base_size: int = 64,
         width: int | None = None,
+        residual: bool = False,
     ):
         super().__init__()
         n_up = _n_halvings(base_size)
@@ -259,7 +275,12 @@ class InitStage(nn.Module):
             GLU(),  # -> (B, width*16)
         )
         widths = [self.width // 2**i for i in range(n_up)] + [ngf]  # 512, 256, 128, 64, 32
-        self.upsample = nn.Sequential(*(up_block(a, b) for a, b in zip(widths, widths[1:])))
+        blocks = [up_block(a, b) for a, b in zip(widths, widths[1:])]
+        self.residual = bool(residual)
+        if residual:  # x + branch(x) -> ReLU at 4x4 (the FC's map) and 8x8 (up block 1's)
+            blocks.insert(0, BottleneckResidual(widths[0], nn.ReLU()))
+            blocks.insert(2, BottleneckResidual(widths[1], nn.ReLU()))
+        self.upsample = nn.Sequential(*blocks)
 
     def forward(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         h = self.fc(torch.cat([c, z], dim=1))  # official order: [c, z] -> (B, width*16)
@@ -305,7 +326,8 @@ class Generator(nn.Module):
     ``num_stages`` in 1..3: images at s0, 2 s0, 4 s0 (official 64, 128, 256); stage i >= 1
     attends to the words. ``text_dim`` is D of the DAMSM encoders (256), ``ngf`` the
     official gf_dim (32), ``num_residual`` R_NUM (2), ``init_width`` the channels of the
-    4x4 map (official gf_dim*16 = 512; None: ngf * s0/4, see :class:`InitStage`).
+    4x4 map (official gf_dim*16 = 512; None: ngf * s0/4, see :class:`InitStage`),
+    ``residual`` the first stage's bottleneck residuals (a course option; :class:`InitStage`).
     """
 
     def __init__(
@@ -318,6 +340,7 @@ class Generator(nn.Module):
         num_stages: int = 3,
         num_residual: int = 2,
         init_width: int | None = None,
+        residual: bool = False,
     ):
         super().__init__()
         check_choice(num_stages, (1, 2, 3), "num_stages")
@@ -327,7 +350,7 @@ class Generator(nn.Module):
         self.base_size, self.num_stages = base_size, num_stages
         self.image_sizes = [base_size * 2**i for i in range(num_stages)]
         self.ca = ConditioningAugmentation(text_dim, c_dim, activation="glu")
-        self.init_stage = InitStage(c_dim, z_dim, ngf, base_size, init_width)
+        self.init_stage = InitStage(c_dim, z_dim, ngf, base_size, init_width, residual)
         self.stages = nn.ModuleList(
             AttentionStage(ngf, text_dim, num_residual) for _ in range(num_stages - 1)
         )
@@ -382,10 +405,21 @@ class Discriminator(nn.Module):
     the size, as the official D_NET64/128/256. Two heads on the (B, 8 ndf, 4, 4) features:
     unconditional (conv 4x4 stride 4) and conditional (sentence replicated to 4x4,
     concatenated, conv3x3 + BN + LReLU, conv 4x4 stride 4).
+
+    Course options, not AttnGAN's: ``residual=True`` passes the last layer's (BN) output
+    through a ``BottleneckResidual`` whose LeakyReLU follows the add (the StackGAN TF code's
+    D0, chapter 3's ``residual1``); ``minibatch_std=True`` appends PGGAN's minibatch standard
+    deviation map (groups of 4) to the 4x4 features both heads read: (B, 8 ndf + 1, 4, 4).
     """
 
     def __init__(
-        self, image_size: int = 64, base_size: int = 64, ndf: int = 64, text_dim: int = 256
+        self,
+        image_size: int = 64,
+        base_size: int = 64,
+        ndf: int = 64,
+        text_dim: int = 256,
+        residual: bool = False,
+        minibatch_std: bool = False,
     ):
         super().__init__()
         n_down = _n_halvings(base_size)
@@ -405,9 +439,15 @@ class Discriminator(nn.Module):
         wide = [8 * ndf * 2**i for i in range(self.stage + 1)]  # 8ndf, 16ndf, 32ndf
         layers += [down_block(a, b) for a, b in zip(wide, wide[1:])]  # -> (B, wide[-1], 4, 4)
         layers += [block3x3_lrelu(a, b) for a, b in zip(wide[::-1], wide[::-1][1:])]  # -> 8ndf
-        self.encode = nn.Sequential(*layers)  # (B, 3, S, S) -> (B, 8 ndf, 4, 4)
-        self.uncond_head = nn.Conv2d(8 * ndf, 1, 4, 4)
-        self.joint = block3x3_lrelu(8 * ndf + text_dim, 8 * ndf)
+        self.residual, self.minibatch_std = bool(residual), bool(minibatch_std)
+        if residual:  # the last layer's LeakyReLU follows the bottleneck branch's add
+            layers[-1][-1] = BottleneckResidual(8 * ndf, nn.LeakyReLU(0.2))
+        if minibatch_std:
+            layers.append(MinibatchStdDev(group_size=4))  # (B, 8 ndf + 1, 4, 4)
+        self.encode = nn.Sequential(*layers)  # (B, 3, S, S) -> (B, 8 ndf [+ 1], 4, 4)
+        feat = 8 * ndf + self.minibatch_std
+        self.uncond_head = nn.Conv2d(feat, 1, 4, 4)
+        self.joint = block3x3_lrelu(feat + text_dim, 8 * ndf)
         self.cond_head = nn.Conv2d(8 * ndf, 1, 4, 4)
         self.apply(init_weights)
 
@@ -445,12 +485,18 @@ class Discriminator(nn.Module):
 
 
 def build_discriminators(
-    base_size: int = 64, num_stages: int = 3, ndf: int = 64, text_dim: int = 256
+    base_size: int = 64,
+    num_stages: int = 3,
+    ndf: int = 64,
+    text_dim: int = 256,
+    residual: bool = False,
+    minibatch_std: bool = False,
 ) -> nn.ModuleList:
     """One Discriminator per generator stage: sizes base_size * 2**i, i < num_stages."""
     check_choice(num_stages, (1, 2, 3), "num_stages")
     return nn.ModuleList(
-        Discriminator(base_size * 2**i, base_size, ndf, text_dim) for i in range(num_stages)
+        Discriminator(base_size * 2**i, base_size, ndf, text_dim, residual, minibatch_std)
+        for i in range(num_stages)
     )
 
 
