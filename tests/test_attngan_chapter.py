@@ -174,26 +174,27 @@ def test_base_size_and_num_stages_reach_the_generator_its_ds_and_manifest(tmp_pa
     assert main([*argv, "--num-stages", "4", "--out", str(tmp_path / "bad")]) == 2
 
 
-def test_residual_and_minibatch_std_options_reach_the_models_and_manifest(tmp_path):
-    """``--residual`` and ``--minibatch-std`` (course options, not AttnGAN's) build G's and
-    every D's extra layers, are recorded, resume, and the weights load back; without them
-    configs are as before."""
+def test_residual_minibatch_std_and_image_skip_options_reach_the_models_and_manifest(tmp_path):
+    """``--residual``, ``--minibatch-std`` and ``--image-skip`` (course options, not
+    AttnGAN's) build G's and every D's extra layers, are recorded, resume, and the weights
+    load back; without them configs are as before."""
     from ganlab.nn.bottleneck import BottleneckResidual
     from ganlab.nn.minibatch_std import MinibatchStdDev
 
-    argv = ["train", "attngan", "--profile", "smoke", "--residual", "--minibatch-std"]
+    options = ["--residual", "--minibatch-std", "--image-skip"]
+    argv = ["train", "attngan", "--profile", "smoke", *options]
     assert main([*argv, "--steps", "1", "--out", str(tmp_path)]) == 0
     assert main([*argv, "--steps", "2", "--resume", "--out", str(tmp_path)]) == 0
     G, meta = chapter.load_generator(tmp_path / "generator.safetensors")
     assert meta["config"]["residual"] is True and meta["config"]["minibatch_std"] is True
-    assert G.init_stage.residual
+    assert G.init_stage.residual and G.image_skip and meta["config"]["image_skip"] is True
     recipe, _ = chapter.recipe_and_config("smoke", residual=True, minibatch_std=True)
     modules = recipe.build()
     for name in recipe.d_names:
         kinds = {type(m) for m in modules[name].modules()}
         assert {BottleneckResidual, MinibatchStdDev} <= kinds
     plain = chapter.recipe_and_config("smoke")[0].config()
-    assert "residual" not in plain and "minibatch_std" not in plain
+    assert not {"residual", "minibatch_std", "image_skip"} & set(plain)
     images, _, _ = chapter.generate_all(G, ["a red bird with a black crown"], seed=0)
     assert images[-1].shape[-1] == G.image_sizes[-1]
 

@@ -159,6 +159,28 @@ def test_residual_option_adds_bottleneck_branches_at_4x4_and_8x8():
     assert g.init_stage.residual and not _tiny().init_stage.residual
 
 
+def test_image_skip_adds_the_previous_stage_upsampled_before_tanh():
+    """``image_skip=True`` (StyleGAN2's skip generator, a course option): with stage 1's head
+    zeroed, its image is the first stage's, upsampled in logit space; without it, a zeroed
+    head draws flat grey (tanh 0)."""
+    sentence, words, mask, _ = _text(3)
+    z = torch.randn(3, 7, generator=torch.Generator().manual_seed(2))
+    for skip in (True, False):
+        torch.manual_seed(0)
+        g = Generator(text_dim=D_TEXT, c_dim=5, z_dim=7, ngf=4, base_size=8, num_stages=2,
+                      image_skip=skip).eval()  # fmt: skip
+        with torch.no_grad():
+            g.heads[1].conv.weight.zero_()
+            images, maps, _, _ = g(z, sentence, words, mask, torch.Generator().manual_seed(3))
+        assert images[1].shape == (3, 3, 16, 16) and len(maps) == 1
+        if skip:
+            logits = torch.atanh(images[0].clamp(-1 + 1e-6, 1 - 1e-6))
+            up = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
+            assert torch.allclose(images[1], torch.tanh(up), atol=1e-4)
+        else:
+            assert torch.equal(images[1], torch.zeros_like(images[1]))
+
+
 def test_discriminator_options_residual_and_minibatch_std():
     """``residual``: the last encoder layer's LeakyReLU follows a bottleneck branch;
     ``minibatch_std``: the heads read one more 4x4 map, the std over groups of 4, so a batch

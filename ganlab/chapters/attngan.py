@@ -60,6 +60,7 @@ class AttnGANSettings:
     num_stages: int = 3  # G's stages, one D each (the official TREE.BRANCH_NUM, 3)
     residual: bool = False  # bottleneck residuals in G's first stage and every D (not AttnGAN's)
     minibatch_std: bool = False  # PGGAN's minibatch std map in every D (not AttnGAN's)
+    image_skip: bool = False  # each stage corrects the previous image, upsampled (not AttnGAN's)
 
 
 # The cpu profile trains on chapter 2's laptop world (birds cropped tight before plain
@@ -162,6 +163,7 @@ class AttnGANRecipe(Recipe):
     kl_weight: float = M.KL_WEIGHT  # the CA's KL (mean over the c dims) in G's loss
     residual: bool = False  # StackGAN TF code's bottleneck residuals (G's 4x4, 8x8; D's 4x4)
     minibatch_std: bool = False  # PGGAN's minibatch std map on every D's 4x4 features
+    image_skip: bool = False  # StyleGAN2's skip G: stage i adds stage i-1's image, upsampled
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -219,15 +221,16 @@ class AttnGANRecipe(Recipe):
             | ({"kl_weight": self.kl_weight} if self.kl_weight != M.KL_WEIGHT else {})
             | ({"residual": True} if self.residual else {})
             | ({"minibatch_std": True} if self.minibatch_std else {})
+            | ({"image_skip": True} if self.image_skip else {})
             | world_config(self)
         )
 
     def generator_spec(self) -> ModelSpec:
         width = {} if self.init_width is None else {"init_width": self.init_width}
-        residual = {"residual": True} if self.residual else {}
+        flags = {k: True for k in ("residual", "image_skip") if getattr(self, k)}
         return ModelSpec.of(
             M.Generator, ngf=self.ngf, base_size=self.base_size, num_stages=self.num_stages,
-            num_residual=self.num_residual, **width, **residual,
+            num_residual=self.num_residual, **width, **flags,
         )  # fmt: skip
 
     def build(self):
@@ -380,7 +383,7 @@ def recipe_and_config(profile: str, **overrides) -> tuple[AttnGANRecipe, TrainCo
         base_size=model.base_size, ngf=model.ngf, ndf=model.ndf, n_birds=model.n_birds,
         r1_gamma=model.r1_gamma, lambda_ms=model.lambda_ms, init_width=model.init_width,
         num_stages=model.num_stages, kl_weight=model.kl_weight, residual=model.residual,
-        minibatch_std=model.minibatch_std,
+        minibatch_std=model.minibatch_std, image_skip=model.image_skip,
         **birds_world(model, overrides), **rest,
     )  # fmt: skip
     return recipe, PROFILES[profile].loop.config(profile, **loop)
@@ -572,6 +575,11 @@ class AttnGAN(CaptionChapter):
                 "features (not AttnGAN's; default: the profile's)",
             )  # fmt: skip
             parser.add_argument(
+                "--image-skip", action=argparse.BooleanOptionalAction, default=None,
+                help="each stage's image adds the previous stage's, upsampled, before tanh "
+                "(StyleGAN2's skip generator; not AttnGAN's; default: the profile's)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--init-width", type=int, metavar="C",
                 help="G's channels at 4x4, halved per upsample block down to ngf (the paper's "
                 "ngf*16 = 512; default: the profile's, or ngf * s0/4)",
@@ -588,6 +596,7 @@ class AttnGAN(CaptionChapter):
             "num_stages": args.num_stages,
             "residual": args.residual,
             "minibatch_std": args.minibatch_std,
+            "image_skip": args.image_skip,
             **self.r1_options(args),
             **self.width_options(args),
             **super().train_options(args),

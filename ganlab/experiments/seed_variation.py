@@ -34,11 +34,7 @@ from ganlab.validation import check_count
 def _forward(G, c: torch.Tensor, z: torch.Tensor, feats) -> list[torch.Tensor]:
     """G's images for a given CA sample c (B, c_dim) and z (B, z_dim)."""
     h = G.init_stage(c, z)  # (B, ngf, s0, s0)
-    images = [G.heads[0](h)]
-    for stage, head in zip(G.stages, G.heads[1:]):
-        h, _ = stage(h, feats.words, feats.padding)  # (B, ngf, 2S, 2S)
-        images.append(head(h))
-    return images
+    return G.draw(h, feats.words, feats.padding)[0]
 
 
 @torch.no_grad()

@@ -111,6 +111,11 @@ first-stage residuals    none: InitStage is FC + upsample blocks;    optional bo
                                                                      3's): G's 4x4 and 8x8
                                                                      maps, every D_i's 4x4
                                                                      features (``--residual``)
+image skip               none: each stage draws its image from h_i   optional: StyleGAN2's
+                                                                     skip generator, stage i's
+                                                                     pre-tanh image adds stage
+                                                                     i-1's, upsampled
+                                                                     (``--image-skip``)
 D's variety feature      none                                        optional minibatch std
                                                                      map (PGGAN, groups of 4)
                                                                      on every D_i's 4x4
@@ -320,6 +325,11 @@ class ImageHead(nn.Module):
         return torch.tanh(self.conv(h))
 
 
+def upsample_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) -> (B, 3, 2S, 2S), bilinear: the image skip's path (``image_skip``)."""
+    return F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
+
+
 class Generator(nn.Module):
     """AttnGAN's G: (z, sentence, words, mask) -> (images, attention maps, mu, logvar).
 
@@ -328,6 +338,9 @@ class Generator(nn.Module):
     official gf_dim (32), ``num_residual`` R_NUM (2), ``init_width`` the channels of the
     4x4 map (official gf_dim*16 = 512; None: ngf * s0/4, see :class:`InitStage`),
     ``residual`` the first stage's bottleneck residuals (a course option; :class:`InitStage`).
+    ``image_skip=True`` (a course option, StyleGAN2's skip generator): stage i's image is
+    tanh(conv(h_i) + up(pre-tanh image of stage i-1)), so each stage draws a correction of the
+    previous stage's image, upsampled, rather than a new image.
     """
 
     def __init__(
@@ -341,6 +354,7 @@ class Generator(nn.Module):
         num_residual: int = 2,
         init_width: int | None = None,
         residual: bool = False,
+        image_skip: bool = False,
     ):
         super().__init__()
         check_choice(num_stages, (1, 2, 3), "num_stages")
@@ -348,6 +362,7 @@ class Generator(nn.Module):
             raise ValueError(f"ngf must be >= 1, got {ngf}")
         self.text_dim, self.c_dim, self.z_dim, self.ngf = text_dim, c_dim, z_dim, ngf
         self.base_size, self.num_stages = base_size, num_stages
+        self.image_skip = bool(image_skip)
         self.image_sizes = [base_size * 2**i for i in range(num_stages)]
         self.ca = ConditioningAugmentation(text_dim, c_dim, activation="glu")
         self.init_stage = InitStage(c_dim, z_dim, ngf, base_size, init_width, residual)
@@ -383,12 +398,23 @@ class Generator(nn.Module):
         check_tensor(words, "words", (b, self.text_dim, "T"), why=why)
         c, mu, logvar = self.ca(sentence, generator)  # (B, c_dim) each
         h = self.init_stage(c, z)  # (B, ngf, s0, s0)
-        images, attention_maps = [self.heads[0](h)], []
+        images, attention_maps = self.draw(h, words, mask)
+        return images, attention_maps, mu, logvar
+
+    def draw(
+        self, h: torch.Tensor, words: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The stages after F_0: h_0 (B, ngf, s0, s0) -> (images, attention maps) as
+        :meth:`forward` returns them."""
+        logits = self.heads[0].conv(h)  # (B, 3, s0, s0), before tanh
+        images, attention_maps = [torch.tanh(logits)], []
         for stage, head in zip(self.stages, self.heads[1:]):
             h, attention = stage(h, words, mask)  # (B, ngf, 2S, 2S), (B, T, S, S)
-            images.append(head(h))
+            skip = upsample_logits(logits) if self.image_skip else 0.0  # (B, 3, 2S, 2S)
+            logits = head.conv(h) + skip
+            images.append(torch.tanh(logits))
             attention_maps.append(attention)
-        return images, attention_maps, mu, logvar
+        return images, attention_maps
 
 
 # --------------------------------------------------------------------------------------
