@@ -1,6 +1,6 @@
 """The ``ganlab`` command (also ``python -m ganlab``); every chapter extends it.
 
-ganlab train CHAPTER [--profile P] [--steps N] [--out DIR] [--resume | --overwrite]
+ganlab train CHAPTER [--profile P] [--steps N] [--batch-size B] [--out DIR] [--resume | --overwrite]
                     [--checkpoint-minutes M] [chapter options]
 ganlab sample CHAPTER [--weights W] [--out PNG|JPG] [--n N] [--seed S] [chapter options]
 ganlab evaluate CHAPTER [--weights W] [--n N] --json [chapter options]
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _chapter_arg(p)
     p.add_argument("--profile", choices=PROFILES, help="default: $GANLAB_PROFILE or by hardware")
     p.add_argument("--steps", type=int, help="override the profile's number of steps")
+    p.add_argument("--batch-size", type=int, metavar="B", help="override the profile's batch")
     p.add_argument("--out", help="folder for checkpoint.safetensors (default runs/CHAPTER)")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")

@@ -62,6 +62,20 @@ def test_bench_steps_must_be_positive(capsys):
     assert "--steps must be a positive integer, got -3" in capsys.readouterr().err
 
 
+def test_train_batch_size_overrides_the_profile_and_must_be_positive(tmp_path, capsys):
+    """``ganlab train --batch-size B`` replaces the profile's batch (recorded in the
+    checkpoint's train config); 0 is refused before anything is trained."""
+    import json
+
+    bad, smoke = tmp_path / "bad", ["train", "cgan", "--profile", "smoke"]
+    assert main([*smoke, "--batch-size", "0", "--out", str(bad)]) == 2
+    assert "--batch-size must be a positive integer, got 0" in capsys.readouterr().err
+    assert not bad.exists()
+    out = tmp_path / "run"
+    assert main([*smoke, "--steps", "1", "--batch-size", "6", "--out", str(out)]) == 0
+    assert json.loads((out / "checkpoint.json").read_text())["train"]["batch_size"] == 6
+
+
 def test_sample_refuses_a_huge_grid_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "g.png"
     assert main(["sample", "cgan", "--n", "100000", "--out", str(out)]) == 2

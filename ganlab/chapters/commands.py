@@ -124,6 +124,7 @@ def train(chapter: Chapter, args: argparse.Namespace) -> dict:
     from ganlab.profiles import get_profile
 
     check_positive(args.steps, "--steps")
+    check_positive(getattr(args, "batch_size", None), "--batch-size")
     check_positive(getattr(args, "snapshot_every", None), "--snapshot-every")
     check_seed(args.seed)
     profile = get_profile(args.profile)
@@ -131,6 +132,7 @@ def train(chapter: Chapter, args: argparse.Namespace) -> dict:
     out = Path(args.out or f"runs/{chapter.name}")
     common = dict(
         steps=args.steps,
+        batch_size=getattr(args, "batch_size", None),  # None: the profile's
         out=str(out),
         resume=args.resume,
         seed=args.seed,
