@@ -12,6 +12,10 @@ for every stage's image:
 and, at the last image, how much of the seeds' difference each source of noise makes alone:
 a new **z** with the CA noise kept, and a new **CA** sample (eps) with z kept.
 
+With ``--fd N`` it also scores every stage's images alone (the generator cut after that
+stage, upsampled to the judge's 64 px), on N training captions as ``ganlab ship
+--pick-snapshot`` does: how much each attention stage adds to the first stage's sketch.
+
 A generator whose first stage varies with the seed and whose later stages do not is drawing
 each caption's words the same way whatever its sketch: the attention stages erase the
 variety. Example::
@@ -71,6 +75,30 @@ def seed_variation(G, captions: list[str], seed: int = 0, text_encoder=None) -> 
     return {"stages": stages, "last": last, "n_captions": len(captions)}
 
 
+def first_stages(G, k: int):
+    """A copy of G that stops after its first ``k`` stages (its last image: stage k's)."""
+    import copy
+
+    check_count(k, "k (stages to keep)")
+    if k > G.num_stages:
+        raise ValueError(f"G has {G.num_stages} stages, cannot keep {k}")
+    head = copy.deepcopy(G)
+    head.stages, head.heads = head.stages[: k - 1], head.heads[:k]
+    head.num_stages, head.image_sizes = k, head.image_sizes[:k]
+    return head
+
+
+def stage_fd(G, meta, n: int) -> list[dict]:
+    """Every stage's images scored like ``ganlab ship --pick-snapshot`` (judge FD, ``n``
+    training captions, upsampled to the judge's 64 px): [{"size", "fd"}, ...]."""
+    scores = []
+    for k in range(1, G.num_stages + 1):
+        head = first_stages(G, k)
+        fd = chapter.CHAPTER.selection_score(head, meta, n)["frechet_distance"]
+        scores.append({"size": head.image_sizes[-1], "fd": fd})
+    return scores
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m ganlab.experiments.seed_variation",
@@ -80,9 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("generators", nargs="+", help="AttnGAN weights or checkpoints")
     p.add_argument("--n", type=int, default=256, help="test captions (default 256)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--fd", type=int, metavar="N",
+        help="also each stage's judge FD on N training captions (as --pick-snapshot scores)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     try:
         check_count(args.n, "--n", minimum=2)
+        if args.fd is not None:
+            check_count(args.fd, "--fd", minimum=2)
         loaded = [(path, chapter.load_generator(path)) for path in args.generators]
     except (ValueError, KeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -101,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path} (n = {args.n} test captions, pixels in [-1, 1])")
         print("  " + " | ".join(cells))
         print(f"  last image: new z alone {last['z']:.3f}, new CA sample alone {last['ca']:.3f}")
+        if args.fd:
+            fds = [f"{s['size']} px {s['fd']:.1f}" for s in stage_fd(G.eval(), meta, args.fd)]
+            print(f"  judge FD by stage (n = {args.fd} training captions): " + ", ".join(fds))
     return 0
 
 
