@@ -135,6 +135,29 @@ class AttnGANSettings:
 # and 97.5 at 250, 500, 1,000, 2,000 and 2,250, stopped at about 2,400. Its KL stayed near 14
 # where the 16 px run's rose to 90, yet z alone moved the last image by 0.190 at 2,000 steps
 # (0.183 without it): the CA's width is not what narrows the samples.
+# Four more on the 16 px recipe (2026-12-07, second sitting; new course options, off in every
+# profile; training-split FD, n = 500; the 16 px run: 1,041.3, 410.5, 241.3, 165.2, 130.8,
+# 115.2, 107.2, 99.9, 90.6, 93.4, 90.6, 89.3, 84.2 and 80.2 at 250 to 3,500 steps). Chapter
+# 3's fix (the StackGAN TF code's bottleneck residuals on G's 4x4 and 8x8 maps and on every
+# D's 4x4 features, ``--residual``, which took its 32 px Stage-I from about 87 to 41.5): 631.5,
+# 236.9, 160.9, 146.7, 138.9, 134.0 and 135.2 at 250 to 1,750 (stopped). With PGGAN's minibatch
+# std map on every D as well (``--minibatch-std``): 788.3, 247.3, 211.9, 148.1, 142.7, 131.4,
+# 120.4, 110.9, 115.9, 112.4, 117.1 and 112.2 at 250 to 3,000 (stopped). With StyleGAN2's image
+# skip added to both (``--image-skip``: each stage's pre-tanh image adds the previous one's,
+# upsampled): 672.5, 336.4, 241.5, 144.6, 123.0, 119.4, 124.8 and 117.5 at 250 to 2,000
+# (stopped). The image skip alone: 962.1, 375.3, 223.9, 173.3, 144.0, 127.9, 116.2, 100.5,
+# 101.5, 99.5, 108.8, 108.0, 100.0 and 96.5 at 250 to 3,500 (stopped). ``python -m
+# ganlab.experiments.seed_variation --fd 500`` (256 test captions for the variation) says why.
+# At 1,750 steps the residual G's 16 px first stage scores 193.0 and 191.9 on its own against
+# the 16 px run's 139.9; its seeds vary more there (0.454, 0.439 against 0.336) and less at
+# 32 px (0.214, 0.241 against 0.311). At 3,500 steps the image skip keeps the variety (32 px
+# seeds 0.357 against 0.229; a new CA sample alone 0.335 against 0.211, z alone 0.105 against
+# 0.100) from a sketch as good (132.2 against 129.6), yet ends worse (96.5 against 80.2): the
+# attention stage gains less when it must keep the sketch. More variety alone does not lower
+# the FD; the first stage's sketch is what holds it. The 16 px run's first stage scores 132.9
+# at 2,000 steps, 129.6 at 3,500 and 126.5 at 6,000 on its own, and its attention stage takes
+# it to 99.9, 80.2 and 66.5. The shipped model's stages score 397.2, 151.9 and 68.8 (8, 16, 32
+# px).
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),
