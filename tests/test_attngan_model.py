@@ -169,10 +169,18 @@ def test_image_skip_adds_the_previous_stage_upsampled_before_tanh():
         torch.manual_seed(0)
         g = Generator(text_dim=D_TEXT, c_dim=5, z_dim=7, ngf=4, base_size=8, num_stages=2,
                       image_skip=skip).eval()  # fmt: skip
+        seen: list = []  # lecture 4 hooks every head: each must run as a module, once per stage
+
+        def hook(module, inputs, out, seen=seen):
+            seen.append(tuple(out.shape))
+
+        for head in g.heads:
+            head.register_forward_hook(hook)
         with torch.no_grad():
             g.heads[1].conv.weight.zero_()
             images, maps, _, _ = g(z, sentence, words, mask, torch.Generator().manual_seed(3))
         assert images[1].shape == (3, 3, 16, 16) and len(maps) == 1
+        assert seen == [(3, 3, 8, 8), (3, 3, 16, 16)]
         if skip:
             logits = torch.atanh(images[0].clamp(-1 + 1e-6, 1 - 1e-6))
             up = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)

@@ -44,7 +44,7 @@ Shapes (official sizes; ``ngf`` = gf_dim = 32, ``ndf`` = df_dim = 64, D = nef = 
     AttentionStage  h (B, ngf, S, S), words (B, D, T) -> context (B, ngf, S, S)
                 -> [h, context] (B, 2 ngf, S, S) -> 2 GLU ResBlocks
                 -> nearest x2, conv3x3, BN, GLU -> (B, ngf, 2S, 2S)
-    ImageHead   (B, ngf, S, S) -> conv3x3 -> tanh -> (B, 3, S, S)          S = 64, 128, 256
+    ImageHead   (B, ngf, S, S) -> conv3x3 -> (B, 3, S, S), then tanh      S = 64, 128, 256
     D_i         (B, 3, S, S) -> 4 stride-2 convs -> (B, 8 ndf, S/16, S/16) -> i more stride-2
                 convs (8 ndf -> 16 ndf -> 32 ndf) -> i conv3x3 back to (B, 8 ndf, 4, 4);
                 unconditional head: conv 4x4 stride 4 -> (B,);
@@ -315,14 +315,16 @@ class AttentionStage(nn.Module):
 
 
 class ImageHead(nn.Module):
-    """G_i: (B, ngf, S, S) -> conv3x3 -> tanh -> image (B, 3, S, S) in [-1, 1]."""
+    """G_i: (B, ngf, S, S) -> conv3x3 -> the image's logits (B, 3, S, S); the generator takes
+    tanh of them. ``skip`` (``image_skip``): the previous stage's logits, upsampled, added."""
 
     def __init__(self, ngf: int = 32):
         super().__init__()
         self.conv = conv3x3(ngf, 3)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.conv(h))
+    def forward(self, h: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.conv(h)  # (B, 3, S, S)
+        return logits if skip is None else logits + skip
 
 
 def upsample_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -406,12 +408,12 @@ class Generator(nn.Module):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The stages after F_0: h_0 (B, ngf, s0, s0) -> (images, attention maps) as
         :meth:`forward` returns them."""
-        logits = self.heads[0].conv(h)  # (B, 3, s0, s0), before tanh
+        logits = self.heads[0](h)  # (B, 3, s0, s0), before tanh
         images, attention_maps = [torch.tanh(logits)], []
         for stage, head in zip(self.stages, self.heads[1:]):
             h, attention = stage(h, words, mask)  # (B, ngf, 2S, 2S), (B, T, S, S)
-            skip = upsample_logits(logits) if self.image_skip else 0.0  # (B, 3, 2S, 2S)
-            logits = head.conv(h) + skip
+            skip = upsample_logits(logits) if self.image_skip else None  # (B, 3, 2S, 2S)
+            logits = head(h, skip)
             images.append(torch.tanh(logits))
             attention_maps.append(attention)
         return images, attention_maps
@@ -478,7 +480,8 @@ class Discriminator(nn.Module):
         self.apply(init_weights)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, 8 ndf, 4, 4); compute once per image batch."""
+        """(B, 3, S, S) -> (B, 8 ndf [+ 1 with ``minibatch_std``], 4, 4); compute once per
+        image batch."""
         # the range check reads the images back to the host: outside training only
         check_images(image, channels=3, size=self.image_size, batch="B", values=not self.training)
         return self.encode(image)
