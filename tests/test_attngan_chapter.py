@@ -199,6 +199,40 @@ def test_residual_minibatch_std_and_image_skip_options_reach_the_models_and_mani
     assert images[-1].shape[-1] == G.image_sizes[-1]
 
 
+def test_lr_decay_start_decays_every_rate_from_that_step_and_resumes_alike(tmp_path):
+    """``--lr-decay-start S`` (a course option, not the paper's): G's and every D's rate is
+    2e-4 before step S, then falls linearly to 0 at the run's end. The schedule counts
+    absolute steps, so a run trained to S and resumed with more steps follows the same rates
+    as one trained in one go; recorded only when used; a negative step is refused."""
+    from ganlab.train.loop import linear_decay_from
+
+    decay = linear_decay_from(4)
+    assert [decay(s, 8) for s in (0, 3, 4, 5, 6, 7)] == [1, 1, 1, 0.75, 0.5, 0.25]
+    assert [decay(s, 12) for s in (3, 4, 8)] == [1, 1, 0.5]  # resumed longer: same start
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="a step >= 0"):
+            chapter.recipe_and_config("smoke", lr_decay_start=bad)
+    recipe, cfg = chapter.recipe_and_config("smoke", lr_decay_start=2, steps=4, progress=False)
+    assert recipe.config()["lr_decay_start"] == 2
+    trainer = Trainer(recipe, cfg, device="cpu")
+    seen, real_step = [], recipe.step
+
+    def spy(ctx):
+        seen.append([trainer.opts[k].param_groups[0]["lr"] for k in ("G", *recipe.d_names)])
+        return real_step(ctx)
+
+    recipe.step = spy
+    trainer.fit()
+    assert [row[0] for row in seen] == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4])
+    assert all(len(set(row)) == 1 for row in seen)  # every D decays with G
+    argv = ["train", "attngan", "--profile", "smoke", "--lr-decay-start", "1"]
+    assert main([*argv, "--steps", "1", "--out", str(tmp_path)]) == 0
+    assert main([*argv, "--steps", "2", "--resume", "--out", str(tmp_path)]) == 0
+    assert ckpt.read_meta(tmp_path / "generator.safetensors")["config"]["lr_decay_start"] == 1
+    plain, _ = chapter.recipe_and_config("cpu")  # the profiles keep the paper's constant rate
+    assert plain.schedules() == {} and "lr_decay_start" not in plain.config()
+
+
 def test_kl_weight_reaches_g_loss_and_the_manifest(tmp_path, monkeypatch):
     """``--kl-weight W`` multiplies the CA's KL in G's loss and is recorded; the official
     weight (1) leaves configs as they were; a negative or NaN weight is refused."""

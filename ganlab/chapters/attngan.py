@@ -31,7 +31,15 @@ from ganlab.nn import check_lazy_r1, lazy_r1_config, mode_seeking_loss, r1_penal
 from ganlab.text.damsm import damsm_loss
 from ganlab.text.train import load_encoders, tokenize_all
 from ganlab.train.export import ModelSpec
-from ganlab.train.loop import LoopSettings, Recipe, StepContext, TrainConfig, Trainer, adam
+from ganlab.train.loop import (
+    LoopSettings,
+    Recipe,
+    StepContext,
+    TrainConfig,
+    Trainer,
+    adam,
+    linear_decay_from,
+)
 from ganlab.validation import check_count
 
 NAME = "attngan"
@@ -195,6 +203,7 @@ class AttnGANRecipe(Recipe):
     residual: bool = False  # StackGAN TF code's bottleneck residuals (G's 4x4, 8x8; D's 4x4)
     minibatch_std: bool = False  # PGGAN's minibatch std map on every D's 4x4 features
     image_skip: bool = False  # StyleGAN2's skip G: stage i adds stage i-1's image, upsampled
+    lr_decay_start: int = 0  # 0: constant rates (the paper's); else linear to 0 from this step
     encoder_path: str | None = None
     data_root: str | None = None  # a real CUB-200 / Oxford-102 folder instead of the world
     framing: str = "full"  # the world's birds: "full" scene, "cub" or "tight" crop
@@ -203,6 +212,7 @@ class AttnGANRecipe(Recipe):
 
     def __post_init__(self):
         check_framing(self.framing)
+        linear_decay_from(self.lr_decay_start)  # refuses a negative or non-integer step
         check_scene(self.scene)
         check_lazy_r1(self.r1_gamma, self.r1_every)
         check_count(self.ngf, "ngf (G's base width)")
@@ -253,6 +263,7 @@ class AttnGANRecipe(Recipe):
             | ({"residual": True} if self.residual else {})
             | ({"minibatch_std": True} if self.minibatch_std else {})
             | ({"image_skip": True} if self.image_skip else {})
+            | ({"lr_decay_start": self.lr_decay_start} if self.lr_decay_start else {})
             | world_config(self)
         )
 
@@ -274,6 +285,12 @@ class AttnGANRecipe(Recipe):
 
     def optimizers(self, modules, device):
         return {k: adam(modules[k].parameters(), self.lr, self.betas, device) for k in modules}
+
+    def schedules(self):
+        if not self.lr_decay_start:
+            return {}  # the paper's constant 2e-4
+        decay = linear_decay_from(self.lr_decay_start)
+        return {k: decay for k in ("G", *self.d_names)}
 
     def data(self, device):
         drawn = sorted({max(s, MIN_DRAWN) for s in self.image_sizes})
@@ -611,6 +628,12 @@ class AttnGAN(CaptionChapter):
                 "(StyleGAN2's skip generator; not AttnGAN's; default: the profile's)",
             )  # fmt: skip
             parser.add_argument(
+                "--lr-decay-start", type=int, metavar="STEP",
+                help="from this step on, G's and every D's learning rate decays linearly to 0 "
+                "at the last step (not the paper's, whose rate is constant; default 0: "
+                "constant)",
+            )  # fmt: skip
+            parser.add_argument(
                 "--init-width", type=int, metavar="C",
                 help="G's channels at 4x4, halved per upsample block down to ngf (the paper's "
                 "ngf*16 = 512; default: the profile's, or ngf * s0/4)",
@@ -628,6 +651,7 @@ class AttnGAN(CaptionChapter):
             "residual": args.residual,
             "minibatch_std": args.minibatch_std,
             "image_skip": args.image_skip,
+            "lr_decay_start": args.lr_decay_start,
             **self.r1_options(args),
             **self.width_options(args),
             **super().train_options(args),

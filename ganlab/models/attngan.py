@@ -127,6 +127,10 @@ G's diversity term       none                                        optional mo
                                                                      repeating the other half's
                                                                      captions (``--lambda-ms``;
                                                                      ``ganlab.nn.mode_seeking``)
+learning rate            2e-4 for G and every D_i, constant          optional: linear decay to
+                                                                     0 from a given step
+                                                                     (``--lr-decay-start``;
+                                                                     every profile: constant)
 =======================  ==========================================  =========================
 
 R = 2 residual blocks per attention stage (``R_NUM``), c = 100, z = 100. Optimiser (not set

@@ -119,6 +119,19 @@ def linear_decay(step: int, total: int) -> float:
     return 1.0 if step < half else max(0.0, (total - step) / max(total - half, 1))
 
 
+def linear_decay_from(start: int) -> Schedule:
+    """A :data:`Schedule`: the full rate before step ``start``, then linearly to 0 at the
+    run's end. Absolute in steps, so a run resumed with more steps keeps its first ``start``
+    steps bit for bit the same as one trained with those steps from the start."""
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"the decay's start must be a step >= 0, got {start!r}")
+
+    def factor(step: int, total: int) -> float:
+        return 1.0 if step < start else max(0.0, (total - step) / max(total - start, 1))
+
+    return factor
+
+
 class Recipe:
     """What one chapter trains. Subclasses set ``chapter`` and override the methods.
 
