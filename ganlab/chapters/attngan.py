@@ -174,6 +174,33 @@ class AttnGANSettings:
 # 640.9, 437.5, 424.2, 354.6, 281.1, 232.2, 193.2, 166.8 and 153.8 at 250 to 2,250 steps
 # (stopped), behind the same stage trained with its attention stage (132.9 at 2,000): the later
 # stage's gradients help the sketch, so training the first stage alone first is no shortcut.
+# Third sitting (2026-12-07; training-split FD, n = 500; one thread each, two at a time).
+# Chapters 2 and 3's D balance on the 16 px recipe (``--ndf 32 --r1-gamma 0.1``, 1.4 s per
+# step): 742.2, 440.2, 334.1, 260.4, 187.1, 161.6, 140.2, 136.7, 128.5 and 119.4 at 250 to
+# 2,500 steps, behind the 16 px run all along (93.4 at 2,500; stopped). The 16 px run went on
+# from 6,900 steps with every rate decaying linearly to 0 by 9,000 (``--lr-decay-start 7000
+# --steps 9000``, new): 62.8, 63.6, 62.8, 62.8, 62.9, 61.7, 62.0, 63.1 and 64.6 at 7,000 to
+# 9,000: the decay does not move the plateau. Where that plateau lies (``python -m
+# ganlab.experiments.fd_anatomy``, new; at 7,750 steps, FD 62.8): mean part 15.7, covariance
+# part 47.1, against 11.9 and 36.8 for chapter 2's shipped G (48.7) and 2.9 and 6.3 for the
+# same birds drawn at 32 px (9.1). Its judge features spread as widely as real birds' (trace
+# of their covariance 379.8 against 354.3; chapter 2's 346.4), along the same principal
+# directions (185.0 against 194.0 on real birds' first five, 149.2 against 131.5 on the next
+# 15); a 3x3 box blur raises the FD to 93.7 (chapter 2's: 83.4); the judge's 14 attribute
+# groups (pose, size, orientation and background among them) are distributed as for chapter
+# 2's G (total variation from real birds, summed over the groups: 1.60 against 1.54). Not
+# blur, a missing pose or background, or too little spread, then: how the features co-vary.
+# A 32 px first stage and a 64 px attention stage (the sketch at chapter 3's Stage-I size;
+# ``--base-size 32 --ngf 16 --init-width 256``, about 1.1 s per step): 1,098.9, 341.4, 224.4,
+# 237.7, 216.4, 321.6 and 332.9 at 250 to 1,750 steps; with chapter 3's residuals
+# (``--residual``): 853.5, 403.4, 206.0, 225.2, 319.4 and 413.4 at 250 to 1,500, its first
+# stage alone 210.0 at 750 and 263.9 at 1,500. Both turned back after 1,000 steps, their 64 px
+# images covered in a striped texture. A lighter DAMSM term made it worse (``--lambda-damsm
+# 1``: 311.0, 437.8 and 563.0 at 250 to 750), so the DAMSM term steadies the 64 px stage
+# rather than drawing the texture. Chapter 3's D balance on it (``--residual --ndf 32
+# --r1-gamma 0.1``, 1.7 s per step; ``runs/attn_b32resd``) kept falling: RESD_TRAJECTORY, its
+# 64 px birds without the texture and varying more with the seed; an R1 of 1 (ndf 16) started
+# far slower (1,883.1 and 2,016.1 at 250 and 500; stopped).
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),
