@@ -198,9 +198,9 @@ class AttnGANSettings:
 # images covered in a striped texture. A lighter DAMSM term made it worse (``--lambda-damsm
 # 1``: 311.0, 437.8 and 563.0 at 250 to 750), so the DAMSM term steadies the 64 px stage
 # rather than drawing the texture. Chapter 3's D balance on it (``--residual --ndf 32
-# --r1-gamma 0.1``, 1.7 s per step; ``runs/attn_b32resd``) kept falling: RESD_TRAJECTORY, its
-# 64 px birds without the texture and varying more with the seed; an R1 of 1 (ndf 16) started
-# far slower (1,883.1 and 2,016.1 at 250 and 500; stopped).
+# --r1-gamma 0.1``, 1.7 s per step) only put it off: 724.6, 323.9, 276.9, 236.7, 209.8, 189.6,
+# 201.6 and 273.7 at 250 to 2,000 steps, the texture gone at 1,500 and back at 2,000 (stopped);
+# an R1 of 1 (ndf 16) started far slower (1,883.1 and 2,016.1 at 250 and 500; stopped).
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),
