@@ -8,7 +8,7 @@ import torch
 
 from ganlab.cli import main as ganlab
 from ganlab.evaluation.birds import real_birds
-from ganlab.experiments.fd_anatomy import attribute_distance, box_blur, fd_anatomy, main, spread
+from ganlab.experiments.fd_anatomy import attribute_distance, fd_anatomy, feature_spread, main
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +33,16 @@ def test_parts_tell_collapse_from_shift():
     """Spread: a collapsed set (every row the same) has trace 0; a shifted copy keeps the
     spread. Attributes: disjoint values give 1, the same mix 0."""
     real = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
-    collapsed = spread(real[:1].expand(64, -1), real)
+    collapsed = feature_spread(real[:1].expand(64, -1), real)
     assert collapsed["trace"]["generated"] == pytest.approx(0, abs=1e-12)
-    shifted = spread(real + 5, real)
+    shifted = feature_spread(real + 5, real)
     assert shifted["trace"]["generated"] == pytest.approx(shifted["trace"]["real"])
     assert list(shifted["bands"]) == ["0-5", "5-8"]
-    values = torch.tensor([0, 0, 1, 1])
-    assert attribute_distance({"g": (values, 3)}, {"g": (values.flip(0), 3)}) == {"g": 0.0}
-    assert attribute_distance({"g": (values + 2, 4)}, {"g": (values, 4)}) == {"g": 1.0}
-
-
-def test_box_blur_averages_each_3x3_neighbourhood():
-    x = torch.zeros(1, 3, 5, 5)
-    x[:, :, 2, 2] = 0.9
-    blurred = box_blur(x)
-    assert blurred[0, 0, 1:4, 1:4] == pytest.approx(torch.full((3, 3), 0.1))
-    assert blurred[0, 0, 0].abs().max() == 0 and box_blur(torch.ones(2, 3, 4, 4)).eq(1).all()
+    codes = torch.tensor([0, 0, 1, 1])[:, None].expand(4, 14)  # (N, 14), every group alike
+    same = attribute_distance(codes, codes.flip(0))
+    assert len(same) == 14 and set(same.values()) == {0.0}
+    other = attribute_distance(torch.zeros_like(codes), torch.ones_like(codes))  # none shared
+    assert set(other.values()) == {1.0}
 
 
 def test_bad_input_is_refused(birds):

@@ -186,7 +186,7 @@ class AttnGANSettings:
 # same birds drawn at 32 px (9.1). Its judge features spread as widely as real birds' (trace
 # of their covariance 379.8 against 354.3; chapter 2's 346.4), along the same principal
 # directions (185.0 against 194.0 on real birds' first five, 149.2 against 131.5 on the next
-# 15); a 3x3 box blur raises the FD to 93.7 (chapter 2's: 83.4); the judge's 14 attribute
+# 15); the ladder's 5x5 box blur raises the FD to 79.1 (chapter 2's: 68.9); the 14 attribute
 # groups (pose, size, orientation and background among them) are distributed as for chapter
 # 2's G (total variation from real birds, summed over the groups: 1.60 against 1.54). Not
 # blur, a missing pose or background, or too little spread, then: how the features co-vary.

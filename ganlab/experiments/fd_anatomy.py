@@ -11,8 +11,9 @@ each, drawn as ``ganlab ship --pick-snapshot`` draws them) it prints:
   along real birds' principal directions in bands (the first 5, the next 15, 40, the rest):
   too little spread (collapse) shows as a smaller trace, spread in the wrong places as excess
   variance in the later bands;
-* **blur**: the FD after a 3x3 box blur of the generated images (lower: the images carry
-  noise the judge dislikes; higher: the judge rewards their sharpness);
+* **blur**: the FD after the generated images are blurred as the ladder's blurred rung blurs
+  real birds (a 5x5 box; lower: the images carry noise the judge dislikes; higher: the judge
+  rewards their sharpness);
 * **attributes**: for each of the judge's 14 groups (colours, beak, pose, size, background...)
   the total variation distance between the distributions of its predicted value over the
   generated and the real birds (0: the same mix of values; 1: none in common).
@@ -29,21 +30,14 @@ import argparse
 import sys
 
 import torch
-import torch.nn.functional as F
 
+from ganlab.data.birds import ATTRIBUTES, GROUPS
 from ganlab.validation import check_count, check_images
 
 BANDS = ((0, 5), (5, 20), (20, 60), (60, None))  # real birds' principal directions
 
 
-def box_blur(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, S, S) -> the same, each pixel the mean of its 3x3 neighbourhood (edges
-    replicated)."""
-    kernel = torch.full((3, 1, 3, 3), 1 / 9, dtype=images.dtype)
-    return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
-
-
-def spread(feats: torch.Tensor, real: torch.Tensor) -> dict:
+def feature_spread(feats: torch.Tensor, real: torch.Tensor) -> dict:
     """Trace of each set's feature covariance, and the variance of both along real's
     principal directions, summed per band of :data:`BANDS`."""
     cov_real = torch.cov(real.double().T)
@@ -65,24 +59,16 @@ def spread(feats: torch.Tensor, real: torch.Tensor) -> dict:
     }
 
 
-def attribute_distance(predicted: dict, real: dict) -> dict[str, float]:
-    """Per group: the total variation distance between the predicted values' histograms.
-    ``predicted`` and ``real``: group -> (N,) value indices, and the group's logits width."""
+def attribute_distance(predicted: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """Per group of ``GROUPS``: the total variation distance between the histograms of the
+    predicted values; ``predicted`` and ``real``: (N, 14) codes (``BirdJudge.predict``)."""
     out = {}
-    for group, (values, width) in real.items():
-        a = torch.bincount(predicted[group][0], minlength=width).double()
-        b = torch.bincount(values, minlength=width).double()
+    for i, group in enumerate(GROUPS):
+        width = len(ATTRIBUTES[group])
+        a = torch.bincount(predicted[:, i], minlength=width).double()
+        b = torch.bincount(real[:, i], minlength=width).double()
         out[group] = 0.5 * (a / a.sum() - b / b.sum()).abs().sum().item()
     return out
-
-
-@torch.no_grad()
-def _predicted_values(judge, images: torch.Tensor, batch: int = 250) -> dict:
-    parts: dict[str, list] = {}
-    for s in range(0, len(images), batch):
-        for group, logits in judge(images[s : s + batch]).items():
-            parts.setdefault(group, []).append(logits)
-    return {g: (torch.cat(v).argmax(1), v[0].shape[1]) for g, v in parts.items()}
 
 
 def fd_anatomy(images: torch.Tensor, real: torch.Tensor, drawn_32: torch.Tensor) -> dict:
@@ -90,6 +76,7 @@ def fd_anatomy(images: torch.Tensor, real: torch.Tensor, drawn_32: torch.Tensor)
     smaller images are upsampled to the judge's 64 px as the ladder does); ``drawn_32``: the
     same real birds drawn at 32 px, the reference for the parts."""
     from ganlab.evaluation.birds import bird_judge, upsample
+    from ganlab.evaluation.faces import degraded  # the ladder's blurs, birds' and faces'
     from ganlab.metrics import frechet_distance_terms
 
     for name, x in (("images", images), ("real", real), ("drawn_32", drawn_32)):
@@ -102,16 +89,15 @@ def fd_anatomy(images: torch.Tensor, real: torch.Tensor, drawn_32: torch.Tensor)
     judge = bird_judge()
     real = upsample(real)
     ref = judge.embed_images(real)
-    feats = judge.embed_images(upsample(images))
+    images = upsample(images)
+    feats = judge.embed_images(images)
     return {
         "n": len(images),
         "fd": frechet_distance_terms(feats, ref),
         "fd_drawn_32": frechet_distance_terms(judge.embed_images(upsample(drawn_32)), ref),
-        "fd_blurred": frechet_distance_terms(judge.embed_images(upsample(box_blur(images))), ref),
-        "spread": spread(feats, ref),
-        "attributes": attribute_distance(
-            _predicted_values(judge, upsample(images)), _predicted_values(judge, real)
-        ),
+        "fd_blurred": frechet_distance_terms(judge.embed_images(degraded(images, "box")), ref),
+        "spread": feature_spread(feats, ref),
+        "attributes": attribute_distance(judge.predict(images), judge.predict(real)),
     }
 
 
@@ -121,7 +107,7 @@ def _print(path: str, out: dict) -> None:
     print(
         f"  FD {fd['total']:.1f} = mean {fd['mean']:.1f} + covariance {fd['covariance']:.1f}"
         f" | real birds drawn at 32 px: {ref['total']:.1f} = {ref['mean']:.1f} + "
-        f"{ref['covariance']:.1f} | after a 3x3 box blur: {blur['total']:.1f}"
+        f"{ref['covariance']:.1f} | after the ladder's 5x5 box blur: {blur['total']:.1f}"
     )
     s = out["spread"]
     bands = ", ".join(f"{k}: {v['generated']:.1f} / {v['real']:.1f}" for k, v in s["bands"].items())

@@ -115,8 +115,7 @@ Schedule = Callable[[int, int], float]  # (step, total) -> learning-rate factor
 def linear_decay(step: int, total: int) -> float:
     """A :data:`Schedule`: the full rate for the first half of the run, then linearly to 0
     at its end (pix2pix's and SPADE's niter = niter_decay)."""
-    half = total // 2
-    return 1.0 if step < half else max(0.0, (total - step) / max(total - half, 1))
+    return linear_decay_from(total // 2)(step, total)
 
 
 def linear_decay_from(start: int) -> Schedule:
