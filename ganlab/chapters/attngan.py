@@ -201,6 +201,25 @@ class AttnGANSettings:
 # --r1-gamma 0.1``, 1.7 s per step) only put it off: 724.6, 323.9, 276.9, 236.7, 209.8, 189.6,
 # 201.6 and 273.7 at 250 to 2,000 steps, the texture gone at 1,500 and back at 2,000 (stopped);
 # an R1 of 1 (ndf 16) started far slower (1,883.1 and 2,016.1 at 250 and 500; stopped).
+# Fourth sitting (2026-12-07; training-split FD, n = 500; one thread each, two at a time). A
+# twice as wide G on the 16 px recipe (``--base-size 16 --num-stages 2 --ngf 64``, about 1.2 s
+# per step; ``runs/attn_b16g64``): 763.2, 305.8, 152.1, 119.6, 108.9, 112.7, 90.2, 81.1, 85.0,
+# 78.5, 76.7, 73.0, 70.2, 69.2, 68.8, 65.1, 63.3, 63.0, 61.3, 60.3, 60.6, 59.0, 58.9 and 57.8
+# at 250 to 6,000 steps, ahead of the 16 px run (66.5 at 6,000) at every step and still
+# falling. At 6,000 steps, on the test split (n = 1,000): FD 51.7 (the shipped model: 64.0; the
+# blurred rung 48.5), text alignment 0.650 (0.654), R-precision 0.241 (0.216); at 4,250: 57.8.
+# Its 32 px birds still carry specks of the caption's colours inside the body and paler,
+# speckled skies, as the 16 px run's do. Averaging the weights of its snapshots from 5,000 to
+# 6,000 (a check outside the package) scores 58.5: no gain (on the 16 px run's 7,000 to 8,750,
+# 60.7 against 61.7-64.6 each). Its no-DAMSM twin
+# (``--variant no-damsm``, ``runs/attn_b16g64_nod``) and the run itself go on, to ship it.
+# A twice as wide D alone (``--ndf 32``, no R1): 803.2, 378.4, 195.2, 149.3 and 136.8 at 250 to
+# 1,250, ahead of the 16 px run to 1,000 and behind at 1,250 (130.8; stopped). Real and fake
+# images through each D_i in one batch, so that D's BatchNorm sees both (a local patch, not
+# kept; the official code passes them apart): D won outright (loss 0.07 to 0.15) and G drew
+# stripes, 1,288.9, 1,231.3, 946.2, 940.8 and 799.6 at 250 to 1,250 (stopped). G's EMA matters
+# (a check outside the package): at the end of the decayed run above (9,000 steps) the raw G
+# scores 87.0 (86.4 with standing BatchNorm statistics) where its EMA copy scores 65.2.
 PROFILES = {
     "smoke": Profile(AttnGANSettings(16, 4, 4, 64), LoopSettings(4, 8, 2)),
     "cpu": Profile(AttnGANSettings(8, 32, 16, 10000, "tight", "plain"), LoopSettings(6000, 32, 50)),
