@@ -8,7 +8,13 @@ import torch
 
 from ganlab.cli import main as ganlab
 from ganlab.evaluation.birds import real_birds
-from ganlab.experiments.fd_anatomy import attribute_distance, fd_anatomy, feature_spread, main
+from ganlab.experiments.fd_anatomy import (
+    attribute_distance,
+    fd_anatomy,
+    feature_spread,
+    main,
+    value_mix,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +25,8 @@ def birds():
 def test_real_birds_against_themselves_score_nothing(birds):
     with pytest.warns(UserWarning):  # 24 birds in 256 dimensions: rank deficient
         out = fd_anatomy(birds, birds, birds)
+    worst = out["worst_group"]
+    assert worst["generated"] == worst["real"] and sum(worst["real"].values()) == pytest.approx(1)
     assert out["n"] == 24 and out["fd"]["mean"] == pytest.approx(0, abs=1e-6)
     assert out["fd"]["total"] == pytest.approx(0, abs=0.05)
     assert set(out["attributes"].values()) == {0.0} and len(out["attributes"]) == 14
@@ -45,6 +53,15 @@ def test_parts_tell_collapse_from_shift():
     assert set(other.values()) == {1.0}
 
 
+def test_value_mix_names_each_value_with_its_share():
+    """wing_pattern is the 6th group; its values are plain, striped and spotted."""
+    codes = torch.zeros(8, 14, dtype=torch.long)
+    codes[:, 5] = torch.tensor([0, 2, 2, 2, 1, 2, 0, 2])
+    assert value_mix(codes, "wing_pattern") == {"plain": 0.25, "striped": 0.125, "spotted": 0.625}
+    with pytest.raises(ValueError, match="expected one of"):
+        value_mix(codes, "no_such_group")
+
+
 def test_bad_input_is_refused(birds):
     with pytest.raises(ValueError, match="as many birds"):
         fd_anatomy(birds[:4], birds, birds)
@@ -60,7 +77,9 @@ def test_command_prints_every_part(tmp_path, capsys):
     with pytest.warns(UserWarning):
         assert main(["attngan", str(run / "generator.safetensors"), "--n", "4"]) == 0
     out = capsys.readouterr().out
-    for part in ("FD", "covariance", "drawn at 32 px", "box blur", "trace", "background"):
+    parts = ("FD", "covariance", "drawn at 32 px", "box blur", "trace", "background")
+    parts += ("most distant",)
+    for part in parts:
         assert part in out, (part, out)
     assert main(["attngan", str(tmp_path / "missing.safetensors")]) == 2
     assert main(["attngan", str(run / "generator.safetensors"), "--n", "1"]) == 2

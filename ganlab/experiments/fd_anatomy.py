@@ -16,7 +16,8 @@ each, drawn as ``ganlab ship --pick-snapshot`` draws them) it prints:
   rewards their sharpness);
 * **attributes**: for each of the judge's 14 groups (colours, beak, pose, size, background...)
   the total variation distance between the distributions of its predicted value over the
-  generated and the real birds (0: the same mix of values; 1: none in common).
+  generated and the real birds (0: the same mix of values; 1: none in common), and for the
+  most distant group the share of each of its values, generated against real.
 
 Example::
 
@@ -71,6 +72,16 @@ def attribute_distance(predicted: torch.Tensor, real: torch.Tensor) -> dict[str,
     return out
 
 
+def value_mix(predicted: torch.Tensor, group: str) -> dict[str, float]:
+    """The share of each of ``group``'s values among ``predicted`` (N, 14) codes
+    (``BirdJudge.predict``), by the value's name: {"plain": 0.31, "striped": 0.39, ...}."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown attribute group {group!r}: expected one of {GROUPS}")
+    values = ATTRIBUTES[group]
+    counts = torch.bincount(predicted[:, GROUPS.index(group)], minlength=len(values)).double()
+    return dict(zip(values, (counts / counts.sum()).tolist()))
+
+
 def fd_anatomy(images: torch.Tensor, real: torch.Tensor, drawn_32: torch.Tensor) -> dict:
     """Take apart the judge FD of ``images`` against ``real`` (both (N, 3, S, S) in [-1, 1];
     smaller images are upsampled to the judge's 64 px as the ladder does); ``drawn_32``: the
@@ -91,13 +102,21 @@ def fd_anatomy(images: torch.Tensor, real: torch.Tensor, drawn_32: torch.Tensor)
     ref = judge.embed_images(real)
     images = upsample(images)
     feats = judge.embed_images(images)
+    predicted, predicted_real = judge.predict(images), judge.predict(real)
+    tv = attribute_distance(predicted, predicted_real)
+    worst = max(tv, key=tv.get)
     return {
         "n": len(images),
         "fd": frechet_distance_terms(feats, ref),
         "fd_drawn_32": frechet_distance_terms(judge.embed_images(upsample(drawn_32)), ref),
         "fd_blurred": frechet_distance_terms(judge.embed_images(degraded(images, "box")), ref),
         "spread": feature_spread(feats, ref),
-        "attributes": attribute_distance(judge.predict(images), judge.predict(real)),
+        "attributes": tv,
+        "worst_group": {  # the group whose values the generator gets most wrong
+            "group": worst,
+            "generated": value_mix(predicted, worst),
+            "real": value_mix(predicted_real, worst),
+        },
     }
 
 
@@ -118,6 +137,9 @@ def _print(path: str, out: dict) -> None:
     tv = out["attributes"]
     cells = ", ".join(f"{g} {v:.2f}" for g, v in tv.items())
     print(f"  attributes, total variation from real (sum {sum(tv.values()):.2f}): {cells}")
+    w = out["worst_group"]
+    mix = ", ".join(f"{v} {w['generated'][v]:.2f} / {w['real'][v]:.2f}" for v in w["real"])
+    print(f"  its most distant group, {w['group']} (generated / real): {mix}")
 
 
 def main(argv: list[str] | None = None) -> int:
