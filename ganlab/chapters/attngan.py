@@ -208,6 +208,8 @@ class AttnGANSettings:
 # at 250 to 6,000 steps, ahead of the 16 px run (66.5 at 6,000) at every step and still
 # falling. At 6,000 steps, on the test split (n = 1,000): FD 51.7 (the shipped model: 64.0; the
 # blurred rung 48.5), text alignment 0.650 (0.654), R-precision 0.241 (0.216); at 4,250: 57.8.
+# Resumed toward 9,000 steps: 55.2 at 6,250 (test split, n = 1,000: FD 50.2, alignment 0.655,
+# R-precision 0.249).
 # Its 32 px birds still carry specks of the caption's colours inside the body and paler,
 # speckled skies, as the 16 px run's do. Averaging the weights of its snapshots from 5,000 to
 # 6,000 (a check outside the package) scores 58.5: no gain (on the 16 px run's 7,000 to 8,750,
