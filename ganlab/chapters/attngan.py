@@ -209,12 +209,11 @@ class AttnGANSettings:
 # falling. At 6,000 steps, on the test split (n = 1,000): FD 51.7 (the shipped model: 64.0; the
 # blurred rung 48.5), text alignment 0.650 (0.654), R-precision 0.241 (0.216); at 4,250: 57.8.
 # Resumed toward 9,000 steps: 55.2 at 6,250 (test split, n = 1,000: FD 50.2, alignment 0.655,
-# R-precision 0.249).
-# Its 32 px birds still carry specks of the caption's colours inside the body and paler,
-# speckled skies, as the 16 px run's do. Averaging the weights of its snapshots from 5,000 to
-# 6,000 (a check outside the package) scores 58.5: no gain (on the 16 px run's 7,000 to 8,750,
-# 60.7 against 61.7-64.6 each). Its no-DAMSM twin
-# (``--variant no-damsm``, ``runs/attn_b16g64_nod``) and the run itself go on, to ship it.
+# R-precision 0.249). Its 32 px birds still carry specks of the caption's colours inside the
+# body and paler, speckled skies, as the 16 px run's do. Averaging the weights of its snapshots
+# from 5,000 to 6,000 (a check outside the package) scores 58.5: no gain (on the 16 px run's
+# 7,000 to 8,750, 60.7 against 61.7-64.6 each). Its no-DAMSM twin (``--variant no-damsm``,
+# ``runs/attn_b16g64_nod``) and the run itself go on, to ship it.
 # A twice as wide D alone (``--ndf 32``, no R1): 803.2, 378.4, 195.2, 149.3 and 136.8 at 250 to
 # 1,250, ahead of the 16 px run to 1,000 and behind at 1,250 (130.8; stopped). Real and fake
 # images through each D_i in one batch, so that D's BatchNorm sees both (a local patch, not

@@ -60,18 +60,6 @@ def feature_spread(feats: torch.Tensor, real: torch.Tensor) -> dict:
     }
 
 
-def attribute_distance(predicted: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
-    """Per group of ``GROUPS``: the total variation distance between the histograms of the
-    predicted values; ``predicted`` and ``real``: (N, 14) codes (``BirdJudge.predict``)."""
-    out = {}
-    for i, group in enumerate(GROUPS):
-        width = len(ATTRIBUTES[group])
-        a = torch.bincount(predicted[:, i], minlength=width).double()
-        b = torch.bincount(real[:, i], minlength=width).double()
-        out[group] = 0.5 * (a / a.sum() - b / b.sum()).abs().sum().item()
-    return out
-
-
 def value_mix(predicted: torch.Tensor, group: str) -> dict[str, float]:
     """The share of each of ``group``'s values among ``predicted`` (N, 14) codes
     (``BirdJudge.predict``), by the value's name: {"plain": 0.31, "striped": 0.39, ...}."""
@@ -80,6 +68,16 @@ def value_mix(predicted: torch.Tensor, group: str) -> dict[str, float]:
     values = ATTRIBUTES[group]
     counts = torch.bincount(predicted[:, GROUPS.index(group)], minlength=len(values)).double()
     return dict(zip(values, (counts / counts.sum()).tolist()))
+
+
+def attribute_distance(predicted: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """Per group of ``GROUPS``: the total variation distance between the mixes of the
+    predicted values (:func:`value_mix`); ``predicted`` and ``real``: (N, 14) codes."""
+    out = {}
+    for group in GROUPS:
+        a, b = value_mix(predicted, group), value_mix(real, group)
+        out[group] = 0.5 * sum(abs(a[v] - b[v]) for v in a)
+    return out
 
 
 def fd_anatomy(images: torch.Tensor, real: torch.Tensor, drawn_32: torch.Tensor) -> dict:
