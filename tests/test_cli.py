@@ -8,6 +8,7 @@ import pytest
 
 from ganlab.cli import main
 from ganlab.train import checkpoint as ckpt
+from ganlab.train.loop import cpu_has_bf16
 
 BENCH_KEYS = {"chapter", "profile", "device", "batch_size", "steps", "seconds", "images_per_second"}
 
@@ -60,6 +61,19 @@ def test_bench_json_keys(capsys):
     result = json.loads(capsys.readouterr().out)
     assert BENCH_KEYS <= set(result)
     assert result["chapter"] == "cgan" and result["images_per_second"] > 0
+    assert result["amp_bf16"] is False  # the CPU runs float32 unless asked
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_cpu_bf16_reaches_the_run_and_its_manifest(tmp_path, capsys):
+    bench = ["bench", "cgan", "--profile", "smoke", "--steps", "2", "--json", "--cpu-bf16"]
+    assert main(bench) == 0
+    assert json.loads(capsys.readouterr().out)["amp_bf16"] is True
+    out = tmp_path / "run"
+    assert main(["train", "cgan", "--profile", "smoke", "--steps", "2", "--cpu-bf16",
+                 "--out", str(out)]) == 0  # fmt: skip
+    meta = ckpt.load_state(out / "generator.safetensors")[1]
+    assert "--cpu-bf16" in meta["manifest"]["command"]
 
 
 def test_python_dash_m_and_info():

@@ -13,7 +13,8 @@ import torch
 from ganlab.chapters.cgan import CGANRecipe
 from ganlab.errors import CheckpointError, NonFiniteLossError
 from ganlab.train import checkpoint as ckpt
-from ganlab.train.loop import TrainConfig, Trainer
+from ganlab.train import loop
+from ganlab.train.loop import StepContext, TrainConfig, Trainer
 
 
 def tiny(out=None, steps=12, **kw):
@@ -134,6 +135,39 @@ def test_ema_tracks_generator():
 def test_config_validation():
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+
+
+def _context(amp: bool, cpu_bf16: bool) -> StepContext:
+    return StepContext(0, 8, torch.device("cpu"), {}, {}, {}, None, amp, 1, cpu_bf16)
+
+
+def test_cpu_bf16_autocasts_the_cpu_only_when_asked():
+    conv, x = torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
+    for amp, cpu_bf16, dtype in ((True, True, torch.bfloat16), (True, False, torch.float32),
+                                 (False, True, torch.float32)):  # fmt: skip
+        ctx = _context(amp, cpu_bf16)
+        with ctx.autocast():
+            assert conv(x).dtype == dtype, (amp, cpu_bf16)
+            with ctx.full_precision():
+                assert conv(x).dtype == torch.float32
+
+
+def test_cpu_bf16_is_refused_where_the_cpu_would_emulate_it(monkeypatch):
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ValueError, match="native bf16"):
+        TrainConfig(cpu_bf16=True)
+    TrainConfig(cpu_bf16=False)  # the default never asks
+
+
+@pytest.mark.skipif(not loop.cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_a_cpu_bf16_run_trains_finite_and_differs_from_float32():
+    a, b = tiny(steps=4, cpu_bf16=True), tiny(steps=4)
+    for t in (a, b):
+        t.fit()
+    assert all(torch.isfinite(torch.tensor(v)) for v in a.history[-1].values())
+    wa, wb = weights(a), weights(b)
+    assert all(v.dtype == torch.float32 for k, v in wa.items() if v.is_floating_point())
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa if k.startswith("G."))
 
 
 def _free_port() -> int:

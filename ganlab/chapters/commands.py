@@ -9,6 +9,7 @@ write, are a stable interface (teachers' scripts read their keys).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -137,6 +138,7 @@ def train(chapter: Chapter, args: argparse.Namespace) -> dict:
         resume=args.resume,
         seed=args.seed,
         data_root=args.data_root,
+        cpu_bf16=getattr(args, "cpu_bf16", False) or None,  # None: the config's default
     )
     results: dict = {}
     for run in chapter.runs(profile.name, args, common, results):  # planned lazily: a run
@@ -200,6 +202,8 @@ def bench(chapter: Chapter, args: argparse.Namespace) -> dict:
     check_positive(args.steps, "--steps")
     profile = get_profile(args.profile)
     recipe, cfg = chapter.bench_recipe(profile.name, args)
+    if getattr(args, "cpu_bf16", False):  # replace() re-validates: refused without native bf16
+        cfg = dataclasses.replace(cfg, cpu_bf16=True)
     timed, warmup = chapter.bench_steps_smoke if profile.name == "smoke" else chapter.bench_steps
     return bench_recipe(
         recipe, cfg, profile.device, args.steps or timed, warmup, model_name(recipe), profile.name

@@ -40,7 +40,7 @@ def bench_recipe(
         "steps": steps,
         "seconds": round(seconds, 4),
         "images_per_second": round(cfg.batch_size * steps / seconds, 1),
-        "amp_bf16": bool(cfg.amp and dev.type == "cuda"),
+        "amp_bf16": bool(cfg.amp and (dev.type == "cuda" or (cfg.cpu_bf16 and dev.type == "cpu"))),
         "compile": cfg.compile,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

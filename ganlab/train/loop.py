@@ -60,6 +60,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     ema_decay: float | None = 0.999
     amp: bool = True  # bf16 autocast, on CUDA only
+    # bf16 autocast on the CPU too (opt-in: fast only where the CPU has native bf16, as
+    # AVX512-BF16 or AMX; emulated elsewhere, and slower); ``--cpu-bf16``
+    cpu_bf16: bool = False
     compile: bool = False
     out: str | None = None  # folder for checkpoint.safetensors
     resume: bool = False
@@ -74,6 +77,16 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if self.cpu_bf16 and not cpu_has_bf16():
+            raise ValueError(
+                "cpu_bf16 (--cpu-bf16) needs a CPU with native bf16 (AVX512-BF16 or AMX); "
+                "this one would emulate it, slower than float32: train without it"
+            )
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX)."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,7 @@ class StepContext:
     data: Any
     amp: bool
     total: int = 1  # the run's number of steps (cfg.steps)
+    cpu_bf16: bool = False  # with ``amp``: autocast on the CPU too (TrainConfig.cpu_bf16)
     # where ``amp`` turns bf16 autocast on; a test adds "cpu" to run that path without a GPU
     amp_devices: ClassVar[tuple[str, ...]] = ("cuda",)
 
@@ -196,15 +210,22 @@ class StepContext:
         """``step / total`` in [0, 1): for fade-ins and decaying weights (PGGAN, StarGAN v2)."""
         return self.step / self.total
 
+    @property
+    def autocasting(self) -> bool:
+        """Whether :meth:`autocast` turns bf16 on: CUDA with ``amp``, or the CPU asked for."""
+        on_cpu = self.cpu_bf16 and self.device.type == "cpu"
+        return self.amp and (self.device.type in self.amp_devices or on_cpu)
+
     def autocast(self):
-        """bf16 autocast on CUDA when enabled; compute penalties and losses outside it."""
-        if self.amp and self.device.type in self.amp_devices:
+        """bf16 autocast on CUDA when enabled (and on the CPU with ``cpu_bf16``); compute
+        penalties and losses outside it."""
+        if self.autocasting:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
     def full_precision(self):
         """A region where autocast is off (float32), even inside ``autocast()``."""
-        if self.amp and self.device.type in self.amp_devices:
+        if self.autocasting:
             return torch.autocast(self.device.type, enabled=False)
         return nullcontext()
 
@@ -431,6 +452,7 @@ class Trainer:
                     data,
                     cfg.amp,
                     cfg.steps,
+                    cfg.cpu_bf16,
                 )
                 losses = self.recipe.step(ctx)
                 for ema in self.ema.values():
