@@ -53,7 +53,7 @@ def test_checksums_and_manifests():
         assert {"command", "steps", "seconds", "device", "metrics", "n_eval"} <= set(m)
         assert m["profile"] == "cpu" and m["n_eval"] == 1000 and m["steps"] <= loop.steps
         config = meta["config"]
-        assert config["num_stages"] == 3 and config["base_size"] == recipe.base_size
+        assert (config["num_stages"], config["base_size"]) == (recipe.num_stages, recipe.base_size)
         assert (config["ngf"], config["ndf"]) == (recipe.ngf, recipe.ndf)
         assert m["world"] == {"framing": recipe.framing, "scene": recipe.scene}
     main = manifest(chapter.SHIPPED)["manifest"]

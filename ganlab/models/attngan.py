@@ -131,6 +131,9 @@ learning rate            2e-4 for G and every D_i, constant          optional: l
                                                                      0 from a given step
                                                                      (``--lr-decay-start``;
                                                                      every profile: constant)
+precision                float32                                     bf16 autocast on CUDA, and
+                                                                     on a CPU with native bf16
+                                                                     given ``--cpu-bf16``
 =======================  ==========================================  =========================
 
 R = 2 residual blocks per attention stage (``R_NUM``), c = 100, z = 100. Optimiser (not set
