@@ -59,7 +59,7 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     ema_decay: float | None = 0.999
-    amp: bool = True  # bf16 autocast, on CUDA only
+    amp: bool = True  # bf16 autocast on CUDA (on the CPU too only with cpu_bf16)
     # bf16 autocast on the CPU too (opt-in: fast only where the CPU has native bf16, as
     # AVX512-BF16 or AMX; emulated elsewhere, and slower); ``--cpu-bf16``
     cpu_bf16: bool = False
