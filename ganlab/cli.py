@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cpu-bf16",
         action="store_true",
-        help="bf16 autocast on the CPU too (about 1.7x faster where the CPU has native bf16, "
-        "AVX512-BF16 or AMX; refused elsewhere)",
+        help="bf16 autocast on the CPU too (about 1.6x faster on the course's machine; needs a "
+        "CPU with native bf16, AVX512-BF16 or AMX, and is refused elsewhere)",
     )
 
     p = sub.add_parser("sample", help="draw samples into a PNG (or JPEG) grid")

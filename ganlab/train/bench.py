@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ganlab.train.loop import Recipe, TrainConfig, Trainer
+from ganlab.train.loop import Recipe, TrainConfig, Trainer, autocasts
 
 
 def bench_recipe(
@@ -40,7 +40,7 @@ def bench_recipe(
         "steps": steps,
         "seconds": round(seconds, 4),
         "images_per_second": round(cfg.batch_size * steps / seconds, 1),
-        "amp_bf16": bool(cfg.amp and (dev.type == "cuda" or (cfg.cpu_bf16 and dev.type == "cpu"))),
+        "amp_bf16": autocasts(cfg.amp, cfg.cpu_bf16, dev),
         "compile": cfg.compile,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -84,6 +84,12 @@ class TrainConfig:
             )
 
 
+def autocasts(amp: bool, cpu_bf16: bool, device: torch.device, gpus=("cuda",)) -> bool:
+    """Whether a step on ``device`` runs in bf16 autocast: ``amp`` on a GPU (``gpus``), and on
+    the CPU only with ``cpu_bf16`` (what :class:`StepContext` and ``ganlab bench`` report)."""
+    return amp and (device.type in gpus or (cpu_bf16 and device.type == "cpu"))
+
+
 def cpu_has_bf16() -> bool:
     """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX)."""
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
@@ -213,8 +219,7 @@ class StepContext:
     @property
     def autocasting(self) -> bool:
         """Whether :meth:`autocast` turns bf16 on: CUDA with ``amp``, or the CPU asked for."""
-        on_cpu = self.cpu_bf16 and self.device.type == "cpu"
-        return self.amp and (self.device.type in self.amp_devices or on_cpu)
+        return autocasts(self.amp, self.cpu_bf16, self.device, self.amp_devices)
 
     def autocast(self):
         """bf16 autocast on CUDA when enabled (and on the CPU with ``cpu_bf16``); compute
